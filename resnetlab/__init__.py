@@ -22,6 +22,9 @@ _LAZY = {
     "MetricStream": "resnetlab.live.stream:MetricStream",
     "Dashboard": "resnetlab.live.dashboard:Dashboard",
     "log": "resnetlab.live.stream:log",
+    "SystemMonitor": "resnetlab.live.monitor:SystemMonitor",
+    "live_dashboard": "resnetlab.live.session:live_dashboard",
+    "jobs": "resnetlab.jobs:",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -33,6 +36,8 @@ def __getattr__(name: str) -> Any:
     except KeyError:
         raise AttributeError(f"module 'resnetlab' has no attribute {name!r}") from None
     module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
+    value = importlib.import_module(module)
+    if attr:
+        value = getattr(value, attr)
     globals()[name] = value
     return value

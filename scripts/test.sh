@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh dataset-fashion-mnist chromium xvfb xauth xdotool \
-  libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0
-bash scripts/setup-env.sh jupyter,gui,gpu,dev
+  libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
+  libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-shape0 libxcb-render-util0 \
+  libxcb-image0 libxkbcommon-x11-0
+bash scripts/setup-env.sh jupyter,gui,gpu,keras,dev
 # GTK3 bindings build from source; a failure only skips the GTK tests (with the reason).
 if ! .venv/bin/python -c 'import gi' 2>/dev/null; then
   .venv/bin/pip install -q pycairo "PyGObject>=3.42,<3.51" >/dev/null 2>&1 \

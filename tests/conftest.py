@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +18,9 @@ import pytest
 # Headless by default: a test that wants a GUI backend asks for it explicitly.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from suite_support import CHROMIUM, CHROMIUM_ARGS, FASHION_MNIST_DIR, free_port  # noqa: E402
+
+__all__ = ["CHROMIUM_ARGS", "free_port"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,6 +29,16 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     cache = tmp_path_factory.mktemp("xdg-cache")
     os.environ["XDG_CACHE_HOME"] = str(cache)
     os.environ.pop("RESNETLAB_DATA", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """One intra-op thread: small test models run faster, and parallel test processes
+    (torchrun ranks, kernels, viewers) do not oversubscribe the machine's cores."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +59,6 @@ def chromium_path() -> str:
     return str(CHROMIUM)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def xvfb_display() -> str:
     """A virtual X display (Xvfb) for desktop-window tests; sets ``DISPLAY``."""
@@ -83,6 +77,13 @@ def xvfb_display() -> str:
             proc.kill()
             pytest.skip(f"Xvfb did not start on {display}")
         time.sleep(0.05)
+    # The socket appears before Xvfb accepts clients: wait until a client really connects.
+    probe = "import matplotlib as m, sys; sys.exit(0 if m._c_internal_utils.display_is_valid() else 1)"
+    while subprocess.run([sys.executable, "-c", probe], env={**os.environ, "DISPLAY": display}).returncode:
+        if proc.poll() is not None or time.time() > deadline + 20:
+            proc.kill()
+            pytest.skip(f"Xvfb on {display} does not accept connections")
+        time.sleep(0.2)
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display
     yield display

@@ -1,0 +1,43 @@
+"""Live view of training: metric stream, system monitor, dashboard and its drivers.
+
+    from resnetlab.live import Dashboard, MetricStream, SystemMonitor, log, live_dashboard
+
+Names are imported lazily so ``import resnetlab.live`` does not import matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "MetricStream": "resnetlab.live.stream:MetricStream",
+    "StreamReader": "resnetlab.live.stream:StreamReader",
+    "QueueFeed": "resnetlab.live.stream:QueueFeed",
+    "Record": "resnetlab.live.stream:Record",
+    "default_stream": "resnetlab.live.stream:default_stream",
+    "log": "resnetlab.live.stream:log",
+    "minmax_decimate": "resnetlab.live.decimate:minmax_decimate",
+    "SystemMonitor": "resnetlab.live.monitor:SystemMonitor",
+    "sample_system": "resnetlab.live.monitor:sample_system",
+    "Dashboard": "resnetlab.live.dashboard:Dashboard",
+    "Panel": "resnetlab.live.panels:Panel",
+    "PRESETS": "resnetlab.live.panels:PRESETS",
+    "live_dashboard": "resnetlab.live.session:live_dashboard",
+    "LiveSession": "resnetlab.live.session:LiveSession",
+    "pick_backend": "resnetlab.live.backends:pick_backend",
+    "list_backends": "resnetlab.live.backends:list_backends",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        target = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'resnetlab.live' has no attribute {name!r}") from None
+    module, attr = target.split(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value

@@ -4,18 +4,41 @@ Producers (the trainer, the system monitor, a user's own loop, a Keras callback)
 ``append``; consumers (run store, dashboards, progress bars) only read. Appends and reads
 are thread-safe; each reader keeps its own cursor and gets only what is new since its
 last read. Values are kept per key in growing numpy columns, so drawing a series costs a
-slice, not a Python loop over records.
+slice, not a Python loop over records; ``series(key, max_points=N)`` decimates (min/max
+per bucket, extremes kept) so a million points draw about as fast as a thousand.
+
+Feeding from another process (a worker process, a job) goes through a queue::
+
+    feed = stream.queue_feed()          # parent: a picklable QueueFeed, pump running
+    Process(target=work, args=(feed,)).start()
+    # child: feed.log(step, loss=0.3) / feed.append(step, {...}) -- same as a stream
+    ...
+    stream.close_feeds()                # parent: drain what is left, stop the pumps
+
+``stream.feed_from(queue)`` pumps any ``multiprocessing`` queue that carries
+``(step, time, metrics, epoch)`` tuples (what :class:`QueueFeed` puts).
+
+Mirroring to durable storage reads the stream in the background and hands new records in
+batches to a sink: ``m = stream.mirror(sink, interval=1.0)``, or for the run store
+``m = stream.mirror_to(store, run_id)``; ``m.stop()`` writes the rest.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import queue as _queue
 import threading
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from resnetlab.live.decimate import minmax_decimate
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,7 @@ class MetricStream:
     _dropped: int = field(default=0, init=False, repr=False)
     _columns: dict[str, _Column] = field(default_factory=dict, init=False, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+    _pumps: list[FeedPump] = field(default_factory=list, init=False, repr=False)
 
     # -- producers -------------------------------------------------------------------
     def append(
@@ -127,16 +151,43 @@ class MetricStream:
                 lambda: self._dropped + len(self._records) > index, timeout=timeout
             )
 
-    def series(self, key: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
-        """Copies of (x, value) for ``key``; ``x`` is ``"step"`` or ``"time"``. Empty if unseen."""
+    def series(
+        self,
+        key: str,
+        x: str = "step",
+        *,
+        since: float | None = None,
+        max_points: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of (x, value) for ``key``; ``x`` is ``"step"`` or ``"time"``. Empty if unseen.
+
+        ``since`` keeps only points whose x is >= it (a sliding window); ``max_points``
+        decimates longer series to about that many points, keeping every bucket's min
+        and max (what a plot needs to look the same).
+        """
         if x not in ("step", "time"):
             raise ValueError(f"x must be 'step' or 'time', got {x!r}")
         with self._cond:
             col = self._columns.get(key)
             if col is None:
                 return np.empty(0), np.empty(0)
-            xs = col.steps if x == "step" else col.times
-            return xs[: col.n].copy(), col.values[: col.n].copy()
+            xs = (col.steps if x == "step" else col.times)[: col.n]
+            ys = col.values[: col.n]
+            start = 0
+            if since is not None:
+                # x is non-decreasing for steps and times of one producer; searchsorted
+                # then costs O(log n) instead of a scan.
+                start = int(np.searchsorted(xs, since, side="left"))
+            xs, ys = xs[start:], ys[start:]
+            if max_points is not None and xs.shape[0] > max_points:
+                return minmax_decimate(xs, ys, max(max_points // 2, 1))
+            return xs.copy(), ys.copy()
+
+    def series_length(self, key: str) -> int:
+        """How many values ``key`` has (0 if unseen); cheap, no copy."""
+        with self._cond:
+            col = self._columns.get(key)
+            return 0 if col is None else col.n
 
     def last(self, key: str) -> float | None:
         """The latest value of ``key``, or None if never seen."""
@@ -154,6 +205,169 @@ class MetricStream:
                 if col.n and math.isfinite(col.values[col.n - 1]):
                     out[key] = float(col.values[col.n - 1])
             return out
+
+
+    # -- other processes and durable storage -------------------------------------------
+    def queue_feed(self, context: Any = None) -> QueueFeed:
+        """A picklable producer for another process; a pump here appends what it sends.
+
+        ``context`` is a ``multiprocessing`` context (default: the default context). Pass
+        the returned feed to the worker process; call :meth:`close_feeds` when done.
+        """
+        import multiprocessing
+
+        ctx = context if context is not None else multiprocessing.get_context()
+        q = ctx.Queue()
+        self.feed_from(q)
+        return QueueFeed(q)
+
+    def feed_from(self, source: Any) -> FeedPump:
+        """Append every ``(step, time, metrics, epoch)`` tuple that arrives on ``source``.
+
+        ``source`` is any queue with ``get(timeout=...)`` (``multiprocessing.Queue``,
+        ``queue.Queue``). The pump runs in a daemon thread until :meth:`close_feeds`,
+        ``pump.stop()`` or a ``None`` sentinel on the queue.
+        """
+        pump = FeedPump(self, source)
+        with self._cond:
+            self._pumps.append(pump)
+        pump.start()
+        return pump
+
+    def close_feeds(self, timeout: float = 5.0) -> None:
+        """Drain and stop every pump started by :meth:`feed_from` / :meth:`queue_feed`."""
+        with self._cond:
+            pumps, self._pumps = self._pumps, []
+        for pump in pumps:
+            pump.stop(timeout)
+
+    def mirror(
+        self, sink: Callable[[Sequence[Record]], None], interval: float = 1.0
+    ) -> StreamMirror:
+        """Hand new records to ``sink`` in batches every ``interval`` s (e.g. a run store)."""
+        mirror = StreamMirror(self, sink, interval)
+        mirror.start()
+        return mirror
+
+    def mirror_to(self, store: Any, run_id: int, interval: float = 1.0) -> StreamMirror:
+        """Mirror into a run store (``resnetlab.store.RunStore``): one transaction per batch."""
+
+        def sink(records: Sequence[Record]) -> None:
+            for rec in records:
+                store.log_metrics(run_id, rec.step, rec.metrics, epoch=rec.epoch, time_s=rec.time)
+            store.flush()
+
+        return self.mirror(sink, interval)
+
+
+class QueueFeed:
+    """The producer half of a cross-process feed: ``append``/``log`` like a stream.
+
+    Picklable as a ``multiprocessing.Process`` argument. Values are converted to floats
+    here, so a worker cannot send something the parent cannot read.
+    """
+
+    def __init__(self, q: Any) -> None:
+        self.queue = q
+
+    def append(
+        self,
+        step: int,
+        metrics: Mapping[str, float],
+        *,
+        time: float | None = None,
+        epoch: int | None = None,
+    ) -> None:
+        t = _time.time() if time is None else float(time)
+        self.queue.put((int(step), t, {str(k): float(v) for k, v in metrics.items()}, epoch))
+
+    def log(self, step: int, **metrics: float) -> None:
+        self.append(step, metrics)
+
+    def close(self) -> None:
+        """Tell the parent's pump that this producer is finished."""
+        self.queue.put(None)
+
+
+class FeedPump:
+    """Daemon thread moving records from a queue into a stream (see ``feed_from``)."""
+
+    def __init__(self, stream: MetricStream, source: Any) -> None:
+        self.stream = stream
+        self.source = source
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resnetlab-feed", daemon=True)
+        self.count = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self.source.get(timeout=0.1)
+            except _queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            except (EOFError, OSError, ValueError):  # the queue was closed under us
+                return
+            if item is None:
+                return
+            try:
+                step, t, metrics, epoch = item
+                self.stream.append(step, metrics, time=t, epoch=epoch)
+                self.count += 1
+            except (TypeError, ValueError) as exc:
+                logger.warning("dropped a malformed record from a feed: %r (%s)", item, exc)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Append what is already queued, then end the thread (idempotent)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+
+class StreamMirror:
+    """Background batches of new records to a sink; ``stop()`` flushes the rest."""
+
+    def __init__(
+        self, stream: MetricStream, sink: Callable[[Sequence[Record]], None], interval: float
+    ) -> None:
+        self.reader = stream.reader()
+        self.sink = sink
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="resnetlab-mirror", daemon=True)
+        self.error: BaseException | None = None
+        self._pending: list[Record] = []
+        self._flush_lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def flush(self) -> None:
+        """Give the sink every record it has not accepted yet (kept on failure)."""
+        with self._flush_lock:
+            self._pending.extend(self.reader.read())
+            if self._pending:
+                self.sink(list(self._pending))
+                self._pending.clear()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.flush()
+            except Exception as exc:  # keep the producer running; report at stop()
+                self.error = exc
+                logger.exception("mirroring metrics failed; will retry")
+
+    def stop(self) -> None:
+        """Stop the thread and write what is still unwritten (raises the last error)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.flush()
 
 
 class StreamReader:

@@ -1,0 +1,87 @@
+"""Agg driver (headless): PNG snapshots of the dashboard written atomically.
+
+``draw()`` renders; when a ``directory`` is set, a snapshot ``<name>.png`` (or
+``<name>-<i>.png`` with several figures) is written at most every ``interval`` seconds
+and once more on ``stop()``. Files are replaced with ``os.replace`` after fsync, so a
+reader (or a crash, or SIGKILL) never sees a half-written PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from resnetlab.live.drivers.base import BaseDriver
+from resnetlab.utils.atomic import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+
+class AggDriver(BaseDriver):
+    name = "agg"
+    options = {
+        # Where snapshots go (the run directory); None = render only (dash.save still works).
+        "directory": None,
+        # Seconds between snapshots: often enough to watch, rare enough to cost nothing.
+        "interval": 5.0,
+        # File name stem of the snapshots.
+        "name": "dashboard",
+    }
+
+    def __init__(self, dashboard: Any, **options: Any) -> None:
+        super().__init__(dashboard, **options)
+        self.directory = Path(self.config["directory"]) if self.config["directory"] else None
+        self.interval = float(self.config["interval"])
+        self._last_write = -float("inf")
+        self.snapshots = 0
+
+    def start(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        if not self.started:
+            self.attach(FigureCanvasAgg)
+        super().start()
+
+    def paths(self) -> list[Path]:
+        """The snapshot files this driver writes."""
+        if self.directory is None:
+            return []
+        stem = self.config["name"]
+        n = len(self.dashboard.figures)
+        if n == 1:
+            return [self.directory / f"{stem}.png"]
+        return [self.directory / f"{stem}-{i + 1}.png" for i in range(n)]
+
+    def draw(self) -> None:
+        now = time.monotonic()
+        if self.directory is not None and now - self._last_write >= self.interval:
+            self.snapshot()
+        else:
+            super().draw()
+
+    def snapshot(self) -> list[Path]:
+        """Render and write the snapshot files now."""
+        paths = self.paths()
+        with self.dashboard.lock:
+            images = []
+            for fig in self.dashboard.figures:
+                buf = io.BytesIO()
+                fig.canvas.print_png(buf)
+                images.append(buf.getvalue())
+        for path, data in zip(paths, images, strict=True):
+            atomic_write_bytes(path, data)
+        self._last_write = time.monotonic()
+        self.snapshots += 1
+        return paths
+
+    def stop(self) -> None:
+        if self.started and self.directory is not None:
+            try:
+                self.dashboard.refresh()
+                self.snapshot()
+            except Exception:
+                logger.exception("writing the final dashboard snapshot failed")
+        super().stop()

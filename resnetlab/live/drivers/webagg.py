@@ -1,0 +1,255 @@
+"""WebAgg driver: every dashboard figure on one browser page, served by our own tornado
+server on our own asyncio loop in a background thread.
+
+The server does not depend on the notebook kernel's loop or on pyplot's global figure
+registry, binds 127.0.0.1 by default, and survives browser reloads (each page load opens
+fresh websockets to the same figures). Redraws are handed to the server's loop with
+``call_soon_threadsafe``: websockets may only be written from their own loop, and
+``draw_idle`` from a producer thread fails with "no current event loop".
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+from resnetlab.errors import BackendError
+from resnetlab.live._loop import LoopThread
+from resnetlab.live.drivers.base import BaseDriver
+
+logger = logging.getLogger(__name__)
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>{{ title }}</title>
+  <link rel="stylesheet" href="_static/css/page.css" type="text/css">
+  <link rel="stylesheet" href="_static/css/boilerplate.css" type="text/css">
+  <link rel="stylesheet" href="_static/css/fbm.css" type="text/css">
+  <link rel="stylesheet" href="_static/css/mpl.css" type="text/css">
+  <script src="_static/js/mpl_tornado.js"></script>
+  <script src="js/mpl.js"></script>
+  <script>
+    function ondownload(figure, format) {
+      window.open(figure.id + "/download." + format, "_blank");
+    }
+    function show(fig_id) {
+      var div = document.createElement("div");
+      div.className = "resnetlab-figure";
+      div.id = "figure-" + fig_id;
+      document.getElementById("figures").appendChild(div);
+      var proto = window.location.protocol === "https:" ? "wss://" : "ws://";
+      var base = window.location.pathname.replace(/\\/[^\\/]*$/, "/");
+      var ws = new (mpl.get_websocket_type())(proto + window.location.host + base + fig_id + "/ws");
+      var fig = new mpl.figure(fig_id, ws, ondownload, div);
+      fig.canvas.setAttribute("tabindex", fig_id);
+    }
+    document.addEventListener("DOMContentLoaded", function () {
+      {% for fig_id in fig_ids %}show({{ fig_id }});{% end %}
+    });
+  </script>
+</head>
+<body>
+  <h3 style="font-family: sans-serif; margin: 8px 10px;">{{ title }}</h3>
+  <div id="mpl-warnings" class="mpl-warnings"></div>
+  <div id="figures" style="margin: 10px 10px;"></div>
+</body>
+</html>
+"""
+
+
+def _make_app(driver: WebAggDriver) -> Any:
+    import tornado.template
+    import tornado.web
+    import tornado.websocket
+    from matplotlib import get_data_path
+    from matplotlib.backends import backend_webagg_core as core
+
+    page = tornado.template.Template(PAGE)
+
+    class Index(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.set_header("Cache-Control", "no-store")
+            self.write(page.generate(title=driver.title, fig_ids=sorted(driver.managers)))
+
+    class MplJs(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "application/javascript")
+            self.write(core.FigureManagerWebAgg.get_javascript())
+
+    class FavIcon(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "image/png")
+            self.write(Path(get_data_path(), "images", "matplotlib.png").read_bytes())
+
+    class Download(tornado.web.RequestHandler):
+        def get(self, fignum: str, fmt: str) -> None:
+            import io
+            import mimetypes
+
+            manager = driver.managers.get(int(fignum))
+            if manager is None or fmt not in ("png", "svg", "pdf"):
+                raise tornado.web.HTTPError(404)
+            buf = io.BytesIO()
+            with driver.dashboard.lock:
+                manager.canvas.figure.savefig(buf, format=fmt)
+            self.set_header("Content-Type", mimetypes.types_map.get("." + fmt, "binary"))
+            self.write(buf.getvalue())
+
+    class WebSocket(tornado.websocket.WebSocketHandler):
+        supports_binary = True
+
+        def open(self, fignum: str) -> None:
+            self.manager = driver.managers.get(int(fignum))
+            if self.manager is None:
+                self.close()
+                return
+            self.manager.add_web_socket(self)
+            self.set_nodelay(True)
+
+        def on_close(self) -> None:
+            manager = getattr(self, "manager", None)
+            if manager is not None:
+                manager.web_sockets.discard(self)
+
+        def on_message(self, message: str | bytes) -> None:
+            msg = json.loads(message)
+            if msg.get("type") == "supports_binary":
+                self.supports_binary = msg["value"]
+            elif self.manager is not None:
+                self.manager.handle_json(msg)
+
+        def send_json(self, content: Any) -> None:
+            self.write_message(json.dumps(content))
+
+        def send_binary(self, blob: bytes) -> None:
+            if self.supports_binary:
+                self.write_message(blob, binary=True)
+            else:
+                import base64
+
+                self.write_message("data:image/png;base64," + base64.b64encode(blob).decode())
+
+    static = core.FigureManagerWebAgg.get_static_file_path()
+    return tornado.web.Application([
+        (r"/_static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
+        (r"/_images/(.*)", tornado.web.StaticFileHandler, {"path": str(Path(get_data_path(), "images"))}),
+        (r"/js/mpl\.js", MplJs),
+        (r"/favicon\.ico", FavIcon),
+        (r"/([0-9]+)/ws", WebSocket),
+        (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
+        (r"/?", Index),
+    ])
+
+
+class WebAggDriver(BaseDriver):
+    name = "webagg"
+    options = {
+        # 127.0.0.1: only this machine can see the page. Use an SSH tunnel to watch from
+        # elsewhere; "0.0.0.0" exposes training metrics to the whole network.
+        "address": "127.0.0.1",
+        # 0 picks a free port; a fixed port that is taken is a clear error.
+        "port": 0,
+        # Page title; default: the dashboard's title, else "resnetlab dashboard".
+        "title": None,
+    }
+
+    def __init__(self, dashboard: Any, **options: Any) -> None:
+        super().__init__(dashboard, **options)
+        self.address = str(self.config["address"])
+        self.port = int(self.config["port"])
+        self.title = str(self.config["title"] or dashboard.title or "resnetlab dashboard")
+        self.managers: dict[int, Any] = {}
+        self._loop = LoopThread("resnetlab-webagg")
+        self._server: Any = None
+        self._socket: socket.socket | None = None
+
+    def start(self) -> None:
+        if self.started:
+            return
+        from matplotlib.backends.backend_webagg_core import (
+            FigureCanvasWebAggCore,
+            FigureManagerWebAgg,
+        )
+
+        sock = self._bind()
+        canvases = self.attach(FigureCanvasWebAggCore)
+        for num, canvas in enumerate(canvases, start=1):
+            self.managers[num] = FigureManagerWebAgg(canvas, num)
+        self._loop.start()
+        try:
+            self._loop.call(self._serve, sock)
+        except Exception:
+            sock.close()
+            self._loop.stop()
+            raise
+        host = "127.0.0.1" if self.address in ("", "0.0.0.0") else self.address
+        self.url = f"http://{host}:{self.port}/"
+        logger.info("dashboard served at %s", self.url)
+        super().start()
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.address, self.port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise BackendError(
+                    f"WebAgg dashboard: port {self.port} on {self.address} is already in use; "
+                    f"pass port=0 to pick a free port, or stop what is listening there"
+                ) from exc
+            raise BackendError(
+                f"WebAgg dashboard: cannot listen on {self.address}:{self.port}: {exc}"
+            ) from exc
+        sock.listen(128)
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        self._socket = sock
+        return sock
+
+    def _serve(self, sock: socket.socket) -> None:
+        import tornado.httpserver
+
+        self._server = tornado.httpserver.HTTPServer(_make_app(self))
+        self._server.add_sockets([sock])
+
+    def draw(self) -> None:
+        """Hand a redraw to the server's loop (returns at once; safe from any thread)."""
+        if self.started:
+            self._loop.call_soon(self._draw_on_loop)
+
+    def _draw_on_loop(self) -> None:
+        with self.dashboard.lock:
+            for manager in self.managers.values():
+                # draw() renders and pushes the (diff) image to every open websocket.
+                manager.canvas.draw()
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        super().stop()
+
+        def _close() -> None:
+            if self._server is not None:
+                self._server.stop()
+            for manager in self.managers.values():
+                for ws in list(manager.web_sockets):
+                    ws.close()
+
+        try:
+            self._loop.call(_close, timeout=5.0)
+        except Exception:
+            logger.exception("closing the WebAgg server failed")
+        self._loop.stop()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,128 @@
+"""``live_dashboard``: one call that wires a stream to a dashboard, a driver and a monitor.
+
+This is the trainer's entry point (``resnetlab train --live NAME``) and works for any
+producer: it returns a :class:`LiveSession` whose ``url`` is the WebAgg address (None
+for other backends) and whose ``close()`` stops everything and writes a final PNG.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from resnetlab.live.dashboard import Dashboard
+from resnetlab.live.drivers import resolve_backend_name
+from resnetlab.live.monitor import SystemMonitor
+from resnetlab.live.render_process import PROCESS_BACKENDS, RenderProcess
+from resnetlab.live.stream import MetricStream
+
+logger = logging.getLogger(__name__)
+
+
+class LiveSession:
+    """A running dashboard (+ optional system monitor) fed by one stream.
+
+    ``dashboard`` is the in-process :class:`Dashboard` (ipympl, desktop, or
+    ``in_process=True``); ``render_process`` the child that draws Agg/WebAgg otherwise.
+    """
+
+    def __init__(self, dashboard: Dashboard | None, monitor: SystemMonitor | None,
+                 run_dir: Path | None, render_process: RenderProcess | None = None) -> None:
+        self.dashboard = dashboard
+        self.render_process = render_process
+        self.monitor = monitor
+        self.run_dir = run_dir
+        self.closed = False
+
+    @property
+    def url(self) -> str | None:
+        if self.render_process is not None:
+            return self.render_process.url
+        return self.dashboard.url if self.dashboard is not None else None
+
+    @property
+    def backend(self) -> str:
+        if self.render_process is not None:
+            return self.render_process.backend
+        return self.dashboard.backend if self.dashboard is not None else "none"
+
+    def close(self) -> None:
+        """Stop the monitor and the driver; write ``dashboard-final.png`` into run_dir."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.render_process is not None:
+            self.render_process.close()  # the child writes the final PNG
+            return
+        self.dashboard.stop()
+        if self.run_dir is not None:
+            try:
+                self.dashboard.save(self.run_dir / "dashboard-final.png")
+            except Exception:
+                logger.exception("writing the final dashboard PNG failed")
+        if self.dashboard.driver is not None:
+            self.dashboard.driver.stop()
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def live_dashboard(
+    stream: MetricStream,
+    backend: str = "auto",
+    run_dir: str | Path | None = None,
+    system_monitor: bool = True,
+    *,
+    panels: Any = None,
+    rate_hz: float = 2.0,
+    monitor_interval: float = 1.0,
+    in_process: bool = False,
+    title: str | None = None,
+    **driver_options: Any,
+) -> LiveSession:
+    """Start a live dashboard on ``stream`` and return the running :class:`LiveSession`.
+
+    ``backend="auto"`` picks ipympl in Jupyter, a desktop toolkit with a display, else Agg
+    snapshots into ``run_dir``. Agg snapshots go to ``run_dir/dashboard.png`` every 5 s.
+    Agg and WebAgg draw in a separate process (so drawing never slows training) unless
+    ``in_process=True``.
+    """
+    name = resolve_backend_name(backend)
+    run_path = Path(run_dir) if run_dir is not None else None
+    if name == "agg" and run_path is not None:
+        driver_options.setdefault("directory", run_path)
+    monitor = SystemMonitor(stream, interval=monitor_interval) if system_monitor else None
+    if name in PROCESS_BACKENDS and not in_process:
+        final = run_path / "dashboard-final.png" if run_path is not None else None
+        proc = RenderProcess(stream, name, panels, rate_hz=rate_hz, title=title,
+                             final_png=final, **driver_options)
+        try:
+            if monitor is not None:
+                monitor.start()
+            proc.start()
+        except BaseException:
+            if monitor is not None:
+                monitor.stop()
+            raise
+        if proc.url:
+            logger.info("live dashboard at %s", proc.url)
+        return LiveSession(None, monitor, run_path, render_process=proc)
+    dash = Dashboard(panels, stream=stream, backend=name, title=title, **driver_options)
+    try:
+        if monitor is not None:
+            monitor.start()
+        dash.start(rate_hz=rate_hz)
+    except BaseException:
+        if monitor is not None:
+            monitor.stop()
+        dash.close()
+        raise
+    if dash.url:
+        logger.info("live dashboard at %s", dash.url)
+    return LiveSession(dash, monitor, run_path)

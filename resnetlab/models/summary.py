@@ -1,0 +1,159 @@
+"""A Keras-like summary: one row per layer (path, type, output shape, parameters) and totals.
+
+Output shapes come from one forward pass of a single sample in eval mode with hooks on
+every module (the model's training mode is restored afterwards). Build the model under
+``torch.device("meta")`` to get shapes and counts of huge nets without memory or compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from resnetlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    path: str                          # e.g. "stacks.2.units.0.layers.1.conv"
+    type: str                          # class name, e.g. "Conv2d"
+    output_shape: tuple[int, ...] | None   # per sample (no batch dimension); None if not run
+    params: int                        # parameters of this module and its children
+
+
+@dataclass
+class Summary:
+    """Rows plus totals; ``str(summary)`` is the table ``resnetlab summary`` prints."""
+
+    title: str
+    input_size: tuple[int, ...]
+    rows: list[SummaryRow] = field(default_factory=list)
+    trainable: int = 0
+    non_trainable: int = 0
+    buffers: int = 0                   # BatchNorm running statistics (Keras counts these)
+
+    @property
+    def total(self) -> int:
+        return self.trainable + self.non_trainable
+
+    def row(self, path: str) -> SummaryRow:
+        for r in self.rows:
+            if r.path == path:
+                return r
+        raise KeyError(path)
+
+    def __str__(self) -> str:
+        def shape(s: tuple[int, ...] | None) -> str:
+            return "-" if s is None else "(" + ", ".join(map(str, s)) + ")"
+
+        headers = ("Layer (path)", "Type", "Output shape", "Param #")
+        cells = [(r.path, r.type, shape(r.output_shape), f"{r.params:,}") for r in self.rows]
+        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
+
+        def line(c: Sequence[str]) -> str:
+            return (f"{c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:<{widths[2]}}  "
+                    f"{c[3]:>{widths[3]}}")
+
+        rule = "=" * (sum(widths) + 6)
+        out = [f"Model: {self.title}   input (C, H, W) = {shape(self.input_size)}", rule,
+               line(headers), rule]
+        out += [line(c) for c in cells]
+        out += [rule,
+                f"Total params: {self.total:,}",
+                f"Trainable params: {self.trainable:,}",
+                f"Non-trainable params: {self.non_trainable:,}",
+                f"Buffers (BatchNorm running statistics, not parameters): {self.buffers:,}"]
+        return "\n".join(out)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (each shared tensor counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
+                  depth: int | None = None, title: str | None = None) -> Summary:
+    """Summarise ``model`` for one input of ``input_size`` = (C, H, W).
+
+    ``depth`` limits rows to module paths with at most that many dots + 1 parts (e.g. 2
+    shows ``stacks.0`` level rows with their children's parameters folded in); ``None``
+    lists every leaf layer. ``input_size`` defaults to the model's config.
+    """
+    config = getattr(model, "config", None)
+    if input_size is None:
+        if config is None:
+            raise ConfigError("model_summary needs input_size=(C, H, W) for a model without "
+                              ".config")
+        input_size = (config.in_channels, config.image_size, config.image_size)
+    input_size = tuple(int(s) for s in input_size)
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise ConfigError(f"input_size={input_size!r} must be (C, H, W) with positive sizes")
+    if depth is not None and depth < 1:
+        raise ConfigError(f"depth={depth!r} must be >= 1 (or None for every layer)")
+
+    chosen: list[tuple[str, nn.Module]] = []
+    for path, module in model.named_modules():
+        if not path:
+            continue
+        level = path.count(".") + 1
+        leaf = next(module.children(), None) is None
+        if (depth is None and leaf) or (depth is not None and (level == depth or
+                                                                (leaf and level < depth))):
+            chosen.append((path, module))
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    order: dict[str, int] = {}   # path -> index of its first call, for every module
+
+    def hook_for(path: str):
+        def hook(module: nn.Module, args: object, output: object) -> None:
+            if isinstance(output, torch.Tensor):
+                shapes[path] = tuple(output.shape[1:])
+            order.setdefault(path, len(order))
+        return hook
+
+    handles = [m.register_forward_hook(hook_for(p)) for p, m in model.named_modules() if p]
+    try:
+        param = next(iter(model.parameters()), None)
+        device = param.device if param is not None else torch.device("cpu")
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(torch.zeros((1, *input_size), device=device, dtype=dtype))
+        except RuntimeError as exc:
+            raise ConfigError(f"model does not accept an input of size {input_size} "
+                              f"(C, H, W): {exc}") from exc
+        finally:
+            model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+
+    rows = []
+    for path, module in chosen:
+        shape = shapes.get(path)
+        if shape is None:
+            # A container whose children a unit calls one by one (the first layer of a unit
+            # with a projection): its output is its last child's output.
+            ran = [p for p in shapes if p.startswith(path + ".")]
+            if ran:
+                shape = shapes[max(ran, key=order.__getitem__)]
+        rows.append(SummaryRow(path, type(module).__name__, shape, count_parameters(module)))
+    if title is None:
+        spec = getattr(model, "spec", None) or {}
+        title = type(model).__name__
+        if spec.get("preset"):
+            title = f"{spec['preset']} ({title})"
+        if config is not None and hasattr(config, "depth"):
+            title = f"{title[:-1]}, depth {config.depth})" if title.endswith(")") \
+                else f"{title} (depth {config.depth})"
+    trainable = count_parameters(model, trainable_only=True)
+    return Summary(title=title, input_size=input_size, rows=rows, trainable=trainable,
+                   non_trainable=count_parameters(model) - trainable,
+                   buffers=sum(b.numel() for _, b in model.named_buffers()
+                               if b.is_floating_point()))
+

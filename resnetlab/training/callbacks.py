@@ -1,0 +1,184 @@
+"""Trainer events and the callbacks that listen to them.
+
+Events, in order::
+
+    on_fit_start
+      on_epoch_start
+        on_after_backward   (gradients ready: after backward, unscale and clipping,
+                             before optimizer.step; read param.grad here)
+        on_batch_end        (every batch; loss/accuracy/images_per_s only at logging steps)
+      on_validation_end     (val_loss, val_accuracy)
+      on_epoch_end          (epoch averages, val_*, checkpoint path)
+    on_fit_end              (training finished or was stopped; not after an error)
+    on_end                  (always, also after an error: logs["status"], logs["error"])
+
+A callback is any object with some of these methods, each called as
+``method(trainer, logs)`` with a flat ``logs`` dict. :class:`Callback` is a base class
+with no-op methods for those who like one. Set ``trainer.stop_training = True`` from any
+event to stop at the next batch boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EVENTS = (
+    "on_fit_start", "on_epoch_start", "on_after_backward", "on_batch_end",
+    "on_validation_end", "on_epoch_end", "on_fit_end", "on_end",
+)
+
+
+class Callback:
+    """No-op base class; override the events you need."""
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_epoch_start(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_after_backward(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_batch_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_validation_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_fit_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+    def on_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+
+
+class CallbackList:
+    """Dispatches an event to every callback that has a method for it.
+
+    The bound methods are looked up once, so an event nobody listens to costs nothing.
+    """
+
+    def __init__(self, callbacks: Iterable[Any] = ()) -> None:
+        self.callbacks = list(callbacks)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._handlers: dict[str, list[Callable[[Any, dict[str, Any]], Any]]] = {
+            event: [getattr(cb, event) for cb in self.callbacks if callable(getattr(cb, event, None))]
+            for event in EVENTS
+        }
+
+    def append(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+        self._refresh()
+
+    def has(self, event: str) -> bool:
+        return bool(self._handlers[event])
+
+    def __call__(self, event: str, trainer: Any, logs: dict[str, Any]) -> None:
+        for handler in self._handlers[event]:
+            handler(trainer, logs)
+
+    def call_all(self, event: str, trainer: Any, logs: dict[str, Any]) -> list[BaseException]:
+        """Call every handler even if some raise (for ``on_end``); returns the errors."""
+        errors = []
+        for handler in self._handlers[event]:
+            try:
+                handler(trainer, logs)
+            except Exception as exc:
+                log.exception("callback %s failed in %s", handler, event)
+                errors.append(exc)
+        return errors
+
+
+class LambdaCallback(Callback):
+    """Callbacks from plain functions: ``LambdaCallback(on_epoch_end=lambda t, logs: ...)``."""
+
+    def __init__(self, **handlers: Callable[[Any, dict[str, Any]], Any]) -> None:
+        unknown = set(handlers) - set(EVENTS)
+        if unknown:
+            raise TypeError(f"unknown events {sorted(unknown)}; events are {EVENTS}")
+        for event, fn in handlers.items():
+            setattr(self, event, fn)
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+
+    def __init__(self, monitor: str = "val_accuracy", patience: int = 3,
+                 min_delta: float = 0.0) -> None:
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode_max = not monitor.endswith("loss")
+        self.best: float | None = None
+        self.wait = 0
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        value = logs.get(self.monitor)
+        if value is None:
+            return
+        better = (self.best is None or
+                  (value > self.best + self.min_delta if self.mode_max
+                   else value < self.best - self.min_delta))
+        if better:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            log.info("early stopping: %s did not improve for %d epochs", self.monitor, self.wait)
+            trainer.stop_training = True
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the whole fit: loss, accuracy, images/s, ETA; one line per epoch."""
+
+    def __init__(self, file: Any = None, leave: bool = True, mininterval: float = 0.5) -> None:
+        self.file, self.leave, self.mininterval = file, leave, mininterval
+        self.bar: Any = None
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        from tqdm.auto import tqdm
+
+        self.epochs = logs["epochs"]
+        self.bar = tqdm(total=logs["total_steps"], initial=logs["step"], unit="step",
+                        file=self.file, leave=self.leave, mininterval=self.mininterval,
+                        dynamic_ncols=True)
+        self.bar.set_description(f"epoch {logs['epoch'] + 1}/{self.epochs}")
+
+    def on_epoch_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {logs['epoch'] + 1}/{self.epochs}")
+
+    def on_batch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(logs["step"] - self.bar.n)
+        if "loss" in logs:  # a logging step: fresh numbers
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}",
+                                 img_s=f"{logs['images_per_s']:.0f}", refresh=False)
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self.bar is None:
+            return
+        parts = [f"epoch {logs['epoch'] + 1}/{self.epochs}", f"loss {logs['loss']:.4f}",
+                 f"acc {logs['accuracy']:.4f}"]
+        if "val_accuracy" in logs:
+            parts += [f"val_loss {logs['val_loss']:.4f}", f"val_acc {logs['val_accuracy']:.4f}"]
+        parts.append(f"{logs['epoch_time']:.0f}s")
+        self.bar.write("  ".join(parts), file=self.file)
+
+    def on_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Timer(Callback):
+    """Wall time of the fit (``seconds``) and of each epoch (``epochs``), for benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.epochs: list[float] = []
+        self._t0 = 0.0
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self.epochs.append(time.perf_counter() - self._t0)
+
+    def on_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self.seconds = time.perf_counter() - self._t0

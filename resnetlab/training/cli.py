@@ -1,0 +1,219 @@
+"""``resnetlab train`` and ``resnetlab eval``."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from resnetlab.errors import ConfigError
+
+DEFAULT_MODEL_NAME = "resnetv2-mini"  # resnetlab.models.DEFAULT_MODEL (not imported: no torch here)
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. dropout=0.1")
+    key, raw = text.split("=", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw  # a bare word: keep it as a string
+    return key.strip(), value
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model (default: the CPU ResNet V2 on Fashion-MNIST)",
+        description="Train a model with the tuned default recipe; every run is recorded in "
+                    "the run store and checkpointed each epoch. Prints the test accuracy, "
+                    "wall time, run id and checkpoint at the end.")
+    p.add_argument("--model", default=None,
+                   help=f"preset name (default {DEFAULT_MODEL_NAME}; `resnetlab models` lists them)")
+    p.add_argument("--model-option", "-O", action="append", type=_kv, default=[],
+                   metavar="KEY=VALUE", help="model config override, e.g. -O dropout=0.1 (repeatable)")
+    p.add_argument("--data", default="fashion-mnist", help="dataset name (default fashion-mnist)")
+    p.add_argument("--data-dir", default=None, help="where the dataset files are (default: search)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--schedule", choices=("onecycle", "cosine", "step", "constant"))
+    p.add_argument("--lr", type=float, help="peak (one-cycle, cosine) or initial (step) learning rate")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--ema", type=float, dest="ema_decay", metavar="DECAY",
+                   help="keep an EMA of the weights, e.g. 0.999")
+    p.add_argument("--grad-clip", type=float, metavar="NORM")
+    p.add_argument("--val-size", type=int, help="validation images held out (0: none)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"))
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--resume", metavar="RUN_OR_PATH",
+                   help="continue a run exactly: run id/name, run folder or checkpoint file")
+    p.add_argument("--live", default="auto", metavar="BACKEND",
+                   help="live dashboard backend: auto (default), ipympl, webagg, qt, tk, gtk, "
+                        "agg; none/off to disable")
+    p.add_argument("--runs-db", default=None,
+                   help="run store file (default $RESNETLAB_RUNS or ./runs/resnetlab.db)")
+    p.add_argument("--no-store", action="store_true", help="do not record the run (no checkpoints)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--train-limit", type=int, metavar="N",
+                   help="train on the first N training images only (quick experiments)")
+    p.add_argument("--test-limit", type=int, metavar="N",
+                   help="evaluate on the first N test images only")
+    p.set_defaults(func=cmd_train)
+
+    e = subparsers.add_parser(
+        "eval", help="test loss, accuracy and confusion matrix of a checkpoint",
+        description="Evaluate a checkpoint (file, run folder, or run id/name) on a test split.")
+    e.add_argument("checkpoint", help="checkpoint file, run folder, or run id/name")
+    e.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--split", default="test")
+    e.add_argument("--out", default=None, help="also write the confusion matrix as a PNG")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--batch-size", type=int, default=1024)
+    e.add_argument("--limit", type=int, metavar="N", help="only the first N images of the split")
+    e.add_argument("--no-ema", action="store_true", help="use the raw weights even if an EMA was kept")
+    e.add_argument("--runs-db", default=None)
+    e.set_defaults(func=cmd_eval)
+
+
+class _Announce:
+    """Prints where the run lives and the dashboard address as training starts."""
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        parts = []
+        if trainer.run_id is not None:
+            parts.append(f"run {trainer.run_id}")
+        parts.append(f"{trainer.steps_per_epoch} steps/epoch x {trainer.config.epochs} epochs")
+        parts.append(f"device {trainer.device}")
+        if trainer.run_dir is not None:
+            parts.append(f"checkpoints in {trainer.run_dir}")
+        print(", ".join(parts), flush=True)
+        live = getattr(trainer, "live", None)
+        if live is not None:
+            where = live.url or (f"snapshots in {trainer.run_dir}" if trainer.run_dir else "")
+            print(f"live dashboard ({getattr(live, 'backend', '?')}): {where}", flush=True)
+
+
+def _store_arg(args: argparse.Namespace) -> Any:
+    if getattr(args, "no_store", False):
+        return None
+    return args.runs_db or "default"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from resnetlab.training.api import train
+
+    fields = {k: getattr(args, k) for k in ("weight_decay", "label_smoothing", "ema_decay",
+                                            "grad_clip", "val_size")
+              if getattr(args, k) is not None}
+    result = train(
+        args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, schedule=args.schedule, lr=args.lr, device=args.device,
+        precision=args.precision, compile=args.compile, seed=args.seed,
+        run_name=args.run_name, data_dir=args.data_dir, store=_store_arg(args),
+        live=args.live, progress=not args.no_progress, resume=args.resume,
+        model_overrides=dict(args.model_option) or None, callbacks=[_Announce()],
+        train_limit=args.train_limit, test_limit=args.test_limit, **fields)
+    print(result.summary())
+    return 0 if result.status == "completed" else 1
+
+
+def _eval_checkpoint_path(spec: str, runs_db: str | None) -> Path:
+    p = Path(spec)
+    if p.exists():
+        return p
+    from resnetlab.errors import StoreError
+    from resnetlab.store import RunStore
+
+    db = Path(runs_db) if runs_db else None
+    try:
+        with RunStore(db) as store:
+            run = store.get_run(spec)
+    except StoreError as exc:
+        raise ConfigError(f"{spec}: no such checkpoint file or folder, and {exc}") from None
+    if not (run.checkpoint_best or run.checkpoint_last):
+        raise ConfigError(f"run {run.id} ({run.name}) has no checkpoint")
+    return Path(run.checkpoint_best or run.checkpoint_last)
+
+
+def confusion_png(confusion: Any, classes: list[str], out: str | os.PathLike[str],
+                  title: str = "") -> None:
+    """Write a confusion-matrix heat map (rows true, columns predicted) atomically."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from resnetlab.utils.atomic import atomic_write_bytes
+
+    cm = confusion.numpy()
+    n = cm.shape[0]
+    fig = Figure(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    labels = [str(c)[:12] for c in classes] if classes else [str(i) for i in range(n)]
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=10)
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > threshold else "black")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_bytes(out, buf.getvalue())
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from resnetlab import data as rdata
+    from resnetlab.training.api import use_all_cores
+    from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from resnetlab.training.evaluate import evaluate, format_confusion
+    from resnetlab.training.trainer import resolve_device
+
+    path = _eval_checkpoint_path(args.checkpoint, args.runs_db)
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema)
+    cfg = ckpt.get("config") or {}
+    extra = cfg.get("extra") or {}
+    name = args.data or extra.get("dataset")
+    if not name:
+        raise ConfigError(f"{path}: the checkpoint does not say its dataset; pass --data NAME")
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        use_all_cores()
+    ds = rdata.load(name, args.split, root=args.data_dir)
+    if args.limit:
+        ds = ds.subset(torch.arange(min(args.limit, len(ds))))
+    mean, std = extra.get("mean"), extra.get("std")
+    if mean is None or std is None:
+        mean, std = rdata.channel_stats(rdata.load(name, "train", root=args.data_dir))
+    loader = rdata.TensorLoader(ds.images, ds.labels, args.batch_size, shuffle=False,
+                                mean=mean, std=std, device=device)
+    model = model.to(device)
+    with torch.no_grad():
+        res = evaluate(model, loader, device=device, num_classes=ds.num_classes)
+    print(f"checkpoint {path}")
+    print(f"{name} {args.split}: {res.count} images  loss {res.loss:.4f}  "
+          f"accuracy {res.accuracy:.4f}")
+    print(format_confusion(res.confusion, list(ds.classes)))
+    if args.out:
+        confusion_png(res.confusion, list(ds.classes), args.out,
+                      title=f"{name} {args.split}: accuracy {res.accuracy:.4f}")
+        print(f"confusion matrix written to {args.out}")
+    sys.stdout.flush()
+    return 0

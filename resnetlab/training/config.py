@@ -1,0 +1,148 @@
+"""TrainConfig: every knob of a training run, with the reason for its default.
+
+The defaults are the tuned recipe for the default model on Fashion-MNIST on a small CPU
+(see docs/training.md, "The default recipe"); the same object is stored as JSON with the
+run and inside every checkpoint, so a run can be resumed and compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from resnetlab.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("onecycle", "cosine", "step", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; model and data are given separately."""
+
+    # 16 passes over Fashion-MNIST: one-cycle needs the whole budget up front, and 16
+    # epochs of the default model fit in ~10 minutes on a 2-core CPU.
+    epochs: int = 16
+    # Big enough to keep the CPU's matrix units busy, small enough for ~200 steps/epoch
+    # (one-cycle likes many steps).
+    batch_size: int = 256
+    # SGD with Nesterov momentum generalises best on small image sets; "adamw" is the
+    # forgiving choice for new architectures.
+    optimizer: str = "sgd"
+    # Peak learning rate (one-cycle / cosine) or the initial one (step).
+    lr: float = 0.2
+    # Heavy-ball momentum (SGD) / beta1 (AdamW).
+    momentum: float = 0.9
+    # Nesterov look-ahead: a small, free improvement for SGD.
+    nesterov: bool = True
+    # Applied to conv/linear weights only: decaying BN scales and biases only hurts.
+    weight_decay: float = 5e-4
+    # "onecycle" (warm up, then anneal: fastest to a good accuracy), "cosine" (with linear
+    # warm-up), "step" (the ResNet papers: /10 at 50% and 75% of training), "constant".
+    schedule: str = "onecycle"
+    # Fraction of training spent warming up; None: the schedule's own default (one-cycle
+    # 0.25, cosine 0.05, step 0: the paper's constant LR from the first step).
+    warmup: float | None = None
+    # Step schedule: fractions of training where the LR is divided by ``step_gamma``.
+    step_milestones: tuple[float, ...] = (0.5, 0.75)
+    # Step schedule: the factor at each milestone.
+    step_gamma: float = 0.1
+    # Soft targets: a cheap regulariser worth a few tenths of a percent here.
+    label_smoothing: float = 0.1
+    # Keep an exponential moving average of the weights (e.g. 0.999); evaluation and the
+    # best checkpoint then use it. None: off (one-cycle already ends on a low LR).
+    ema_decay: float | None = None
+    # Clip the global gradient norm to this value (None: off); a safety net for deep plain nets.
+    grad_clip: float | None = None
+    # "fp32", "bf16" (autocast on CPU and CUDA), "fp16" (CUDA only, with a GradScaler),
+    # "auto": bf16 where the hardware computes it natively (recent GPUs; CPUs with
+    # AVX512-BF16 or AMX, ~2x faster than fp32 there), else fp32.
+    precision: str = "auto"
+    # NHWC memory layout: faster convolutions on CPUs and tensor-core GPUs.
+    channels_last: bool = True
+    # torch.compile the model (opt-in: compiling takes a minute and needs a C++ compiler).
+    compile: bool = False
+    # Seeds torch, numpy and random, the data order and augmentation: same seed, same run.
+    seed: int = 0
+    # "auto": CUDA if present, else the CPU with all its cores; or "cpu", "cuda", "cuda:1".
+    device: str = "auto"
+    # Metrics are read from the device (a sync, ``.item()``) only every this many steps.
+    log_every: int = 20
+    # Checkpoints to keep besides the best one (oldest removed first).
+    keep_last: int = 2
+    # The metric that picks the best checkpoint; higher is better unless it ends in "loss".
+    monitor: str = "val_accuracy"
+    # Where checkpoints go; None: a folder per run beside the run store (or none at all
+    # when there is no store).
+    run_dir: str | None = None
+    # Validation images held out of the training set (0: no validation pass).
+    val_size: int = 5000
+    # Batched augmentation: random crop with this zero padding (0: off) and horizontal flips.
+    crop_padding: int = 2
+    flip: bool = True
+    # Distributed training (torchrun sets these); rank 0 alone writes store and checkpoints.
+    rank: int = 0
+    world_size: int = 1
+    # Free-form extras recorded with the run (model overrides, notes).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the field and the fix for any invalid value."""
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
+
+        if self.epochs < 1:
+            raise bad("epochs", "must be at least 1")
+        if self.batch_size < 1:
+            raise bad("batch_size", "must be at least 1")
+        if self.optimizer not in OPTIMIZERS:
+            raise bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise bad("schedule", f"choose one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"choose one of {', '.join(PRECISIONS)}")
+        if not self.lr > 0:
+            raise bad("lr", "must be a positive number")
+        if self.warmup is not None and not 0 <= self.warmup < 1:
+            raise bad("warmup", "is a fraction of training in [0, 1)")
+        if not 0 <= self.label_smoothing < 1:
+            raise bad("label_smoothing", "must be in [0, 1)")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise bad("ema_decay", "must be in (0, 1), e.g. 0.999, or None")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise bad("grad_clip", "must be positive or None")
+        if self.log_every < 1:
+            raise bad("log_every", "must be at least 1")
+        if self.keep_last < 1:
+            raise bad("keep_last", "must be at least 1")
+        if any(not 0 < m < 1 for m in self.step_milestones):
+            raise bad("step_milestones", "are fractions of training in (0, 1)")
+        if not 0 <= self.rank < self.world_size:
+            raise bad("rank", f"must be in [0, world_size={self.world_size})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (tuples become lists)."""
+        data = dataclasses.asdict(self)
+        data["step_milestones"] = list(self.step_milestones)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig fields {unknown}; known: {sorted(names)}")
+        data = dict(data)
+        if "step_milestones" in data:
+            data["step_milestones"] = tuple(data["step_milestones"])
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,94 @@
+"""A "kernel" process that opens a viewer process on its stream (used by test_viewer.py).
+
+    python tests/desktop/viewer_parent.py sleep BACKEND OUTDIR
+        main thread blocks in time.sleep while helper threads produce data and ask the
+        viewer for grabs of its window; prints a JSON report.
+    python tests/desktop/viewer_parent.py kill-viewer BACKEND OUTDIR
+        kills its own viewer with SIGKILL and carries on producing; prints a JSON report.
+    python tests/desktop/viewer_parent.py orphan BACKEND OUTDIR
+        prints {"viewer_pid": ...} and sleeps until killed (the test kills it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    mode, kit, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    out.mkdir(parents=True, exist_ok=True)
+    from resnetlab.errors import BackendError
+    from resnetlab.live.dashboard import Dashboard
+    from resnetlab.live.stream import MetricStream
+
+    stream = MetricStream(name="kernel")
+    stop = threading.Event()
+
+    def produce():
+        step = 0
+        while not stop.is_set():
+            stream.log(step, loss=2 * math.exp(-step / 60) + 0.1 * math.sin(step / 4),
+                       accuracy=1 - math.exp(-step / 50))
+            step += 1
+            time.sleep(0.02)
+
+    threading.Thread(target=produce, daemon=True).start()
+    dash = Dashboard(["loss", "accuracy"], stream=stream, backend=kit, mode="viewer",
+                     title=f"viewer {kit}")
+    try:
+        dash.start(rate_hz=10)
+    except BackendError as exc:
+        print(json.dumps({"skip": f"the {kit} viewer cannot start here: {exc}"}))
+        return 0
+    viewer = dash.driver.viewer
+    if mode == "orphan":
+        print(json.dumps({"viewer_pid": viewer.pid}), flush=True)
+        time.sleep(120)
+        return 0
+    if mode == "kill-viewer":
+        time.sleep(0.5)
+        os.kill(viewer.pid, signal.SIGKILL)
+        n0 = len(stream)
+        time.sleep(1.0)  # the parent carries on
+        try:
+            viewer.grab(out / "after-kill.png", timeout=5)
+            grab_error = None
+        except BackendError as exc:
+            grab_error = str(exc)
+        dash.close()  # closing a dead viewer is fine
+        stop.set()
+        print(json.dumps({"alive": viewer.alive, "records_grew": len(stream) > n0,
+                          "grab_error": grab_error, "feeder_alive": viewer._feeder.is_alive()}))
+        return 0
+    # mode == "sleep": the kernel's main thread is blocked for the whole check.
+    grabs: dict[str, str] = {}
+    sleeping = threading.Event()
+
+    def grabber():
+        sleeping.wait()
+        for name, at in (("A", 1.0), ("B", 2.5)):
+            time.sleep(max(0.0, at - (time.monotonic() - t_sleep)))
+            grabs[name] = str(viewer.grab(out / f"viewer-{kit}-{name}.png"))
+            grabs[name + "_main_asleep"] = sleeping.is_set()
+
+    threading.Thread(target=grabber, daemon=True).start()
+    t_sleep = time.monotonic()
+    sleeping.set()
+    time.sleep(4.0)  # a notebook cell blocking the kernel
+    sleeping.clear()
+    stop.set()
+    dash.close()
+    print(json.dumps({"grabs": grabs, "viewer_alive_after_close": viewer.alive,
+                      "records": len(stream)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""A real Jupyter kernel: background jobs keep working between cells, their output stays
+out of the cells, and later cells stop them each of the three ways (and kill a worker)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+from pathlib import Path
+
+import pytest
+
+jupyter_client = pytest.importorskip("jupyter_client", reason="jupyter_client not installed")
+pytest.importorskip("ipykernel", reason="ipykernel not installed")
+
+WORKERS_DIR = Path(__file__).parent
+
+
+class Kernel:
+    """Drive a kernel cell by cell; remembers every stream message of the session."""
+
+    def __init__(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+        # Without PYTEST_CURRENT_TEST the kernel also captures file descriptors 1/2, as in
+        # JupyterLab, so descriptor-level leaks would show up too.
+        self.km, self.kc = jupyter_client.manager.start_new_kernel(
+            kernel_name="python3", env=env, startup_timeout=60)
+        self.all_streams: list[tuple[str, str]] = []  # (parent msg id, text)
+        self.comm_texts: list[str] = []
+
+    def run(self, code: str, timeout: float = 30) -> dict:
+        msg_id = self.kc.execute(code)
+        out = {"stdout": "", "stderr": "", "error": None, "html": [], "widgets": 0}
+        deadline = time.time() + timeout
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=max(deadline - time.time(), 0.1))
+            except queue.Empty:
+                raise AssertionError(f"cell did not finish within {timeout} s: {code!r}") from None
+            mtype, content = msg["msg_type"], msg["content"]
+            parent = msg["parent_header"].get("msg_id")
+            if mtype == "stream":
+                self.all_streams.append((parent, content["text"]))
+            if mtype == "comm_msg":
+                self.comm_texts.append(str(content.get("data", {})))
+            if parent != msg_id:
+                continue
+            if mtype == "stream":
+                out[content["name"]] += content["text"]
+            elif mtype == "error":
+                out["error"] = f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"])
+            elif mtype in ("execute_result", "display_data"):
+                data = content["data"]
+                if "text/html" in data:
+                    out["html"].append(data["text/html"])
+                if "application/vnd.jupyter.widget-view+json" in data:
+                    out["widgets"] += 1
+            elif mtype == "status" and content["execution_state"] == "idle":
+                break
+        assert out["error"] is None, out["error"]
+        return out
+
+    def value(self, expr: str) -> str:
+        return self.run(f"print({expr})")["stdout"].strip()
+
+    def close(self) -> None:
+        try:
+            self.run("from resnetlab import jobs; jobs.stop_all(timeout=2)", timeout=30)
+        finally:
+            self.kc.stop_channels()
+            self.km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    k = Kernel()
+    yield k
+    k.close()
+
+
+SETUP = f"""
+import asyncio, sys, time
+sys.path.insert(0, {str(WORKERS_DIR)!r})
+from resnetlab import jobs
+state = {{}}
+
+async def count(key, dt=0.02):
+    me = jobs.current()
+    state[key] = 0
+    try:
+        while not me.stopping:
+            state[key] += 1
+            print(f"{{key}} tick {{state[key]}}")
+            await asyncio.sleep(dt)
+        print(f"{{key}} saw the stop event")
+        return state[key]
+    finally:
+        print(f"{{key}} cleanup")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel) -> None:
+    import ipykernel
+
+    assert kernel.run(SETUP)["stdout"] == ""
+    started = kernel.run('a = jobs.new(count, "a", name="counter-a"); print("started", a.id)')
+    assert started["stdout"].startswith("started"), started
+
+    # A cell that runs while the job works: the counter advances, no tick lands here.
+    busy = kernel.run('n0 = state["a"]; time.sleep(0.6); print("delta", state["a"] - n0)')
+    assert busy["stdout"].startswith("delta ") and int(busy["stdout"].split()[1]) > 3, busy
+    assert "tick" not in busy["stdout"] + busy["stderr"]
+
+    # The kernel idles between cells: the job keeps counting (it does not stall).
+    before = int(kernel.value('state["a"]'))
+    time.sleep(0.6)
+    after = int(kernel.value('state["a"]'))
+    assert after > before + 3, (ipykernel.__version__, before, after)
+
+    table = kernel.run("jobs.status()")
+    assert table["html"] and "counter-a" in table["html"][0] and "running" in table["html"][0]
+    # (cells print only booleans about the tail, so any "tick" in a cell would be a leak)
+    assert kernel.value('a.tail(3).splitlines()[-1].startswith("a tick")') == "True"
+
+    # The job's own widget receives its lines (as comm messages, not stream output).
+    shown = kernel.run("a.show_output()")
+    assert shown["widgets"] == 1 and shown["stdout"] == ""
+    time.sleep(0.6)
+    assert any("a tick" in t for t in kernel.comm_texts)
+
+    assert kernel.value("jobs.stop(a.id)") == "stopped"
+    assert kernel.value("jobs.remove(a.id) or len(jobs.status())") == "0"
+    # Not one of the job's prints reached any cell, during the whole session.
+    leaked = [text for _, text in kernel.all_streams if "tick" in text or "cleanup" in text]
+    assert leaked == []
+
+
+@pytest.mark.timeout(120)
+def test_cells_stop_jobs_each_of_the_three_ways(kernel: Kernel) -> None:
+    kernel.run(SETUP)
+    kernel.run('\n'.join(f'{k} = jobs.new(count, "{k}", name="{k}")' for k in "bcd"))
+    time.sleep(0.3)
+
+    out = kernel.run('print(jobs.stop(b.id, how="event"), jobs.result(b.id) == state["b"])')
+    assert out["stdout"].split() == ["stopped", "True"]
+    assert kernel.value('"b saw the stop event" in b.tail(5)') == "True"
+
+    out = kernel.run('print(jobs.stop(c.id, how="loop"), c.stop_reason)')
+    assert out["stdout"].split() == ["stopped", "loop"]
+    # cancelled (never saw the event), but its cleanup ran
+    assert kernel.value('"c cleanup" in c.tail(5), "saw the stop" in c.tail(5)') == "True False"
+
+    out = kernel.run('print(jobs.stop(d.id, how="cancel"), d.stop_reason)')
+    assert out["stdout"].split() == ["stopped", "cancel"]
+    assert kernel.value('"d cleanup" in d.tail(5)') == "True"
+
+    frozen = kernel.value('[state[k] for k in "bcd"]')
+    time.sleep(0.3)
+    assert kernel.value('[state[k] for k in "bcd"]') == frozen  # nothing counts any more
+    assert kernel.value("sorted(t.name for t in __import__('threading').enumerate() if t.name.startswith('job-'))") == "[]"
+    leaked = [text for _, text in kernel.all_streams if "tick" in text or "cleanup" in text]
+    assert leaked == []
+
+
+@pytest.mark.timeout(120)
+def test_kill_a_busy_worker_process_from_a_cell(kernel: Kernel) -> None:
+    kernel.run(SETUP)
+    kernel.run('import jobs_workers\np = jobs.new(jobs_workers.busy, kind="process", name="spinner")')
+    deadline = time.time() + 30
+    while kernel.value('"busy" in p.tail(1)') != "True":
+        assert time.time() < deadline, "worker never reported"
+        time.sleep(0.2)
+    out = kernel.run("t0 = time.monotonic(); print(p.kill(grace=2.0), p.process.exitcode, "
+                     "time.monotonic() - t0 < 2.0)")
+    assert out["stdout"].split() == ["killed", "143", "True"], out  # SIGTERM -> SystemExit(143)
+    assert kernel.value("1 + 1") == "2"  # the kernel keeps working
+    # A function defined in the notebook cannot reach a fresh process: a clear error.
+    err = kernel.run("def local(): pass\ntry:\n    jobs.new(local, kind='process')\n"
+                     "except Exception as e:\n    print(type(e).__name__, e)")["stdout"]
+    assert err.startswith("JobError") and ".py module" in err
+    leaked = [text for _, text in kernel.all_streams if "busy" in text]
+    assert leaked == []

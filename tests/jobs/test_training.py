@@ -1,0 +1,103 @@
+"""Training as a job: paused, resumed, stopped (with or without a checkpoint), killed.
+
+The fast control tests drive the real ``Trainer`` on a tiny synthetic task
+(``workers.tiny_train``); the last two run ``resnetlab.train(..., background=...)`` on
+real Fashion-MNIST images in a thread and in a worker process.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import jobs_workers as workers
+import pytest
+from jobs_helpers import registry_fixture, wait_for  # noqa: F401 (the registry fixture)
+
+from resnetlab.errors import JobError
+from resnetlab.jobs.training import TrainingJob, start_training
+
+pytest.importorskip("torch", reason="torch not installed")
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_thread_training_pauses_resumes_and_stops_with_a_checkpoint(registry, tmp_path) -> None:
+    from resnetlab.training.checkpoint import load_checkpoint
+
+    job = start_training(kind="thread", train_fn=workers.tiny_train, registry=registry,
+                         epochs=50, run_dir=str(tmp_path), batch_delay=0.01)
+    assert isinstance(job, TrainingJob)
+    assert wait_for(lambda: job.progress.step >= 3, 60), job.progress
+    job.pause()
+    assert job.status == "paused" and job.progress.paused
+    frozen = job.progress.step
+    time.sleep(0.2)
+    assert job.progress.step == frozen  # paused at a batch boundary: no step advances
+    job.resume()
+    assert wait_for(lambda: job.progress.step > frozen, 10)
+    assert job.stop(save=True) == "stopped"
+    result = job.wait()
+    assert result["status"] == "stopped" and result["epoch"] < 50
+    saved = load_checkpoint(Path(result["last_checkpoint"]))
+    assert saved["step"] == result["step"]  # the stop checkpoint is the last step trained
+    # metrics went straight into job.stream, in this process
+    steps, losses = job.stream.series("loss")
+    assert len(steps) >= 2 and steps[-1] <= result["step"]
+    assert "trainer stopped" in job.tail(1)
+    assert registry.get(job.id).kind == "thread"
+
+
+def test_stop_without_saving_writes_no_stop_checkpoint(registry, tmp_path) -> None:
+    job = start_training(kind="thread", train_fn=workers.tiny_train, registry=registry,
+                         epochs=500, run_dir=str(tmp_path), batch_delay=0.005)
+    assert wait_for(lambda: job.progress.step >= 3, 60), job.progress
+    assert job.stop(save=False) == "stopped"
+    result = job.wait()
+    assert result["status"] == "stopped"
+    if result["step"] % 12:  # stopped mid-epoch (12 batches per epoch): no checkpoint there
+        assert not list(tmp_path.glob(f"ckpt-step{result['step']:08d}.pt"))
+
+
+def test_real_train_in_the_background_thread(registry, fashion_mnist_dir, tmp_path,
+                                              monkeypatch) -> None:
+    import resnetlab
+    from resnetlab import jobs
+
+    monkeypatch.setattr(jobs, "registry", registry)
+    job = resnetlab.train("simple-cnn", data="fashion-mnist", data_dir=fashion_mnist_dir,
+                          epochs=1, train_limit=256, test_limit=128, val_size=64,
+                          batch_size=32, device="cpu", store=None, run_dir=str(tmp_path),
+                          background=True)
+    assert isinstance(job, TrainingJob) and job.kind == "thread"
+    result = job.wait(120)
+    assert result.status == "completed" and 0 <= result.test_accuracy <= 1
+    assert job.progress.step == job.progress.total_steps == 6  # 224 training images / 32
+    assert job.stream is result.stream and job.stream.last("loss") is not None
+
+
+def test_real_train_in_a_worker_process_streams_pauses_and_survives_kill(
+        registry, fashion_mnist_dir, tmp_path, monkeypatch) -> None:
+    import resnetlab
+    from resnetlab import jobs
+    from resnetlab.training.checkpoint import load_checkpoint
+
+    monkeypatch.setattr(jobs, "registry", registry)
+    job = resnetlab.train("simple-cnn", data="fashion-mnist", data_dir=str(fashion_mnist_dir),
+                          epochs=200, train_limit=128, val_size=0, evaluate_test=False,
+                          batch_size=32, device="cpu", store=None, run_dir=str(tmp_path),
+                          background="process")
+    assert job.kind == "process"
+    assert wait_for(lambda: job.progress.epoch >= 2, 80), (job.progress, job.tail())
+    assert len(job.stream.series("loss")[0]) >= 2  # forwarded from the worker into this process
+    job.pause()
+    assert job.status == "paused"
+    frozen = job.progress.step
+    time.sleep(0.3)
+    assert job.progress.step == frozen  # paused at a batch boundary
+    job.resume()
+    assert wait_for(lambda: job.progress.step > frozen, 20)
+    assert job.kill(grace=3.0) == "killed" and job.status == "killed"
+    with pytest.raises(JobError, match="killed"):
+        job.wait()
+    state = load_checkpoint(tmp_path)  # the last epoch checkpoint stays loadable
+    assert state["epoch"] >= 2

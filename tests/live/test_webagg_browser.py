@@ -1,0 +1,126 @@
+"""WebAgg dashboard in a real browser (Debian Chromium via Playwright)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+
+import psutil
+import pytest
+from suite_support import CHROMIUM_ARGS
+
+from resnetlab.errors import BackendError
+from resnetlab.live import Dashboard, MetricStream
+
+
+def _shot(page) -> str:
+    data = page.locator("div.resnetlab-figure canvas.mpl-canvas").first.screenshot()
+    return hashlib.sha1(data).hexdigest()
+
+
+def _settled_shot(page, timeout: float = 15.0) -> str:
+    """A screenshot once two consecutive ones agree (the last frame has arrived)."""
+    deadline = time.time() + timeout
+    last = _shot(page)
+    while time.time() < deadline:
+        time.sleep(0.6)
+        now = _shot(page)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError("the page kept changing although no new metrics arrived")
+
+
+def _changed_shot(page, previous: str, timeout: float = 20.0) -> str:
+    """The settled screenshot after the picture has changed from ``previous``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _shot(page) != previous:
+            return _settled_shot(page)
+        time.sleep(0.3)
+    raise AssertionError("the page did not change after new metrics arrived")
+
+
+def _feed(stream, start, stop):
+    for i in range(start, stop):
+        stream.log(i, loss=2.0 / (i + 1) + 0.05 * (i % 7), accuracy=1 - 1 / (i + 2))
+
+
+def test_webagg_page_updates_reloads_and_listens_on_localhost_only(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    stream = MetricStream()
+    dash = Dashboard(["loss", "accuracy"], stream=stream, backend="webagg", title="test run",
+                     draw_budget=0.5)
+    _feed(stream, 0, 20)
+    dash.start(rate_hz=5)
+    try:
+        url = dash.url
+        assert url.startswith("http://127.0.0.1:")
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        listening = [c for c in psutil.Process(os.getpid()).net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
+
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1000, "height": 600})
+                page.goto(url, wait_until="load")
+                page.wait_for_selector("div.resnetlab-figure canvas", timeout=15_000)
+                assert "test run" in page.title()
+                first = _settled_shot(page)
+
+                _feed(stream, 20, 80)  # new metrics arrive -> the picture must change
+                second = _changed_shot(page, first)
+
+                page.reload(wait_until="load")  # a reload gets the current picture
+                page.wait_for_selector("div.resnetlab-figure canvas", timeout=15_000)
+                time.sleep(1.0)
+                after_reload = _settled_shot(page)
+                assert after_reload == second
+
+                _feed(stream, 80, 120)  # and keeps updating after the reload
+                _changed_shot(page, after_reload)
+            finally:
+                browser.close()
+    finally:
+        dash.close()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # the server is gone after close()
+
+
+def test_webagg_port_in_use_is_a_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        dash = Dashboard(["loss"], stream=MetricStream(), backend="webagg", port=port)
+        with pytest.raises(BackendError, match=f"port {port} on 127.0.0.1 is already in use.*port=0"):
+            dash.show()
+        dash.close()
+
+
+def test_webagg_in_a_render_process_serves_the_page_from_the_child():
+    import urllib.request
+
+    from resnetlab.live import live_dashboard
+
+    stream = MetricStream()
+    session = live_dashboard(stream, backend="webagg", system_monitor=False, in_process=False,
+                             panels=["loss"], title="child run")
+    try:
+        child = session.render_process._proc
+        assert child.is_alive() and child.pid != os.getpid()
+        port = int(session.url.rsplit(":", 1)[1].strip("/"))
+        listening = [c for c in psutil.Process(child.pid).net_connections("inet")
+                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
+        with urllib.request.urlopen(session.url, timeout=10) as page:
+            assert "child run" in page.read().decode()
+        stream.log(0, loss=1.0)
+    finally:
+        session.close()
+    assert not child.is_alive()

@@ -1,0 +1,80 @@
+"""`resnetlab models` and `resnetlab summary` as a user runs them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from resnetlab.cli import main
+from resnetlab.models import count_parameters, create_model, list_presets, model_summary
+
+
+def test_summary_of_resnet164_prints_the_table_and_totals(capsys: pytest.CaptureFixture) -> None:
+    assert main(["summary", "resnetv2-164", "--in-channels", "3", "--num-classes", "10"]) == 0
+    out = capsys.readouterr().out
+    expected = count_parameters(create_model("resnetv2-164", in_channels=3, num_classes=10))
+    assert f"Total params: {expected:,}" in out
+    assert f"Trainable params: {expected:,}" in out
+    assert "Non-trainable params: 0" in out
+    assert "Layer (path)" in out and "Output shape" in out and "Param #" in out
+    row = next(line for line in out.splitlines()
+               if line.startswith("stacks.2.units.17.layers.2.conv "))
+    assert row.split()[1:] == ["Conv2d", "(256,", "8,", "8)", "16,384"]     # 64 x 256 x 1x1
+    assert re.search(r"^head\.fc\s+Linear\s+\(10\)\s+2,570$", out, re.M)
+    assert "depth 164" in out
+
+
+def test_summary_options(capsys: pytest.CaptureFixture) -> None:
+    assert main(["summary", "resnetv2-mini", "--depth", "4", "--image-size", "32",
+                 "--set", "stack_shortcut=true", "--set", "dropout=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^stacks\.2\.units\.0\s+BasicUnit\s+\(128, 8, 8\)", out, re.M)
+    assert re.search(r"^stacks\.1\.shortcut\.conv\s+Conv2d\s+\(64, 16, 16\)", out, re.M)
+    assert "layers.0.conv" not in out                    # folded into the unit rows
+    assert re.search(r"^head\.dropout\s+Dropout", out, re.M)
+
+
+def test_summary_bad_input_is_a_clear_error(capsys: pytest.CaptureFixture) -> None:
+    assert main(["summary", "resnetv2-165"]) == 2
+    assert "did you mean resnetv2-164" in capsys.readouterr().err
+    assert main(["summary", "resnetv2-50", "--image-size", "8"]) == 2
+    assert "stack 2 (stride 2)" in capsys.readouterr().err
+    assert main(["summary", "resnetv2-20", "--set", "ratio=0.5"]) == 2
+    assert "bottleneck_ratio" in capsys.readouterr().err
+
+
+def test_models_lists_every_preset(capsys: pytest.CaptureFixture) -> None:
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:6] == ["name", "family", "depth", "params", "input", "classes"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {p.name for p in list_presets()}
+    assert rows["resnetv2-164"][1:6] == ["resnet_v2", "164", "1,703,258", "3x32x32", "10"]
+    assert rows["resnetv2-50"][4:6] == ["3x224x224", "1000"]
+    assert rows["resnetv2-mini"][4] == "1x28x28"
+
+
+def test_models_family_filter(capsys: pytest.CaptureFixture) -> None:
+    assert main(["models", "--family", "plain"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert names and all(n.startswith("plain-") for n in names)
+
+
+def test_model_summary_api() -> None:
+    model = create_model("resnetv2-20", in_channels=1, image_size=28)
+    model.train()
+    summary = model_summary(model, (1, 28, 28))
+    assert model.training                                  # mode restored
+    assert summary.total == count_parameters(model)
+    assert summary.row("stacks.1.units.0.layers.0.conv").output_shape == (32, 14, 14)
+    assert summary.row("stacks.1.units.0.shortcut.conv").output_shape == (128, 14, 14)
+    assert summary.row("head.fc").params == 256 * 10 + 10
+    assert summary.buffers == 2 * sum(m.num_features for m in model.modules()
+                                      if type(m).__name__ == "BatchNorm2d")
+    folded = model_summary(model, (1, 28, 28), depth=6)
+    assert folded.row("stacks.1.units.0.layers.0").output_shape == (32, 14, 14)
+    assert sum(r.params for r in folded.rows) == summary.total
+    text = str(summary)
+    assert text.splitlines()[0].startswith("Model: resnetv2-20")
+    assert "Total params" in text

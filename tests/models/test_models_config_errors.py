@@ -1,0 +1,82 @@
+"""Invalid configurations fail early with a ConfigError that names the field and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from resnetlab.errors import ConfigError
+from resnetlab.models import ResNetV2Config, SimpleCNNConfig, build_model, create_model
+
+
+@pytest.mark.parametrize("units", [(2, 0, 2), (2, -1, 2)])
+def test_zero_or_negative_units(units: tuple[int, ...]) -> None:
+    with pytest.raises(ConfigError, match=r"stack_units\[1\].*at least 1 unit"):
+        ResNetV2Config(stack_units=units)
+
+
+def test_bottleneck_ratio_giving_zero_channels_names_the_stack_and_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"bottleneck_ratio=0\.01.*stack 0.*>= 0\.01562"):
+        create_model("resnetv2-20", bottleneck_ratio=0.01)
+    with pytest.raises(ConfigError, match="bottleneck_ratio"):
+        ResNetV2Config(bottleneck_ratio=0)
+    # a basic unit has no bottleneck: the ratio does not matter there
+    ResNetV2Config(unit="basic", bottleneck_ratio=0.001, stack_channels=(16, 32, 64))
+
+
+def test_image_too_small_says_which_stack_collapses() -> None:
+    with pytest.raises(ConfigError, match=r"image_size=2 .*stack 2 \(stride 2\) gets a 1x1 map"
+                                          r".*0x0.*image_size >= 3"):
+        create_model("resnetv2-20", image_size=2)
+    with pytest.raises(ConfigError, match=r"stack 2 \(stride 2\).*image_size >= 17"):
+        create_model("resnetv2-50", image_size=8)
+    with pytest.raises(ConfigError, match="stem max-pool"):
+        create_model("resnetv2-50", image_size=2)
+    # the same image is fine once the stacks stop striding
+    create_model("resnetv2-20", image_size=2, stack_strides=(1, 1, 1))
+
+
+def test_simple_cnn_too_small_image() -> None:
+    with pytest.raises(ConfigError, match=r"block 2's 2x2 max-pool gets a 1x1 map"):
+        SimpleCNNConfig(image_size=4, channels=(8, 8, 8))
+
+
+@pytest.mark.parametrize(("field", "value", "hint"), [
+    ("activation", "rellu", "relu"),
+    ("norm", "batch_norm", "batchnorm"),
+    ("unit", "bottlenek", "bottleneck"),
+    ("stem_pool", "maxpool", "max"),
+    ("activation_order", "pree", "pre"),
+    ("stride_layer", "3X3", "3x3"),
+])
+def test_unknown_layer_names_suggest_the_right_one(field: str, value: str, hint: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{field}='{value}'.*did you mean.*'{hint}'"):
+        ResNetV2Config(**{field: value})
+
+
+def test_mismatched_stack_lists() -> None:
+    with pytest.raises(ConfigError, match="stack_channels has 2 entries but stack_units has 3"):
+        ResNetV2Config(stack_units=(1, 1, 1), stack_channels=(16, 32))
+    with pytest.raises(ConfigError, match="one entry per stack"):
+        ResNetV2Config(stack_units=3)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("in_channels", 0), ("num_classes", -3), ("stem_channels", 0), ("latent_dim", 0),
+    ("stem_kernel", 4), ("dropout", 1.0), ("stack_channels", (16, 0, 64)),
+])
+def test_bad_numbers_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field.split("_")[0]):
+        ResNetV2Config(**{field: value})
+
+
+def test_zero_init_needs_shortcuts() -> None:
+    with pytest.raises(ConfigError, match="zero_init_last.*residual"):
+        create_model("plain-20", zero_init_last=True)
+
+
+def test_config_errors_are_value_errors_and_valid_configs_build() -> None:
+    with pytest.raises(ValueError):
+        ResNetV2Config(stack_units=(0,), stack_channels=(8,))
+    model = build_model(ResNetV2Config(stack_units=(1,), stack_channels=(8,), unit="basic",
+                                       stem_channels=4, num_classes=3))
+    assert model.head.fc.out_features == 3

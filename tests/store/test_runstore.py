@@ -1,0 +1,113 @@
+"""The SQLite run store: runs, batched metrics, polling from another process, dead owners."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from resnetlab.errors import StoreError
+from resnetlab.store import COMPLETED, INTERRUPTED, RUNNING, RunStore, default_store_path
+
+
+def test_runs_and_metrics_round_trip(tmp_path):
+    with RunStore(tmp_path / "r.db") as store:
+        a = store.create_run("baseline", config={"lr": 0.1, "milestones": (0.5, 0.75)},
+                             model="resnetv2-mini", dataset="fashion-mnist")
+        b = store.create_run()
+        store.log_metrics(a, 10, {"loss": 0.9, "accuracy": 0.6}, epoch=0)
+        store.log_metrics(a, 20, {"loss": float("nan")}, epoch=0)
+        assert store.pending == 3 and store.metrics(a) == []  # buffered, not written yet
+        assert store.flush() == 3 and store.pending == 0
+        store.finish_run(a, COMPLETED, final_metrics={"test_accuracy": 0.93})
+
+        run = store.get_run("baseline")
+        assert (run.id, run.status, run.model) == (a, COMPLETED, "resnetv2-mini")
+        assert run.config == {"lr": 0.1, "milestones": [0.5, 0.75]}
+        assert run.final_metrics == {"test_accuracy": 0.93}
+        assert run.ended_at >= run.started_at
+        assert store.get_run(str(b)).name == f"run-{b}"
+        assert [r.id for r in store.list_runs()] == [b, a]
+        assert [r.id for r in store.list_runs(status=RUNNING)] == [b]
+        rows = store.metrics(a, keys=["loss"])
+        assert [r.step for r in rows] == [10, 20]
+        assert rows[0].value == 0.9 and rows[1].value != rows[1].value  # NaN survives
+        assert store.metric_keys(a) == ["loss", "accuracy"]
+
+
+def test_unknown_run_names_the_fix(tmp_path):
+    with RunStore(tmp_path / "r.db") as store, pytest.raises(StoreError, match="resnetlab runs"):
+        store.get_run("nope")
+
+
+def test_another_connection_polls_new_rows_while_a_run_writes(tmp_path):
+    db = tmp_path / "r.db"
+    writer = RunStore(db)
+    run = writer.create_run("live")
+    reader = RunStore(db)
+    writer.log_metrics(run, 1, {"loss": 2.0})
+    writer.flush()
+    first = reader.metrics(run)
+    assert [r.value for r in first] == [2.0]
+    writer.log_metrics(run, 2, {"loss": 1.5})
+    writer.flush()
+    new = reader.metrics(run, since_rowid=first[-1].rowid)
+    assert [(r.step, r.value) for r in new] == [(2, 1.5)]
+    assert reader.get_run(run).status == RUNNING  # the writer is alive
+    mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    writer.close()
+    reader.close()
+
+
+@pytest.mark.parametrize("ending", ["exit", "kill"])
+def test_a_run_whose_process_is_gone_becomes_interrupted(tmp_path, ending):
+    db = tmp_path / "runs.db"
+    code = ("import os, signal, sys; from resnetlab.store import RunStore; "
+            "s = RunStore(sys.argv[1]); r = s.create_run('x'); "
+            "s.log_metrics(r, 1, {'loss': 1.0}); s.flush(); "
+            "s.log_metrics(r, 2, {'loss': 0.5}); "  # buffered only: lost with the process
+            + ("os._exit(0)" if ending == "exit" else "os.kill(os.getpid(), signal.SIGKILL)"))
+    subprocess.run([sys.executable, "-c", code, str(db)], check=False)
+    with RunStore(db) as store:
+        run = store.get_run("x")
+        assert run.status == INTERRUPTED
+        assert [r.value for r in store.metrics(run.id)] == [1.0]
+
+
+def test_not_a_database_is_a_store_error(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="bad.db: cannot open the run store"):
+        RunStore(bad)
+
+
+def test_default_location_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("RESNETLAB_RUNS", raising=False)
+    assert str(default_store_path()) == "runs/resnetlab.db"
+    monkeypatch.setenv("RESNETLAB_RUNS", str(tmp_path / "x.db"))
+    assert default_store_path() == tmp_path / "x.db"
+
+
+def test_recorder_copies_training_metrics_from_the_stream_in_batches(tmp_path):
+    from resnetlab.live.stream import MetricStream
+    from resnetlab.store import StoreRecorder
+
+    class FakeTrainer:  # only .stream is read
+        stream = MetricStream()
+
+    trainer = FakeTrainer()
+    with RunStore(tmp_path / "r.db") as store:
+        run = store.create_run("rec")
+        rec = StoreRecorder(store, run, flush_every_s=3600)
+        rec.on_fit_start(trainer, {})
+        trainer.stream.append(1, {"loss": 2.0, "lr": 0.1}, epoch=0)
+        trainer.stream.append(7, {"sys/cpu": 55.0})  # the system monitor's own sample count
+        rec.on_batch_end(trainer, {})
+        assert store.metrics(run) == [] and store.pending == 2  # buffered until a flush
+        rec.on_epoch_end(trainer, {})
+        rows = store.metrics(run)
+        assert sorted((r.step, r.key, r.value, r.epoch) for r in rows) == [
+            (1, "loss", 2.0, 0), (1, "lr", 0.1, 0)]

@@ -1,0 +1,80 @@
+"""``resnetlab.train(...)``, ``resnetlab train`` and ``resnetlab eval`` end to end on real data."""
+
+from __future__ import annotations
+
+import resnetlab
+from resnetlab.cli import main
+from resnetlab.store import RunStore
+from resnetlab.training.callbacks import LambdaCallback
+
+FAST = dict(epochs=3, batch_size=64, train_limit=768, val_size=128, test_limit=500,
+            live=None, label_smoothing=0.0)
+
+
+def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, capsys):
+    db = tmp_path / "runs.db"
+    common = ["--data-dir", str(fashion_mnist_dir), "--runs-db", str(db)]
+    # A run stopped after 3 steps, as by Ctrl-C or job.stop()...
+    stopper = LambdaCallback(on_batch_end=lambda t, logs: setattr(
+        t, "stop_training", t.step >= 3))
+    stopped = resnetlab.train("resnetv2-micro", data_dir=fashion_mnist_dir, store=db,
+                              run_name="cli", callbacks=[stopper], **FAST)
+    assert stopped.status == "stopped" and stopped.checkpoint.exists()
+    assert stopped.run_dir == stopped.checkpoint.parent
+    with RunStore(db) as store:
+        assert store.get_run("cli").status == "stopped"
+
+    # ...continues where it stopped with `resnetlab train --resume NAME`.
+    rc = main(["train", "--resume", "cli", "--live", "none", "--no-progress", *common])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"run {stopped.run_id}" in out and "test accuracy" in out and "wall time" in out
+    assert "checkpoint" in out
+    with RunStore(db) as store:
+        run = store.get_run("cli")
+        assert run.status == "completed" and run.model == "resnetv2-micro"
+        steps = [r.step for r in store.metrics(run.id, keys=["loss"])]
+        losses = [r.value for r in store.metrics(run.id, keys=["loss"])]
+        assert {"loss", "accuracy", "lr", "val_accuracy", "test_accuracy"} <= set(
+            store.metric_keys(run.id))
+        test_acc = run.final_metrics["test_accuracy"]
+    # One record: the 3 steps before the stop, then logging points of the resumed part.
+    assert steps == [3, 10, 20, 30]
+    assert losses[-1] < losses[0] - 0.3
+    assert 0.15 < test_acc <= 1.0  # 30 steps of the tiny test model; chance is 0.10
+
+    # `resnetlab eval` on the run: loss, accuracy, a text confusion matrix and a PNG.
+    png = tmp_path / "cm.png"
+    assert main(["eval", "cli", "--limit", "500", "--out", str(png), *common]) == 0
+    out = capsys.readouterr().out
+    assert "fashion-mnist test: 500 images" in out and "accuracy" in out
+    assert "Ankle boot" in out and "recall" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_returns_history_test_metrics_and_the_model(fashion_mnist_dir, tmp_path):
+    result = resnetlab.train("resnetv2-micro", data_dir=fashion_mnist_dir,
+                             store=tmp_path / "r.db",
+                             **{**FAST, "epochs": 1, "val_size": 0, "live": "agg"})
+    assert result.status == "completed" and result.run_id == 1
+    # The live dashboard (headless: PNG snapshots) ran beside training and wrote its last frame.
+    assert (result.run_dir / "dashboard-final.png").stat().st_size > 1000
+    assert len(result.history) == 1 and "val_accuracy" not in result.history[0]
+    assert set(result.test_metrics) == {"test_loss", "test_accuracy"}
+    assert result.confusion.sum() == 500 and result.classes[0] == "T-shirt/top"
+    assert result.model.spec["preset"] == "resnetv2-micro"
+    assert "test accuracy" in result.summary()
+
+
+def test_cli_reports_bad_settings_as_errors(fashion_mnist_dir, tmp_path, capsys):
+    rc = main(["train", "--live", "nosuchbackend", "--runs-db", str(tmp_path / "r.db"),
+               "--data-dir", str(fashion_mnist_dir), "--train-limit", "256", "--val-size", "0"])
+    assert rc == 2 and "unknown live backend 'nosuchbackend'" in capsys.readouterr().err
+    rc = main(["train", "--model", "resnetv2-micro", "--precision", "fp16", "--device", "cpu",
+               "--data-dir", str(fashion_mnist_dir), "--runs-db", str(tmp_path / "r.db"),
+               "--live", "none", "--train-limit", "256"])
+    assert rc == 2
+    assert "error: precision='fp16' needs a CUDA device" in capsys.readouterr().err
+    rc = main(["eval", str(tmp_path / "nothing.pt"), "--runs-db", str(tmp_path / "r.db")])
+    assert rc == 2
+    assert "no such checkpoint file" in capsys.readouterr().err

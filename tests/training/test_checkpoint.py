@@ -1,0 +1,169 @@
+"""Checkpoints: exact resume after a crash, keep-last-N-and-best, clear errors on bad files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resnetlab.errors import CheckpointError
+from resnetlab.training.callbacks import LambdaCallback
+from resnetlab.training.checkpoint import (
+    BEST,
+    LAST,
+    load_checkpoint,
+    model_from_checkpoint,
+)
+from resnetlab.training.config import TrainConfig
+from resnetlab.training.trainer import Trainer
+
+
+def cfg(run_dir, **changes) -> TrainConfig:
+    base = dict(epochs=3, lr=0.1, log_every=2, val_size=0, channels_last=False,
+                ema_decay=0.9, run_dir=str(run_dir), keep_last=2)
+    base.update(changes)
+    return TrainConfig(**base)
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(step):
+    def cb(trainer, logs):
+        if trainer.step == step:
+            raise Crash(f"simulated crash at step {step}")
+    return LambdaCallback(on_batch_end=cb)
+
+
+def _assert_same_state(a: Trainer, b: Trainer) -> None:
+    assert a.step == b.step and a.epoch == b.epoch
+    assert a.lr == b.lr
+    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(),
+                              strict=True):
+        assert torch.equal(pa, pb), name
+    for pa, pb in zip(a.ema.module.parameters(), b.ema.module.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    sa, sb = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
+
+
+def test_resume_after_a_crash_continues_exactly(micro_model, make_loader, tmp_path):
+    # The uninterrupted reference run.
+    ref = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "ref"))
+    ref.fit()
+    # The same run, crashing in the middle of epoch 2 (after the epoch-1 checkpoint).
+    crashed = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "run"),
+                      callbacks=[crash_at(6)])
+    with pytest.raises(Crash):
+        crashed.fit()
+    assert crashed.status == "failed"
+    ckpt = load_checkpoint(tmp_path / "run")  # the folder's last.pt
+    assert (ckpt["epoch"], ckpt["step"], ckpt["batch_in_epoch"]) == (1, 4, 0)
+    # A fresh process would rebuild everything from scratch and resume.
+    resumed = Trainer(micro_model(seed=123), make_loader(128, 32), config=cfg(tmp_path / "run"))
+    resumed.resume(tmp_path / "run")
+    assert resumed.step == 4 and resumed.epoch == 1
+    resumed.fit()
+    _assert_same_state(ref, resumed)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in ref.history]
+    # The logged losses after the resume point are those of the reference run.
+    ref_steps, ref_loss = ref.stream.series("loss")
+    res_steps, res_loss = resumed.stream.series("loss")
+    tail = ref_steps > 4
+    assert res_steps.tolist() == ref_steps[tail].tolist()
+    assert res_loss.tolist() == ref_loss[tail].tolist()
+
+
+def test_resume_from_a_mid_epoch_stop_continues_exactly(micro_model, make_loader, tmp_path):
+    ref = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "ref", epochs=2))
+    ref.fit()
+
+    def stop(trainer, logs):
+        if trainer.step == 6:
+            trainer.stop_training = True
+
+    first = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "run", epochs=2),
+                    callbacks=[LambdaCallback(on_batch_end=stop)])
+    first.fit()
+    assert first.status == "stopped"
+    resumed = Trainer(micro_model(seed=5), make_loader(128, 32),
+                      config=cfg(tmp_path / "run", epochs=2))
+    resumed.resume(tmp_path / "run" / LAST)
+    assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (6, 1, 2)
+    assert resumed.lr == pytest.approx(first.lr)
+    resumed.fit()
+    _assert_same_state(ref, resumed)
+
+
+def test_keeps_the_last_n_and_the_best(micro_model, make_loader, tmp_path):
+    val = make_loader(64, 64, train=False)
+    t = Trainer(micro_model(), make_loader(64, 32), val, config=cfg(tmp_path, epochs=4,
+                                                                    keep_last=2))
+    t.fit()
+    files = sorted(p.name for p in tmp_path.glob("ckpt-step*.pt"))
+    assert files == ["ckpt-step00000006.pt", "ckpt-step00000008.pt"]
+    assert (tmp_path / LAST).exists() and (tmp_path / BEST).exists()
+    best = load_checkpoint(tmp_path / BEST)
+    accs = [h["val_accuracy"] for h in t.history]
+    assert best["metrics"]["val_accuracy"] == max(accs)
+    assert best["epoch"] == 1 + accs.index(max(accs))
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*tmp"))
+
+
+def test_checkpoint_rebuilds_its_model_from_the_spec(micro_model, make_loader, tmp_path):
+    t = Trainer(micro_model(), make_loader(64, 32), config=cfg(tmp_path, epochs=1))
+    t.fit()
+    model = model_from_checkpoint(tmp_path / LAST)
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(x), t.eval_model.eval()(x), atol=1e-6)
+
+
+def test_checkpoint_of_another_architecture_lists_mismatching_keys(micro_model, make_loader,
+                                                                  tmp_path):
+    t = Trainer(micro_model(), make_loader(64, 32), config=cfg(tmp_path, epochs=1))
+    t.fit()
+    other = Trainer(micro_model(stack_channels=(8, 32)), make_loader(64, 32),
+                    config=cfg(tmp_path / "other", epochs=1))
+    with pytest.raises(CheckpointError) as err:
+        other.resume(tmp_path / LAST)
+    msg = str(err.value)
+    assert "does not fit this model's architecture" in msg
+    assert "shape (checkpoint vs model)" in msg and "stacks.1" in msg
+    deeper = Trainer(micro_model(stack_units=(1, 2)), make_loader(64, 32),
+                     config=cfg(tmp_path / "deeper", epochs=1))
+    with pytest.raises(CheckpointError, match="missing in checkpoint: stacks.1.units.1"):
+        deeper.resume(tmp_path / LAST)
+
+
+def test_truncated_or_foreign_files_give_a_clear_error(micro_model, make_loader, tmp_path):
+    t = Trainer(micro_model(), make_loader(64, 32), config=cfg(tmp_path, epochs=1))
+    t.fit()
+    data = (tmp_path / LAST).read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated, damaged or not a torch checkpoint"):
+        load_checkpoint(cut)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="junk.pt: cannot read"):
+        load_checkpoint(junk)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    """weights_only loading: a checkpoint that would run code on load is rejected."""
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "resnetlab-checkpoint", "model": Evil()}, path)
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
