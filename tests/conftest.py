@@ -61,7 +61,7 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="session")
 def xvfb_display() -> str:
-    """A virtual X display (Xvfb) for desktop-window tests; sets ``DISPLAY``."""
+    """A virtual X display (Xvfb) for desktop-window tests: the ``DISPLAY`` value to pass on."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb not found (apt-get install xvfb)")
@@ -84,13 +84,9 @@ def xvfb_display() -> str:
             proc.kill()
             pytest.skip(f"Xvfb on {display} does not accept connections")
         time.sleep(0.2)
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = display
+    # Not exported to os.environ: tests pass it to the GUI subprocesses they start, so a
+    # later test that checks headless behaviour never sees a display by accident.
     yield display
-    if old is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = old
     proc.terminate()
     try:
         proc.wait(5)

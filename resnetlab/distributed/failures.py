@@ -18,7 +18,7 @@ EXIT_RANK_LOST = 75
 # Fragments of the RuntimeError messages of gloo, NCCL and the TCPStore when a peer is lost.
 _FAILURE_MARKERS = (
     "gloo", "nccl", "connection reset", "connection closed", "connection refused",
-    "broken pipe", "timed out", "socket", "processgroup", "c10d", "rendezvous", "tcpstore",
+    "broken pipe", "timed out", "socket", "application timeout", "pair closure", "processgroup", "c10d", "rendezvous", "tcpstore",
 )
 
 

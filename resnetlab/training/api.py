@@ -217,26 +217,43 @@ def train(
 
     from resnetlab import data as rdata
     from resnetlab import models as rmodels
+    from resnetlab.distributed import init_distributed
     from resnetlab.live.stream import MetricStream
-    from resnetlab.training.callbacks import ProgressBar
+    from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor
     from resnetlab.training.checkpoint import load_checkpoint
     from resnetlab.training.precision import resolve_precision
     from resnetlab.training.seed import seed_everything
-    from resnetlab.training.trainer import Trainer, resolve_device
+    from resnetlab.training.trainer import Trainer
 
     t0 = time.perf_counter()
-    run_store, own_store = open_store(store)
+    # -- the job: one process, or one rank of a torchrun job ------------------------------
+    timeout_s = config_fields.get("dist_timeout_s") or (
+        config.dist_timeout_s if config is not None else TrainConfig.dist_timeout_s)
+    ctx = init_distributed(device, timeout_s=float(timeout_s))
+    # Rank 0 alone records the run: the other ranks never open the store.
+    run_store, own_store = open_store(store) if ctx.is_main else (None, False)
     dashboard = None
     try:
         # -- configuration -------------------------------------------------------------
         resume_state = None
         if resume is not None:
-            ckpt_path = _resolve_resume(resume, run_store)
-            resume_state = load_checkpoint(ckpt_path)
-            if "config" not in resume_state:
-                raise ConfigError(f"{ckpt_path}: holds weights only; cannot resume training")
+            # Rank 0 finds and reads the checkpoint (the store and the run folder may be
+            # on its machine only) and sends every rank the same state.
+            if ctx.is_main:
+                ckpt_path = _resolve_resume(resume, run_store)
+                resume_state = load_checkpoint(ckpt_path)
+                if "config" not in resume_state:
+                    raise ConfigError(f"{ckpt_path}: holds weights only; cannot resume training")
+            resume_state = ctx.broadcast_object(resume_state)
             cfg = TrainConfig.from_dict(resume_state["config"])
-            cfg.device = device  # the only thing that may change on resume
+            cfg.device = device  # the only thing that may change on resume (and world size)
+            cfg.rank, cfg.world_size = ctx.rank, ctx.world_size
+            cfg.dist_timeout_s = ctx.timeout_s  # --dist-timeout of this launch, or the default
+            ranks = "rank" if ctx.world_size == 1 else "ranks"
+            cfg.extra = {**cfg.extra, "batch_plan": (
+                f"global batch {cfg.batch_size * ctx.world_size} = {cfg.batch_size} per rank x "
+                f"{ctx.world_size} {ranks}; lr {cfg.lr:g} (kept from the checkpoint, not "
+                "rescaled)")}
             data = cfg.extra.get("dataset", data)
             train_limit = cfg.extra.get("train_limit", train_limit)
             test_limit = test_limit or cfg.extra.get("test_limit")
@@ -253,14 +270,26 @@ def train(
                 cfg.extra["train_limit"] = int(train_limit)
             if test_limit:
                 cfg.extra["test_limit"] = int(test_limit)
-        dev = resolve_device(cfg.device)
+            cfg.rank, cfg.world_size = ctx.rank, ctx.world_size
+            # The global batch and the scaled LR, explicit: once, not again on resume.
+            plan = ctx.batch_plan(cfg.lr, per_rank_batch=cfg.batch_size,
+                                  reference_batch=cfg.reference_batch or cfg.batch_size)
+            cfg.extra = {**cfg.extra, "base_lr": cfg.lr, "global_batch": plan.global_batch,
+                         "batch_plan": plan.describe()}
+            cfg.lr = plan.lr
+        dev = ctx.device
         resolve_precision(cfg.precision, dev)  # fail before loading any data
         if dev.type == "cpu":
-            use_all_cores()
+            if ctx.is_distributed and not os.environ.get("OMP_NUM_THREADS", "").strip():
+                # N ranks on one machine share its cores: all cores each would oversubscribe.
+                torch.set_num_threads(ctx.cpu_threads())
+            else:
+                use_all_cores()
 
         # -- data ----------------------------------------------------------------------
-        train_ds = rdata.load(data, "train", root=data_dir)
-        test_ds = rdata.load(data, "test", root=data_dir) if evaluate_test else None
+        with ctx.local_main_first():  # local rank 0 unpacks/caches first, then the others
+            train_ds = rdata.load(data, "train", root=data_dir)
+            test_ds = rdata.load(data, "test", root=data_dir) if evaluate_test else None
         if train_limit:
             train_ds = train_ds.subset(torch.arange(min(int(train_limit), len(train_ds))))
         if test_limit and test_ds is not None:
@@ -306,28 +335,33 @@ def train(
         # -- the run -------------------------------------------------------------------
         stream = stream if stream is not None else MetricStream(name=run_name or "train")
         cbs = list(callbacks)
-        if progress:
+        if progress and ctx.is_main:  # other ranks stay quiet
             cbs.append(ProgressBar())
+        if ctx.is_distributed:
+            cbs.append(RankSystemMonitor())
         run_id = None
         if resume_state is not None and run_store is not None and resume_state.get("run_id"):
             try:
                 run_id = run_store.get_run(resume_state["run_id"]).id
             except StoreError:
                 run_id = None  # resumed from a checkpoint of another store: a new run
-        trainer = Trainer(model, train_loader, val_loader, config=cfg, callbacks=cbs,
-                          stream=stream, store=run_store, run_id=run_id, run_name=run_name)
+        with ctx.guard("set-up"):
+            trainer = Trainer(model, train_loader, val_loader, config=cfg, callbacks=cbs,
+                              stream=stream, store=run_store, run_id=run_id,
+                              run_name=run_name, dist=ctx)
         if resume_state is not None:
             trainer.load_state_dict(resume_state, source=str(resume))
-        if trainer.dist.is_main:
+        if ctx.is_main:
             dashboard = start_live(stream, live, trainer.run_dir)
         trainer.live = dashboard  # callbacks (the CLI's) may show its address
-        trainer.fit()
+        trainer.fit()  # guarded inside: a lost rank -> RankLostError, recorded on the run
 
         # -- test ----------------------------------------------------------------------
         test_metrics: dict[str, float] = {}
         confusion = None
         if test_ds is not None:
-            res = trainer.validate(eval_loader(test_ds), num_classes=test_ds.num_classes)
+            with ctx.guard("test evaluation"):
+                res = trainer.validate(eval_loader(test_ds), num_classes=test_ds.num_classes)
             test_metrics = {"test_loss": res.loss, "test_accuracy": res.accuracy}
             confusion = res.confusion
             stream.append(trainer.step, test_metrics, epoch=trainer.epoch)
@@ -353,3 +387,4 @@ def train(
                 log.exception("closing the live dashboard failed")
         if own_store and run_store is not None:
             run_store.close()
+        ctx.shutdown()

@@ -182,3 +182,39 @@ class Timer(Callback):
 
     def on_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         self.seconds = time.perf_counter() - self._t0
+
+
+class RankSystemMonitor(Callback):
+    """Each rank samples its own host (CPU, RAM, GPU memory) at every epoch end; rank 0
+    keeps them all in ``trainer.system_by_rank`` and logs one line per rank.
+
+    The gather is a collective, so it runs from the training loop on every rank at the
+    same point (never from a thread). Added by :func:`resnetlab.train` under torchrun.
+    """
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        psutil.cpu_percent(None)  # the first call only starts the measurement
+
+    def sample(self, trainer: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "cpu_percent": float(self._psutil.cpu_percent(None)),
+            "ram_percent": float(self._psutil.virtual_memory().percent),
+        }
+        device = getattr(trainer, "device", None)
+        if device is not None and getattr(device, "type", "") == "cuda":
+            import torch
+
+            out["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+        return out
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        from resnetlab.distributed import format_rank_lines
+
+        samples = trainer.dist.gather_system_metrics(self.sample(trainer))
+        if trainer.dist.is_main:
+            trainer.system_by_rank = samples
+            for line in format_rank_lines(samples):
+                log.info("system %s", line)

@@ -66,6 +66,15 @@ def register(subparsers: Any) -> None:
                    help="train on the first N training images only (quick experiments)")
     p.add_argument("--test-limit", type=int, metavar="N",
                    help="evaluate on the first N test images only")
+    d = p.add_argument_group(
+        "distributed (under torchrun: torchrun --nproc-per-node N -m resnetlab train ...)")
+    d.add_argument("--sync-bn", action="store_true", dest="sync_batchnorm",
+                   help="SyncBatchNorm: BatchNorm statistics over the global batch (CUDA only)")
+    d.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
+                   help="how long a rank waits for a lost peer before exiting (default 60)")
+    d.add_argument("--reference-batch", type=int, metavar="N",
+                   help="the batch size --lr was tuned for; the LR is scaled by global batch "
+                        "/ N (default: the per-rank --batch-size)")
     p.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser(
@@ -85,9 +94,20 @@ def register(subparsers: Any) -> None:
 
 
 class _Announce:
-    """Prints where the run lives and the dashboard address as training starts."""
+    """Prints (on rank 0 only) the batch plan, where the run lives, the dashboard address
+    as training starts, and one system line per rank after each epoch of a torchrun job."""
 
     def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if not trainer.dist.is_main:
+            return
+        plan = trainer.config.extra.get("batch_plan")
+        if plan:
+            print(plan, flush=True)
+        if trainer.dist.is_distributed:
+            print(f"distributed: {trainer.dist.world_size} ranks, backend "
+                  f"{trainer.dist.backend}, timeout {trainer.dist.timeout_s:g} s", flush=True)
+        if trainer.step:
+            print(f"resumed at epoch {trainer.epoch}, step {trainer.step}", flush=True)
         parts = []
         if trainer.run_id is not None:
             parts.append(f"run {trainer.run_id}")
@@ -101,6 +121,14 @@ class _Announce:
             where = live.url or (f"snapshots in {trainer.run_dir}" if trainer.run_dir else "")
             print(f"live dashboard ({getattr(live, 'backend', '?')}): {where}", flush=True)
 
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        samples = getattr(trainer, "system_by_rank", None)
+        if trainer.dist.is_main and samples:
+            from resnetlab.distributed import format_rank_lines
+
+            for line in format_rank_lines(samples):
+                print(f"  {line}", flush=True)
+
 
 def _store_arg(args: argparse.Namespace) -> Any:
     if getattr(args, "no_store", False):
@@ -112,8 +140,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from resnetlab.training.api import train
 
     fields = {k: getattr(args, k) for k in ("weight_decay", "label_smoothing", "ema_decay",
-                                            "grad_clip", "val_size")
+                                            "grad_clip", "val_size", "dist_timeout_s",
+                                            "reference_batch")
               if getattr(args, k) is not None}
+    if args.sync_batchnorm:
+        fields["sync_batchnorm"] = True
     result = train(
         args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, schedule=args.schedule, lr=args.lr, device=args.device,
@@ -122,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         live=args.live, progress=not args.no_progress, resume=args.resume,
         model_overrides=dict(args.model_option) or None, callbacks=[_Announce()],
         train_limit=args.train_limit, test_limit=args.test_limit, **fields)
-    print(result.summary())
+    if result.config.rank == 0:  # under torchrun the other ranks stay quiet
+        print(result.summary())
     return 0 if result.status == "completed" else 1
 
 

@@ -86,6 +86,18 @@ class TrainConfig:
     # Distributed training (torchrun sets these); rank 0 alone writes store and checkpoints.
     rank: int = 0
     world_size: int = 1
+    # Seconds a collective (DDP's gradient all-reduce, a metric reduction) waits for a
+    # peer before this rank gives up with a RankLostError naming it: long enough for a
+    # slow epoch-end validation on a loaded machine, short enough that a dead rank does
+    # not leave the others hanging (PyTorch's own default is 10-30 minutes).
+    dist_timeout_s: float = 60.0
+    # SyncBatchNorm: BatchNorm statistics over the global batch instead of each rank's
+    # share (CUDA only in PyTorch; worth it when the per-rank batch is small, < ~32).
+    sync_batchnorm: bool = False
+    # The batch size ``lr`` was tuned for; under torchrun the LR is scaled linearly by
+    # global batch / reference_batch. None: the per-rank batch size, so a recipe tuned on
+    # one process keeps its per-sample update on N processes (its LR is multiplied by N).
+    reference_batch: int | None = None
     # Free-form extras recorded with the run (model overrides, notes).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -123,6 +135,10 @@ class TrainConfig:
             raise bad("keep_last", "must be at least 1")
         if any(not 0 < m < 1 for m in self.step_milestones):
             raise bad("step_milestones", "are fractions of training in (0, 1)")
+        if not self.dist_timeout_s > 0:
+            raise bad("dist_timeout_s", "must be a positive number of seconds, e.g. 60")
+        if self.reference_batch is not None and self.reference_batch < 1:
+            raise bad("reference_batch", "must be at least 1, or None (the per-rank batch)")
         if not 0 <= self.rank < self.world_size:
             raise bad("rank", f"must be in [0, world_size={self.world_size})")
 

@@ -106,7 +106,12 @@ class Trainer:
         self.model = model.to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.train_model = self.dist.wrap_model(self.model)
+        # DDP under torchrun (rank 0's weights broadcast to all); the bare model otherwise.
+        # Checkpoints hold self.model (unwrapped), so they resume on any world size.
+        if config.sync_batchnorm:
+            self.train_model = self.dist.wrap_model(self.model, sync_batchnorm=True)
+        else:
+            self.train_model = self.dist.wrap_model(self.model)
         self.forward_model = (torch.compile(self.train_model) if config.compile
                               else self.train_model)
         self.optimizer = build_optimizer(self.model, config)
@@ -417,7 +422,9 @@ class Trainer:
         end_logs: dict[str, Any] = {"status": "running", "error": None}
         error: BaseException | None = None
         try:
-            with self._graceful_sigint():
+            # guard: a dead or hung peer becomes a RankLostError naming it (no hang), and
+            # that clear message is what the run store records as the error.
+            with self._graceful_sigint(), self.dist.guard("training"):
                 self.callbacks("on_fit_start", self, {
                     "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch,
                     "total_steps": self.total_steps, "step": self.step, "epoch": self.epoch,

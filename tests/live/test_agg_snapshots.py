@@ -47,7 +47,9 @@ def test_snapshots_survive_sigkill_mid_write(tmp_path):
                for p in tmp_path.iterdir() if p.suffix != ".png")
 
 
-def test_live_dashboard_headless_writes_snapshots_and_final_png(tmp_path):
+def test_live_dashboard_headless_writes_snapshots_and_final_png(tmp_path, monkeypatch):
+    for var in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
     stream = MetricStream()
     session = live_dashboard(stream, backend="auto", run_dir=tmp_path, system_monitor=True,
                              rate_hz=10, interval=0.2, monitor_interval=0.2)
