@@ -3,7 +3,8 @@
     MPLBACKEND=Agg .venv/bin/python tools/dashboard_screenshots.py
 
 Needs /usr/bin/chromium and Playwright. The JupyterLab picture is taken by the end-to-end
-test (tests/live/test_jupyterlab.py) with RESNETLAB_SCREENSHOTS set; the browser and Agg
+test (tests/live/test_jupyterlab.py, a real background training run of resnetv2-micro on a
+Fashion-MNIST subset with live="ipympl") with RESNETLAB_SCREENSHOTS set; the browser and Agg
 pictures by a simulated run below (a producer thread standing in for training, plus the
 real SystemMonitor).
 """

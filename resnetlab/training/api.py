@@ -353,6 +353,9 @@ def train(
             trainer.load_state_dict(resume_state, source=str(resume))
         if ctx.is_main:
             dashboard = start_live(stream, live, trainer.run_dir)
+            # A desktop window in this process needs its events pumped at batch ends.
+            for cb in getattr(dashboard, "callbacks", list)():
+                trainer.callbacks.append(cb)
         trainer.live = dashboard  # callbacks (the CLI's) may show its address
         trainer.fit()  # guarded inside: a lost rank -> RankLostError, recorded on the run
 

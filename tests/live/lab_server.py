@@ -33,8 +33,11 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
 
 
 @contextmanager
-def jupyter_lab(root: Path, timeout: float = 90.0):
-    """Yields the base URL (with ``?token=``-ready token) of a running JupyterLab."""
+def jupyter_lab(root: Path, timeout: float = 90.0, env: dict[str, str] | None = None):
+    """Yields the base URL (with ``?token=``-ready token) of a running JupyterLab.
+
+    ``env``: extra environment variables for the server and so for its kernels.
+    """
     port, token = _free_port(), secrets.token_hex(16)
     home = root / ".home"
     for sub in ("config", "data", "runtime", "ipython", "workspaces", "settings"):
@@ -44,7 +47,7 @@ def jupyter_lab(root: Path, timeout: float = 90.0):
     notification.mkdir(parents=True, exist_ok=True)
     (notification / "notification.jupyterlab-settings").write_text(
         json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"),
+    env = {**os.environ, **(env or {}), "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
            "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "MPLBACKEND": "Agg",

@@ -214,6 +214,7 @@ class _DesktopDriver:
         self.title = title
         self.start_timeout = start_timeout  # viewer mode: how long to wait for the window
         self._dirty = False
+        self.draws = 0  # redraws of the windows so far (a frozen window stops counting)
         self.managers: list[Any] = []
         self.viewer: Any = None
         self._open: set[int] = set()
@@ -330,6 +331,7 @@ class _DesktopDriver:
         for manager in self.managers:
             if id(manager.canvas) in self._open:
                 manager.canvas.draw()  # a locked canvas: holds dashboard.lock
+        self.draws += 1
 
     def _tick(self, force: bool = False) -> None:
         self._last_tick = time.monotonic()
