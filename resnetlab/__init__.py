@@ -6,8 +6,7 @@ pull in torch or matplotlib until they are used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from resnetlab.utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,14 +29,4 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        target = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'resnetlab' has no attribute {name!r}") from None
-    module, attr = target.split(":")
-    value = importlib.import_module(module)
-    if attr:
-        value = getattr(value, attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

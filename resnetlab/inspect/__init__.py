@@ -14,8 +14,7 @@ Names are imported lazily: ``import resnetlab.inspect`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from resnetlab.utils.lazy import lazy_exports
 
 _LAZY = {
     "find_layer": "resnetlab.inspect.layers",
@@ -47,9 +46,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'resnetlab.inspect' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

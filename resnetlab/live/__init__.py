@@ -7,8 +7,7 @@ Names are imported lazily so ``import resnetlab.live`` does not import matplotli
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from resnetlab.utils.lazy import lazy_exports
 
 _LAZY = {
     "MetricStream": "resnetlab.live.stream:MetricStream",
@@ -32,12 +31,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        target = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'resnetlab.live' has no attribute {name!r}") from None
-    module, attr = target.split(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -45,13 +45,16 @@ def _figure_shot(page) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_path):
+def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_path,
+                                                          fashion_mnist_dir):
     from playwright.sync_api import sync_playwright
 
     write_notebook(tmp_path / "live.ipynb", [TRAIN_CELL, BUSY_CELL, STOP_CELL])
     shots_dir = os.environ.get("RESNETLAB_SCREENSHOTS")
     # One torch thread in the kernel: on a small shared machine more threads only wait.
-    lab = jupyter_lab(tmp_path, env={"OMP_NUM_THREADS": "1"})
+    # RESNETLAB_DATA: the kernel finds the same real Fashion-MNIST the fixture checked.
+    lab = jupyter_lab(tmp_path, env={"OMP_NUM_THREADS": "1",
+                                     "RESNETLAB_DATA": str(fashion_mnist_dir.parent)})
     with lab as (base, token, server), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
@@ -69,8 +72,9 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
             except Exception:
                 page.screenshot(path=str(tmp_path / "failed.png"))
                 raise AssertionError(f"no figure; see {tmp_path / 'failed.png'}") from None
+            # idle again once training has taken its first steps (torch import, data load)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=60_000)
+                                   timeout=120_000)
             time.sleep(0.5)
             page.keyboard.press("Shift+Enter")  # run the busy cell; kernel now blocked
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
