@@ -20,6 +20,7 @@ Three ways to drive it::
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import math
@@ -69,6 +70,32 @@ def _ema(values: np.ndarray, weight: float, start: int, state: list[float]) -> n
             out[i] = v
     state[0], state[1] = last, count
     return out
+
+
+def _sticky(
+    data: tuple[float, float], view: tuple[float, float], log: bool, grow: tuple[float, float]
+) -> tuple[float, float] | None:
+    """New axis limits for ``data``, or None to keep ``view``.
+
+    The view is kept while it holds the data and the data spans at least half of it;
+    otherwise the data range plus ``grow`` (fractions of the range below and above).
+    ``log``: work with log10 (values <= 0 are left to matplotlib).
+    """
+    lo, hi = data
+    if log:
+        if lo <= 0 or view[0] <= 0:
+            return None
+        lo, hi, vlo, vhi = (math.log10(v) for v in (lo, hi, *view))
+    else:
+        vlo, vhi = view
+    span = hi - lo
+    if vlo <= lo and hi <= vhi and (span <= 0 or span >= 0.5 * (vhi - vlo)):
+        return None
+    if span <= 0:  # a constant: centre it
+        span = abs(lo) * 0.1 or 1.0
+        grow = (0.5, 0.5)
+    new = (lo - grow[0] * span, hi + grow[1] * span)
+    return (10 ** new[0], 10 ** new[1]) if log else new
 
 
 class _LineView:
@@ -175,11 +202,26 @@ class _LineView:
             line = self.lines[key]
             if not key.startswith("val_") and not self.panel.is_minor(key):
                 line.set_marker("o" if xs.size == 1 else "")  # a lone point is no line
-        self.ax.relim()
-        self.ax.autoscale_view(scaley=self.panel.ylim is None)
-        if self.panel.window is not None and math.isfinite(xmax):
-            self.ax.set_xlim(max(xmax - self.panel.window, 0), max(xmax, 1))
+        self._rescale(xmax)
         return True
+
+    def _rescale(self, xmax: float) -> None:
+        """Sticky limits: change them only when the data leaves them (or uses too little
+        of them), then leave headroom, so most redraws keep ticks and labels as they were
+        and the figure can redraw only its lines (see :class:`_BlitFigure`)."""
+        ax = self.ax
+        ax.relim()
+        data = ax.dataLim
+        if self.panel.window is not None and math.isfinite(xmax):
+            ax.set_xlim(max(xmax - self.panel.window, 0), max(xmax, 1))
+        elif np.isfinite(data.intervalx).all():
+            lims = _sticky(tuple(data.intervalx), ax.get_xlim(), False, grow=(0.02, 0.25))
+            if lims is not None:
+                ax.set_xlim(*lims)
+        if self.panel.ylim is None and np.isfinite(data.intervaly).all():
+            lims = _sticky(tuple(data.intervaly), ax.get_ylim(), self.panel.logy, grow=(0.1, 0.1))
+            if lims is not None:
+                ax.set_ylim(*lims)
 
     def _smoothed(self, key: str, ys: np.ndarray) -> np.ndarray:
         cached, state = self.smooth.get(key, (np.empty(0), [0.0, 0]))
@@ -209,6 +251,7 @@ class _HeatmapView:
             np.full((1, 1), np.nan), aspect="auto", origin="lower", interpolation="nearest",
             cmap="viridis", extent=(0, 1, -0.5, 0.5),
         )
+        ax.set_autoscale_on(False)  # update() sets sticky limits itself
         self.colorbar = ax.figure.colorbar(self.image, ax=ax, fraction=0.05, pad=0.02)
         self.colorbar.ax.tick_params(labelsize=7)
         ax.set_yticks([])
@@ -257,6 +300,13 @@ class _HeatmapView:
             matrix[r] = row[np.maximum.accumulate(filled)]
         self.image.set_data(matrix)
         self.image.set_extent((lo, hi, -0.5, len(self.rows) - 0.5))
+        # Sticky x limits with headroom (as for line panels): most redraws keep the ticks.
+        lims = _sticky((lo, hi), self.ax.get_xlim(), False, grow=(0.0, 0.25))
+        if self.panel.window is not None:
+            lims = (lo, hi)
+        if lims is not None:
+            self.ax.set_xlim(*lims)
+        self.ax.set_ylim(-0.5, len(self.rows) - 0.5)
         finite = matrix[np.isfinite(matrix)]
         if finite.size:
             vmin, vmax = float(finite.min()), float(finite.max())
@@ -271,6 +321,22 @@ class _HeatmapView:
         return True
 
 
+def _moving_artists(views: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """What changes between redraws of a figure: (lines and the heat map, legends)."""
+    artists: list[Any] = []
+    legends: list[Any] = []
+    for view in views:
+        if isinstance(view, _LineView):
+            artists += view.raw_lines.values()
+            artists += view.lines.values()
+        else:
+            artists.append(view.image)
+        legend = view.ax.get_legend()
+        if legend is not None:
+            legends.append(legend)
+    return artists, legends
+
+
 def _series_of(source: Any, key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``key`` from a MetricStream-like object or a {key: (x, y)} mapping."""
     if isinstance(source, Mapping):
@@ -280,6 +346,103 @@ def _series_of(source: Any, key: str) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     xs, ys = source.series(key)
     return np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+
+
+def _blit_figure_class() -> type:
+    """``Figure`` that redraws only its moving artists while nothing else changed.
+
+    Tick labels, titles and legends' text are most of the cost of a draw. On an Agg
+    renderer a full draw leaves the moving artists (lines, the heat map, legends) out,
+    keeps a copy of that background, and draws them on top; the next draws restore the
+    copy and draw only the moving artists, as long as the figure's *signature* (axes
+    limits and positions, scales, artist counts, colour limits, renderer size) is the
+    same. The buffer always ends up holding the complete figure, so every Agg-based
+    canvas (Agg snapshots, WebAgg, ipympl, Qt/Tk Agg) sends or shows the whole picture.
+    Other renderers (SVG, PDF) always get a plain full draw.
+    """
+    from matplotlib.backend_bases import DrawEvent
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    class _BlitFigure(Figure):
+        _resnetlab_moving: Any = None  # callable -> list of (artist, ...) set by Dashboard
+        _resnetlab_background: Any = None
+        _resnetlab_signature: Any = None
+        _resnetlab_legend_limits: Any = None
+        full_draws = 0
+        blit_draws = 0
+
+        def _signature(self, renderer: Any) -> tuple:
+            parts: list[Any] = [id(renderer), renderer.width, renderer.height, self.dpi,
+                                tuple(self.bbox.bounds), self.patch.get_facecolor(),
+                                len(self.get_children())]
+            for ax in self.axes:
+                parts.append((tuple(ax.viewLim.bounds), tuple(ax.get_position().bounds),
+                              ax.get_xscale(), ax.get_yscale(), len(ax.get_children()),
+                              tuple(t.get_visible() for t in ax.texts),
+                              tuple(im.get_clim() for im in ax.images), ax.get_visible()))
+            return tuple(parts)
+
+        def draw(self, renderer: Any) -> None:
+            moving, legends = (self._resnetlab_moving() if self._resnetlab_moving is not None
+                               else ([], []))
+            if (not moving or not isinstance(renderer, RendererAgg) or self.get_animated()
+                    or not self.get_visible()):
+                self._resnetlab_background = None
+                return super().draw(renderer)
+            if self._resnetlab_legend_limits is None:
+                self._resnetlab_legend_limits = {}
+            signature = None
+            if not isinstance(self.get_layout_engine(), ConstrainedLayoutEngine):
+                signature = self._signature(renderer)
+            if (self._resnetlab_background is not None and signature is not None
+                    and signature == self._resnetlab_signature):
+                renderer.restore_region(self._resnetlab_background)
+                # Legends stay where the last full draw placed them (finding the "best"
+                # place again on every redraw costs more than the lines themselves).
+                for artist in (*moving, *legends):
+                    if artist.get_visible():
+                        artist.draw(renderer)
+                self.blit_draws += 1
+                self.stale = False
+                DrawEvent("draw_event", self.canvas, renderer)._process()
+                return None
+            else:
+                # A legend keeps the place "best" chose until its axes' limits change, so
+                # a full draw for another reason (a browser reload) shows the same picture.
+                placed = self._resnetlab_legend_limits
+                for leg in legends:
+                    limits = tuple(leg.axes.viewLim.bounds)
+                    if placed.get(id(leg), (limits,))[0] != limits:
+                        leg.set_loc("best")
+                        placed.pop(id(leg))
+                for artist in (*moving, *legends):
+                    artist.set_animated(True)
+                try:
+                    super().draw(renderer)
+                finally:
+                    for artist in (*moving, *legends):
+                        artist.set_animated(False)
+                background = renderer.copy_from_bbox(self.bbox)
+                for leg in legends:  # where "best" puts it now, then fixed there
+                    if id(leg) not in placed and leg.get_visible():
+                        box = leg.get_window_extent(renderer).transformed(
+                            leg.axes.transAxes.inverted())
+                        leg.set_loc((box.x0, box.y0))
+                        placed[id(leg)] = (tuple(leg.axes.viewLim.bounds), leg)
+                for artist in (*moving, *legends):
+                    if artist.get_visible():
+                        artist.draw(renderer)
+                self._resnetlab_background = background
+                # The layout may have moved axes: the signature after the draw is the one
+                # the next draw compares against.
+                self._resnetlab_signature = self._signature(renderer)
+                self.full_draws += 1
+            self.stale = False
+            return None
+
+    return _BlitFigure
 
 
 class Dashboard:
@@ -314,8 +477,7 @@ class Dashboard:
         **driver_options: Any,
     ) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
+        figure_cls = _blit_figure_class()
         if ncols < 1:
             raise ConfigError(f"Dashboard(ncols={ncols}): needs at least one column")
         if max_points < 4:
@@ -342,8 +504,8 @@ class Dashboard:
         for number, group in enumerate(self.layout):
             cols = min(ncols, len(group))
             rows = math.ceil(len(group) / cols)
-            fig = Figure(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi,
-                         layout="constrained")
+            fig = figure_cls(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi,
+                             layout="constrained")
             canvas = locked_canvas_class(FigureCanvasAgg)(fig)  # drawable before any driver
             canvas._resnetlab_dashboard = self
             if title:
@@ -352,6 +514,8 @@ class Dashboard:
                 ax = fig.add_subplot(rows, cols, i + 1)
                 view_cls = _HeatmapView if panel.kind == "heatmap" else _LineView
                 self._views.append(view_cls(self, panel, ax))
+            views = [v for v in self._views if v.ax.figure is fig]
+            fig._resnetlab_moving = functools.partial(_moving_artists, views)
             self.figures.append(fig)
         self.backend_requested = backend
         self.driver_options = driver_options

@@ -69,7 +69,9 @@ class AggDriver(BaseDriver):
             images = []
             for fig in self.dashboard.figures:
                 buf = io.BytesIO()
-                fig.canvas.print_png(buf)
+                # zlib level 1: a third of the default's encoding time, for a somewhat
+                # larger file; snapshots are rewritten every few seconds.
+                fig.canvas.print_png(buf, pil_kwargs={"compress_level": 1})
                 images.append(buf.getvalue())
         for path, data in zip(paths, images, strict=True):
             atomic_write_bytes(path, data)
