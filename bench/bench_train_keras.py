@@ -6,7 +6,7 @@
 The first run creates ``bench/.venv-keras`` (``python3 -m venv`` + ``pip install
 "keras>=3" "jax[cpu]"``); later runs reuse it (``--reinstall`` rebuilds it). The Keras side,
 ``bench/keras_resnet_v2.py``, runs in that environment as a subprocess and prints JSON;
-it builds ``resnetv2-mini`` (with the default recipe's ``stem_stride=2``) layer by layer
+it builds ``resnetv2-mini`` (stride-2 stem, as the preset) layer by layer
 from the ResNet V2 description, reads Fashion-MNIST itself, and trains with the same batch
 size, augmentation (crop pad 2 + flip, in the graph), optimizer and loss. The PyTorch
 sides are the functions of ``bench_train_throughput.py``, imported, not copied.
@@ -35,7 +35,7 @@ from bench_train_throughput import make_model, ours, peer  # noqa: E402
 
 from resnetlab.data import channel_stats, load  # noqa: E402
 from resnetlab.models import DEFAULT_MODEL  # noqa: E402
-from resnetlab.training.api import RECIPE_MODEL_OVERRIDES, use_all_cores  # noqa: E402
+from resnetlab.training.api import use_all_cores  # noqa: E402
 from resnetlab.training.config import TrainConfig  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -101,7 +101,7 @@ def main() -> None:
     images, labels = ds.images[:args.images], ds.labels[:args.images]
     mean, std = channel_stats(images)
     torch_params = sum(p.numel() for p in make_model().parameters() if p.requires_grad)
-    print(f"{DEFAULT_MODEL} {RECIPE_MODEL_OVERRIDES.get(DEFAULT_MODEL, {})}, batch "
+    print(f"{DEFAULT_MODEL}, batch "
           f"{args.batch_size}, {len(images)} images/epoch, torch {torch.__version__}, "
           f"{cores} torch threads, Keras XLA threads {keras_threads or 'default'}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)

@@ -30,15 +30,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from resnetlab.data import Augment, TensorLoader, channel_stats, load
 from resnetlab.models import DEFAULT_MODEL, create_model
-from resnetlab.training.api import RECIPE_MODEL_OVERRIDES, use_all_cores
+from resnetlab.training.api import use_all_cores
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.trainer import Trainer
 
 
 def make_model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return create_model(DEFAULT_MODEL, in_channels=1, num_classes=10, image_size=28,
-                        **RECIPE_MODEL_OVERRIDES.get(DEFAULT_MODEL, {}))
+    return create_model(DEFAULT_MODEL, in_channels=1, num_classes=10, image_size=28)
 
 
 class PerSampleFMNIST(Dataset):
@@ -110,7 +109,7 @@ def main() -> None:
     ds = load("fashion-mnist", "train", root=args.data_dir)
     images, labels = ds.images[:args.images], ds.labels[:args.images]
     mean, std = channel_stats(images)
-    print(f"{DEFAULT_MODEL} {RECIPE_MODEL_OVERRIDES.get(DEFAULT_MODEL, {})}, batch "
+    print(f"{DEFAULT_MODEL}, batch "
           f"{args.batch_size}, {len(images)} images/epoch, torch {torch.__version__}, "
           f"{cores} threads, load average {os.getloadavg()[0]:.1f}")
     best = {"ours (default: precision auto)": 0.0, "ours (fp32)": 0.0, "peer (fp32)": 0.0}

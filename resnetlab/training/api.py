@@ -30,15 +30,6 @@ DEFAULT_DATA = "fashion-mnist"
 # "store=DEFAULT_STORE" means: the RunStore at $RESNETLAB_RUNS or ./runs/resnetlab.db.
 DEFAULT_STORE = "default"
 
-# The tuned default recipe: model overrides applied when the default preset is trained by
-# name. A stride-2 stem (28x28 -> 14x14 before the residual stacks) costs a few tenths of
-# a percent of accuracy and makes every epoch ~4x cheaper, which is what lets a 2-core CPU
-# reach 93% on Fashion-MNIST within minutes (docs/training.md, docs/bench/training.md).
-RECIPE_MODEL_OVERRIDES: dict[str, dict[str, Any]] = {
-    "resnetv2-mini": {"stem_stride": 2},
-}
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` returns."""
@@ -323,8 +314,7 @@ def train(
             model = rmodels.rebuild_model(resume_state["spec"])
         elif model_or_preset is None or isinstance(model_or_preset, str):
             name = model_or_preset or rmodels.DEFAULT_MODEL
-            overrides = dict(RECIPE_MODEL_OVERRIDES.get(name, {})) if data == DEFAULT_DATA else {}
-            overrides.update(model_overrides or {})
+            overrides = dict(model_overrides or {})
             model = rmodels.create_model(name, in_channels=int(c),
                                          num_classes=train_ds.num_classes, image_size=int(h),
                                          **overrides)

@@ -48,7 +48,7 @@ def test_text_view_lists_every_layer_with_path_shape_and_params():
         if path.count(".") == 4 and path.endswith((".layers.0", ".layers.1")):
             assert path in text
     line = next(ln for ln in text.splitlines() if ln.rstrip().endswith("stacks.1.units.0"))
-    assert "[shortcut: projection 1x1/2]" in line and "(64, 14, 14)" in line and "57,536" in line
+    assert "[shortcut: projection 1x1/2]" in line and "(64, 7, 7)" in line and "57,536" in line
     shallow = format_graph(root, depth=1)
     assert "stacks.0.units.0" not in shallow and "stacks.2" in shallow
 

@@ -83,7 +83,7 @@ def test_half_ratio_makes_the_bottleneck_wider() -> None:
 # --- stride placement and spatial sizes -------------------------------------------------
 
 EXPECTED_SIDES = {
-    "resnetv2-mini": (28, [28, 14, 7]),
+    "resnetv2-mini": (28, [14, 7, 4]),
     "resnetv2-micro": (28, [28, 14]),
     "resnetv2-164": (32, [32, 16, 8]),
     "resnetv2-1001": (32, [32, 16, 8]),

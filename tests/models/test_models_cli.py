@@ -29,8 +29,8 @@ def test_summary_options(capsys: pytest.CaptureFixture) -> None:
     assert main(["summary", "resnetv2-mini", "--depth", "4", "--image-size", "32",
                  "--set", "stack_shortcut=true", "--set", "dropout=0.2"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^stacks\.2\.units\.0\s+BasicUnit\s+\(128, 8, 8\)", out, re.M)
-    assert re.search(r"^stacks\.1\.shortcut\.conv\s+Conv2d\s+\(64, 16, 16\)", out, re.M)
+    assert re.search(r"^stacks\.2\.units\.0\s+BasicUnit\s+\(128, 4, 4\)", out, re.M)
+    assert re.search(r"^stacks\.1\.shortcut\.conv\s+Conv2d\s+\(64, 8, 8\)", out, re.M)
     assert "layers.0.conv" not in out                    # folded into the unit rows
     assert re.search(r"^head\.dropout\s+Dropout", out, re.M)
 
