@@ -114,6 +114,9 @@ class DistContext:
     _owns_group: bool = field(default=False, repr=False)
     _closed: bool = field(default=False, repr=False)
     _last_system: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Operations of the guards now open, outermost first: a peer lost in a metric gather
+    # inside the training loop is reported as "training (all_gather_object)".
+    _operations: list[str] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -150,6 +153,7 @@ class DistContext:
         if not self.is_distributed:
             yield
             return
+        self._operations.append(operation)
         try:
             yield
         except RankLostError:
@@ -157,7 +161,11 @@ class DistContext:
         except Exception as exc:
             if not is_collective_failure(exc):
                 raise
-            raise self._rank_lost(exc, operation) from exc
+            outer, *inner = self._operations
+            where = f"{outer} ({', '.join(inner)})" if inner else outer
+            raise self._rank_lost(exc, where) from exc
+        finally:
+            self._operations.pop()
 
     def _rank_lost(self, exc: BaseException, operation: str) -> RankLostError:
         self.failed = True

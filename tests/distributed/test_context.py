@@ -16,6 +16,7 @@ from torch import nn
 from resnetlab.distributed import (
     EXIT_RANK_LOST,
     DistContext,
+    RankLostError,
     combine_metrics,
     format_rank_lines,
     init_distributed,
@@ -124,6 +125,21 @@ def test_collective_failures_are_recognised() -> None:
     assert is_collective_failure(gloo_reset) and is_collective_failure(gloo_timeout)
     assert not is_collective_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     assert not is_collective_failure(ValueError("restore the connection"))
+
+
+def test_a_peer_lost_in_a_nested_collective_names_both_operations() -> None:
+    # A peer that dies while the training loop gathers epoch metrics: the user reads
+    # "training", with the collective that noticed it in brackets.
+    ctx = DistContext(rank=0, world_size=2, backend="gloo", timeout_s=5)
+    reset = RuntimeError("[gloo/transport/tcp/pair.cc:537] Connection reset by peer.")
+    with pytest.raises(RankLostError) as caught, ctx.guard("training"), \
+            ctx.guard("all_gather_object"):
+        raise reset
+    assert "during training (all_gather_object) " in str(caught.value)
+    assert "--resume" in str(caught.value) and caught.value.__cause__ is reset
+    assert ctx.failed and caught.value.operation == "training (all_gather_object)"
+    with pytest.raises(RankLostError, match=r"during barrier "), ctx.guard("barrier"):
+        raise reset
 
 
 def test_heartbeats_tell_silent_ranks_from_live_and_finished_ones() -> None:
