@@ -7,10 +7,10 @@ Tests that need something this machine lacks are skipped with the reason printed
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -65,25 +65,26 @@ def xvfb_display() -> str:
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.skip("Xvfb not found (apt-get install xvfb)")
-    for number in range(90, 120):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists() and not Path(f"/tmp/.X{number}-lock").exists():
-            break
-    display = f":{number}"
-    proc = subprocess.Popen([xvfb, display, "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+    # -displayfd: Xvfb picks a free display itself and writes its number once it accepts
+    # clients. Choosing a number here raced with other X servers started at the same time
+    # (another test session's), and a test could end up on a display that went away.
+    # -noreset: by default an X server resets when its last client disconnects, and refuses
+    # connections while it does; a window opened just after another closed then failed
+    # with "could not connect to display" (seen with Qt on a loaded machine).
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-noreset", "-screen", "0",
+                             "1280x1024x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb did not start on {display}")
-        time.sleep(0.05)
-    # The socket appears before Xvfb accepts clients: wait until a client really connects.
-    probe = "import matplotlib as m, sys; sys.exit(0 if m._c_internal_utils.display_is_valid() else 1)"
-    while subprocess.run([sys.executable, "-c", probe], env={**os.environ, "DISPLAY": display}).returncode:
-        if proc.poll() is not None or time.time() > deadline + 20:
-            proc.kill()
-            pytest.skip(f"Xvfb on {display} does not accept connections")
-        time.sleep(0.2)
+    os.close(write_fd)
+    number = b""
+    with os.fdopen(read_fd, "rb") as pipe:
+        ready, _, _ = select.select([pipe], [], [], 30)
+        if ready:
+            number = pipe.readline().strip()
+    if not number.isdigit():
+        proc.kill()
+        pytest.skip("Xvfb did not start (no display number after 30 s)")
+    display = f":{number.decode()}"
     # Not exported to os.environ: tests pass it to the GUI subprocesses they start, so a
     # later test that checks headless behaviour never sees a display by accident.
     yield display

@@ -65,7 +65,30 @@ class _bind_job:  # noqa: N801 - used like a function
         _thread_jobs.pop(self._ident, None)
 
 
-class Job:
+class StopAware:
+    """The stop checks that work calls on its job, in a thread or in a worker process.
+
+    Subclasses set ``_stop_event`` (a ``threading.Event`` or a multiprocessing Event).
+    """
+
+    _stop_event: Any
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for; long-running work should check it and return."""
+        return self._stop_event.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep, waking early when a stop is asked for; returns True if it was."""
+        return self._stop_event.wait(seconds)
+
+    async def stop_requested(self) -> None:
+        """Await until a stop is asked for (works on any asyncio loop)."""
+        while not self._stop_event.is_set():
+            await asyncio.sleep(0.05)
+
+
+class Job(StopAware):
     """Base class: identity, state, result/traceback, output and metrics of one job."""
 
     kind = "?"
@@ -98,20 +121,6 @@ class Job:
         self._finish_lock = threading.Lock()
 
     # -- what the work calls ---------------------------------------------------------
-    @property
-    def stopping(self) -> bool:
-        """True once a stop was asked for; long-running work should check it and return."""
-        return self._stop_event.is_set()
-
-    def sleep(self, seconds: float) -> bool:
-        """Sleep, waking early when a stop is asked for; returns True if it was."""
-        return self._stop_event.wait(seconds)
-
-    async def stop_requested(self) -> None:
-        """Await until a stop is asked for (works on any asyncio loop)."""
-        while not self._stop_event.is_set():
-            await asyncio.sleep(0.05)
-
     def log(self, step: int, **metrics: float) -> None:
         """Append metrics to this job's stream (``job.stream``)."""
         self.stream.append(step, metrics)

@@ -27,14 +27,14 @@ import traceback
 from typing import Any
 
 from resnetlab.errors import JobError
-from resnetlab.jobs.job import _MISSING, Job
+from resnetlab.jobs.job import _MISSING, Job, StopAware
 
 log = logging.getLogger(__name__)
 
 
 # -- worker side (runs in the spawned process) -------------------------------------------
 
-class WorkerContext:
+class WorkerContext(StopAware):
     """What ``jobs.current()`` returns inside a worker process."""
 
     def __init__(self, job_id: int, name: str, conn: Any, flags: dict[str, Any]) -> None:
@@ -57,17 +57,6 @@ class WorkerContext:
     def report(self, kind: str, payload: Any) -> None:
         """Send a report (progress, state) to the parent job's listeners."""
         self.send("report", kind, payload)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_event.is_set()
-
-    def sleep(self, seconds: float) -> bool:
-        return self._stop_event.wait(seconds)
-
-    async def stop_requested(self) -> None:
-        while not self._stop_event.is_set():
-            await asyncio.sleep(0.05)
 
     def log(self, step: int, **metrics: float) -> None:
         self.send("metric", int(step), {k: float(v) for k, v in metrics.items()}, None, time.time())

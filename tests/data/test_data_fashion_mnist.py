@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 
 import pytest
 import torch
@@ -45,9 +44,15 @@ def test_second_load_uses_parsed_cache(fashion_mnist_dir, tmp_path, monkeypatch)
     first = load("fashion-mnist", "test", download=False)
     cached = list((tmp_path / "resnetlab" / "fashion-mnist" / "parsed").glob("test-*.pt"))
     assert len(cached) == 1 and not list(cached[0].parent.glob("*.tmp"))
-    start = time.perf_counter()
-    second = load("fashion-mnist", "test", download=False)
-    assert time.perf_counter() - start < 5  # generous; the point is that it is read back
+    # the second load reads the cache: with the IDX parser broken it still succeeds
+    import resnetlab.data.api as data_api
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed again instead of reading the cache")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(data_api, "_parse", no_parsing)
+        second = load("fashion-mnist", "test", download=False)
     assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
     # a damaged cache file is ignored and rebuilt, not trusted
     cached[0].write_bytes(b"garbage")

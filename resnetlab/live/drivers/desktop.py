@@ -266,7 +266,7 @@ class _DesktopDriver:
         with mpl.rc_context({"interactive": True}):
             for i, fig in enumerate(self.dashboard.figures):
                 manager = canvas_cls.new_manager(fig, 9000 + id(self) % 1000 + i)
-                manager.canvas._resnetlab_lock = self.dashboard.lock
+                manager.canvas._resnetlab_dashboard = self.dashboard
                 self._decorate(manager, i)
                 manager.show()
                 self._after_show(manager)
