@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from pathlib import Path
@@ -61,7 +62,8 @@ def _parse(spec: DatasetSpec, split: str, found: Located,
         from resnetlab.data.formats.idx import read_idx_pair
 
         images_file, labels_file = (found.files[f.name] for f in spec.split_files(split))
-        images, labels = read_idx_pair(images_file, labels_file, len(spec.classes))
+        images, labels = read_idx_pair(images_file, labels_file, len(spec.classes),
+                                       spec.shape)
         return {"images": torch.from_numpy(np.ascontiguousarray(images)),
                 "labels": torch.from_numpy(labels.astype(np.int64)),
                 "classes": list(spec.classes)}
@@ -88,6 +90,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = 
     ``image_size`` and ``grayscale`` and needs ``root``.
     """
     spec = get_spec(name)
+    check_options(spec, options)
     if spec.format == "celeba":
         from resnetlab.data.formats.celeba import load_celeba
 
@@ -99,8 +102,6 @@ def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = 
         from resnetlab.data.formats.image_folder import load_image_folder
 
         return load_image_folder(root, split, cache_parsed=cache_parsed, **options)
-    if options:
-        raise ConfigError(f"{name} takes no options, got {', '.join(sorted(options))}")
     split = _check_split(spec, split)
     found = find(spec, split, root, download=download, progress=progress)
     sources = list(found.files.values())
@@ -117,6 +118,20 @@ def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = 
     return ImageDataset(images=payload["images"], labels=payload["labels"],
                         classes=list(payload["classes"]), name=spec.name,
                         source=Path(found.folder), split=split)
+
+
+def check_options(spec: DatasetSpec, options: dict[str, Any]) -> None:
+    """Raise ConfigError for an option ``spec`` does not take, suggesting close names."""
+    unknown = sorted(set(options) - set(spec.options))
+    if not unknown:
+        return
+    hints = []
+    for option in unknown:
+        close = difflib.get_close_matches(option, spec.options, n=1)
+        hints.append(f"{option!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    takes = (f"it takes {', '.join(spec.options)}" if spec.options
+             else "it takes no options")
+    raise ConfigError(f"{spec.name}: unknown option(s) {', '.join(hints)}; {takes}")
 
 
 def _check_split(spec: DatasetSpec, split: str) -> str:

@@ -24,7 +24,8 @@ from resnetlab.utils.atomic import atomic_write
 log = logging.getLogger(__name__)
 
 # Bump when a parser changes what it produces, so old caches are not reused.
-PARSER_VERSION = 1
+# 2: IDX images checked against the dataset's shape, image-folder classes from train/.
+PARSER_VERSION = 2
 
 
 def fingerprint(paths: Iterable[Path], **options: Any) -> str:

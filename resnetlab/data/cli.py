@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from resnetlab.data.spec import DatasetSpec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="folder holding the files (default: search RESNETLAB_DATA, "
                            "~/.cache/resnetlab/NAME, /usr/share/datasets/NAME)")
     info.add_argument("--split", action="append", default=None,
-                      help="split(s) to describe (default: train and test)")
+                      help="split(s) to describe (default: train and test; for image-folder, "
+                           "test only when DIR/test exists)")
     info.add_argument("--no-download", action="store_true",
                       help="fail instead of downloading missing files")
     info.add_argument("--attributes", default=None,
@@ -37,7 +42,7 @@ def _info(args: argparse.Namespace) -> int:
         options["attributes"] = [a.strip() for a in args.attributes.split(",") if a.strip()]
     if args.image_size:
         options["image_size"] = args.image_size
-    splits = args.split or [s for s in ("train", "test") if s in spec.splits or not spec.splits]
+    splits = args.split or _default_splits(spec, args.data_dir)
     print(f"{spec.name}: {spec.title}")
     if spec.homepage:
         print(f"  homepage: {spec.homepage}")
@@ -56,6 +61,17 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  mean:      {_fmt(mean)}")
         print(f"  std:       {_fmt(std)}")
     return 0
+
+
+def _default_splits(spec: DatasetSpec, data_dir: str | None) -> list[str]:
+    """train and test where the dataset has them; for an image folder, test only if present."""
+    if spec.splits:
+        return [s for s in ("train", "test") if s in spec.splits]
+    if data_dir is None:
+        return ["train"]  # load() explains that image-folder needs --data-dir
+    from resnetlab.data.formats.image_folder import available_splits
+
+    return available_splits(data_dir)
 
 
 def _fmt(values: tuple[float, ...]) -> str:

@@ -63,6 +63,9 @@ class DatasetSpec:
     apt_package: str = ""
     # Extra sentence telling a user how to provide the files by hand.
     manual_hint: str = ""
+    # Keyword options ``load`` accepts for this dataset; anything else is a ConfigError
+    # (with a close-match suggestion) instead of a TypeError deep inside a parser.
+    options: tuple[str, ...] = ()
 
     def split_files(self, split: str) -> tuple[RemoteFile, ...]:
         """The files needed for ``split``."""
@@ -199,6 +202,7 @@ CELEBA = DatasetSpec(
     manual_hint=("download img_align_celeba.zip, list_attr_celeba.txt and "
                  "list_eval_partition.txt from the 'Align&Cropped Images' and 'Anno'/'Eval' "
                  "folders of the CelebA Google Drive"),
+    options=("attributes", "image_size"),
 )
 
 IMAGE_FOLDER = DatasetSpec(
@@ -206,6 +210,7 @@ IMAGE_FOLDER = DatasetSpec(
     title="Your own images: root/<class name>/*.png|jpg",
     format="image-folder",
     manual_hint="pass root=... (or --data-dir) pointing at a folder with one sub-folder per class",
+    options=("image_size", "grayscale"),
 )
 
 DATASETS: dict[str, DatasetSpec] = {

@@ -20,7 +20,13 @@ from resnetlab.distributed.failures import (
     is_collective_failure,
 )
 from resnetlab.distributed.launch_env import LaunchEnv, read_launch_env
-from resnetlab.distributed.metrics import SUM_KEYS, combine_metrics, format_rank_lines
+from resnetlab.distributed.metrics import (
+    SUM_KEYS,
+    combine_metrics,
+    format_rank_lines,
+    rank_system_logs,
+)
+from resnetlab.distributed.sharding import eval_shard
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -32,10 +38,12 @@ __all__ = [
     "LaunchEnv",
     "RankLostError",
     "combine_metrics",
+    "eval_shard",
     "format_rank_lines",
     "init_distributed",
     "is_collective_failure",
     "plan_batches",
+    "rank_system_logs",
     "read_launch_env",
     "resolve_device",
     "scaled_lr",

@@ -42,6 +42,7 @@ from resnetlab.distributed.failures import (
 from resnetlab.distributed.heartbeat import Heartbeat
 from resnetlab.distributed.launch_env import LaunchEnv, read_launch_env
 from resnetlab.distributed.metrics import SUM_KEYS, combine_metrics, plain_value
+from resnetlab.distributed.sharding import eval_shard
 from resnetlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -286,10 +287,15 @@ class DistContext:
         DDP broadcasts rank 0's weights at construction, so every rank starts identical,
         and averages gradients during ``backward()``. ``sync_batchnorm`` computes
         BatchNorm statistics over the global batch (CUDA only in PyTorch); without it each
-        rank normalises with its own batch. One process: the model is returned unwrapped.
+        rank normalises with its own batch. One process: the model is returned unwrapped,
+        and ``sync_batchnorm`` is ignored with a warning (one process already normalises
+        over its whole batch, so there is nothing to synchronise).
         """
         model = model.to(self.device)
         if not self.is_distributed:
+            if sync_batchnorm:
+                log.warning("sync_batchnorm=True ignored: this is a single process (no "
+                            "torchrun job), so BatchNorm already sees the whole batch")
             return model
         if sync_batchnorm:
             if self.device.type != "cuda":
@@ -303,6 +309,15 @@ class DistContext:
             ddp_options.setdefault("output_device", self.device.index)
         with self.guard("DistributedDataParallel set-up"):
             return nn.parallel.DistributedDataParallel(model, **ddp_options)
+
+    def eval_indices(self, n: int) -> torch.Tensor:
+        """This rank's share of ``n`` evaluation samples: every sample on exactly one rank.
+
+        Unlike the training loader's shards these are not padded to equal sizes, so
+        accuracy and confusion matrices all-reduced from them count each sample once.
+        One process: all of ``arange(n)``.
+        """
+        return eval_shard(n, self.rank, self.world_size)
 
     def batch_plan(self, base_lr: float, *, per_rank_batch: int | None = None,
                    global_batch: int | None = None,

@@ -15,10 +15,15 @@ from resnetlab.errors import ResnetlabError
 # Exit status used by the watchdog's last-resort exit (EX_TEMPFAIL: "try again", i.e. resume).
 EXIT_RANK_LOST = 75
 
-# Fragments of the RuntimeError messages of gloo, NCCL and the TCPStore when a peer is lost.
+# Fragments that only torch.distributed's own RuntimeErrors carry: the source paths and
+# names of gloo, NCCL, c10d and the TCPStore ("[third_party/gloo/.../pair.cc:537] Read
+# error ...: Connection reset by peer"), and the messages gloo and NCCL raise without
+# them ("Application timeout caused pair closure" when a peer hangs past the timeout).
+# Generic words ("socket", "timed out", "connection") are not enough: a local error of
+# the training code may use them too, and must not be reported as a lost peer.
 _FAILURE_MARKERS = (
-    "gloo", "nccl", "connection reset", "connection closed", "connection refused",
-    "broken pipe", "timed out", "socket", "application timeout", "pair closure", "processgroup", "c10d", "rendezvous", "tcpstore",
+    "gloo", "nccl", "c10d", "tcpstore",
+    "caused pair closure", "watchdog caught collective operation timeout",
 )
 
 
@@ -38,7 +43,12 @@ class RankLostError(DistributedError):
 
 
 def is_collective_failure(exc: BaseException) -> bool:
-    """True for the errors torch.distributed raises when a peer or the store is lost."""
+    """True for the errors torch.distributed raises when a peer or the store is lost.
+
+    A ``torch.distributed.DistError`` (backend, network and store errors), or a
+    RuntimeError whose message comes from gloo, NCCL, c10d or the TCPStore. Only
+    :meth:`DistContext.guard` asks, i.e. only for errors raised while collectives run.
+    """
     try:
         import torch.distributed as dist
         dist_error = getattr(dist, "DistError", None)

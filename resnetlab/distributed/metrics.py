@@ -91,3 +91,25 @@ def format_rank_lines(samples: Sequence[Mapping[str, Any]]) -> list[str]:
                          if k not in ("rank", "host", "device", "local_rank"))
         lines.append(f"{head.rstrip()}  {rest}".rstrip())
     return lines
+
+
+# Fields of a tagged system sample that say whose it is rather than measure something.
+_SAMPLE_TAGS = frozenset({"rank", "local_rank", "host", "device"})
+
+
+def rank_system_logs(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The gathered per-rank system samples as flat metrics for the run's stream.
+
+    ``[{"rank": 1, "host": "b", "cpu_percent": 40.0, "gpu_mem_gb": 3.2}, ...]`` becomes
+    ``{"rank1/cpu_percent": 40.0, "rank1/gpu_mem_gb": 3.2, ...}``: one series per rank
+    and measure, stored with the run and plotted like any metric. Tags and values that
+    are not numbers are left out.
+    """
+    out: dict[str, float] = {}
+    for index, sample in enumerate(samples):
+        rank = sample.get("rank", index)
+        for key, value in sample.items():
+            number = _number(value)
+            if key not in _SAMPLE_TAGS and number is not None:
+                out[f"rank{rank}/{key}"] = number
+    return out

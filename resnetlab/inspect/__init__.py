@@ -33,6 +33,7 @@ _LAZY = {
     "norms_from_stream": "resnetlab.inspect.gradients",
     "plot_gradient_norms": "resnetlab.inspect.gradients",
     "norm_ratio": "resnetlab.inspect.gradients",
+    "main_path_ends": "resnetlab.inspect.gradients",
     "GraphNode": "resnetlab.inspect.graph",
     "model_graph": "resnetlab.inspect.graph",
     "format_graph": "resnetlab.inspect.graph",

@@ -103,8 +103,8 @@ class FeatureMaps:
 def feature_maps(model: nn.Module, layer: str, image: torch.Tensor) -> FeatureMaps:
     """Activations of ``layer`` for ``image`` ``(C, H, W)`` or ``(1, C, H, W)``, in eval mode.
 
-    ``image`` must already be normalised the way the model was trained (see
-    :func:`resnetlab.inspect.images.prepare_images`).
+    ``image`` must already be normalised the way the model was trained:
+    :func:`resnetlab.inspect.sources.dataset_sample` gives a dataset image that way.
     """
     if image.dim() == 3:
         image = image.unsqueeze(0)

@@ -134,23 +134,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace, overrides: list[str] | None = None):
     from resnetlab.inspect.sources import load_model
 
-    extra = _overrides(overrides or [])
-    if extra:
+    if overrides:
         if Path(args.model).exists():
             raise ConfigError("--set changes a preset; it cannot change a checkpoint's architecture")
         from resnetlab.models import create_model
+        from resnetlab.models.cli import parse_overrides
 
         model = create_model(args.model, in_channels=args.in_channels, image_size=args.image_size,
-                             num_classes=args.num_classes, **extra)
+                             num_classes=args.num_classes,
+                             **parse_overrides(overrides, args.model))
         return model.eval(), {}
     return load_model(args.model, in_channels=args.in_channels, image_size=args.image_size,
                       num_classes=args.num_classes)
 
 
-def _overrides(items: list[str]) -> dict[str, Any]:
-    from resnetlab.models.cli import parse_override
-
-    return dict(parse_override(item) for item in items)
+def _at_least_one(option: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{option} {value} must be at least 1")
 
 
 def _describe(args: argparse.Namespace, checkpoint: dict[str, Any]) -> str:
@@ -222,8 +222,14 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
     from resnetlab.data import channel_stats, load
     from resnetlab.inspect.figures import save_figure
-    from resnetlab.inspect.gradients import measure_gradient_norms, norm_ratio, plot_gradient_norms
+    from resnetlab.inspect.gradients import (
+        main_path_ends,
+        measure_gradient_norms,
+        norm_ratio,
+        plot_gradient_norms,
+    )
 
+    _at_least_one("--batch", args.batch)
     model, ckpt = _load(args, args.overrides)
     ds = load(args.dataset, "train", root=args.data_dir, progress=False)
     extra = (ckpt.get("config") or {}).get("extra") or {}
@@ -235,9 +241,12 @@ def cmd_gradients(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.model} has no conv layer with a gradient")
     title = f"{_describe(args, ckpt)}: gradient norm per {args.by}, one batch of {len(x)}"
     path = save_figure(plot_gradient_norms(norms, title=title), args.out)
-    first, last = next(iter(norms)), list(norms)[-1]
-    ratio = norm_ratio(norms) if len(norms) > 1 else float("nan")
-    print(f"{len(norms)} {args.by}s; first ({first}) / last ({last}) = {ratio:.3g} -> {path}")
+    if len(norms) > 1:
+        first, last = main_path_ends(norms)
+        ends = f"first ({first}) / last ({last}) = {norm_ratio(norms):.3g}"
+    else:
+        ends = "one value, no ratio"
+    print(f"{len(norms)} {args.by}s; {ends} -> {path}")
     return 0
 
 

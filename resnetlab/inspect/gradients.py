@@ -40,7 +40,10 @@ def gradient_norms(model: nn.Module, by: str = "layer") -> dict[str, float]:
         grad = conv.weight.grad
         if grad is None:
             continue
-        groups.setdefault(group_of(path, by), []).append(grad.detach().float().pow(2).sum())
+        # Squares in float64 (where the device has it): a vanished gradient of 1e-25 squares
+        # to 1e-50, which float32 rounds to 0 and would report as "no gradient at all".
+        wide = torch.float32 if grad.device.type == "mps" else torch.float64
+        groups.setdefault(group_of(path, by), []).append(grad.detach().to(wide).pow(2).sum())
     if not groups:
         return {}
     sums = torch.stack([torch.stack(parts).sum() for parts in groups.values()])
@@ -100,12 +103,28 @@ def plot_gradient_norms(norms: Mapping[str, float], *, title: str = "") -> Any:
     return fig
 
 
+def main_path_ends(norms: Mapping[str, float]) -> tuple[str, str]:
+    """The first and last entry of ``norms`` on the main path, input to output.
+
+    Shortcut convs (a unit's or a stack's 1x1 projection, ``...shortcut.conv``) are left
+    out: they sit beside the main path, and the last one can come after the last main-path
+    layer in model order without being the network's last layer.
+    """
+    main = [k for k in norms if "shortcut" not in k.split(".")]
+    if len(main) < 2:
+        raise ConfigError("need gradient norms of at least two layers on the main path "
+                          f"(not shortcuts) for a ratio; got {', '.join(norms) or 'none'}")
+    return main[0], main[-1]
+
+
 def norm_ratio(norms: Mapping[str, float]) -> float:
-    """First layer's gradient norm over the last layer's (tiny: the gradient vanished)."""
-    values = list(norms.values())
-    if len(values) < 2:
-        raise ConfigError("need gradient norms of at least two layers for a ratio")
-    return values[0] / values[-1] if values[-1] else float("inf")
+    """First layer's gradient norm over the last layer's (tiny: the gradient vanished).
+
+    First and last are the ends of the main path (see :func:`main_path_ends`): the stem's
+    conv and the last residual layer's conv, never a projection shortcut.
+    """
+    first, last = main_path_ends(norms)
+    return norms[first] / norms[last] if norms[last] else float("inf")
 
 
 @dataclass

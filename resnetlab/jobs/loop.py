@@ -306,19 +306,25 @@ class BackgroundLoop:
     def _create(self, fut: TaskFuture) -> None:
         with self._lock:
             coro = self._pending.pop(fut, None)
+            early_cancel = fut._cancel_requested
         if coro is None:  # swept by _close already
             return
-        if fut._cancel_requested:
+        if early_cancel:
             coro.close()
             fut._set_cancelled()
             self._maybe_end()
             return
         assert self._loop is not None
         task = self._loop.create_task(coro, name=fut.name)
-        fut.task = task
         with self._lock:
+            # cancel() sets the flag and reads fut.task under this lock too: either it sees
+            # the task (and cancels it) or we see its flag here. No cancel is lost.
+            fut.task = task
             self._tasks[task] = fut
+            late_cancel = fut._cancel_requested
         task.add_done_callback(self._task_done)
+        if late_cancel:
+            task.cancel()
 
     def _task_done(self, task: asyncio.Task) -> None:
         with self._lock:
@@ -383,22 +389,36 @@ class BackgroundLoop:
         fut = task if isinstance(task, TaskFuture) else self._future_of(task)
         if fut.done():
             return False
-        fut._cancel_requested = True
-        in_loop = BackgroundLoop.current() is self
-        if in_loop:
-            if fut.task is not None:
-                fut.task.cancel()
-            return True
         with self._lock:
-            if fut.task is not None and self._loop is not None and not self._loop.is_closed():
-                self._loop.call_soon_threadsafe(fut.task.cancel)
+            # Flag and task are read and written under the lock, as in _create: a task
+            # still being created sees the flag there and cancels itself.
+            fut._cancel_requested = True
+            created = fut.task
+            if BackgroundLoop.current() is self:
+                if created is not None:
+                    created.cancel()
+                return True
+            if created is not None and self._loop is not None and not self._loop.is_closed():
+                try:
+                    self._loop.call_soon_threadsafe(created.cancel)
+                except RuntimeError:  # closed meanwhile: _close cancelled it already
+                    pass
         if wait:
-            concurrent.futures.wait([fut], timeout=self._wait_timeout(timeout))
+            wait_s = self._wait_timeout(timeout)
+            concurrent.futures.wait([fut], timeout=wait_s)
             if not fut.done():
+                if fut.task is None:
+                    raise JobError(
+                        f"task {fut.name or '(unnamed)'} of loop {self.name!r} was cancelled "
+                        f"before it started, but the loop has not got to it within {wait_s} s: "
+                        "another task blocks the loop thread with synchronous code "
+                        "(time.sleep, a long computation); it is cancelled as soon as the "
+                        "loop runs again"
+                    )
                 raise JobError(
-                    f"task {fut.name or fut.task} of loop {self.name!r} did not end within "
-                    f"{self._wait_timeout(timeout)} s of being cancelled; it swallows "
-                    "CancelledError or blocks the loop with synchronous code"
+                    f"task {fut.name or fut.task.get_name()} of loop {self.name!r} did not end "
+                    f"within {wait_s} s of being cancelled; it swallows CancelledError or "
+                    "blocks the loop with synchronous code"
                 )
         return True
 

@@ -314,5 +314,6 @@ def start_training(*args: Any, kind: str = "thread", name: str | None = None,
         from resnetlab.training.api import start_live
 
         run_dir = train_kwargs.get("run_dir")
-        dashboard = start_live(job.stream, live, Path(run_dir) if run_dir else None)
+        dashboard = start_live(job.stream, live, Path(run_dir) if run_dir else None,
+                               callbacks=train_kwargs.get("callbacks") or ())
     return TrainingJob(job, dashboard)

@@ -60,6 +60,23 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def display_works() -> bool:
+    """True if the display can actually be opened (a stale ``DISPLAY`` is not enough).
+
+    matplotlib's own check, which it also uses to refuse GUI backends: it connects to the
+    X server (or Wayland compositor) named in the environment.
+    """
+    if not has_display():
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    try:
+        from matplotlib import _c_internal_utils
+    except ImportError:  # a matplotlib without it: trust the environment
+        return True
+    return bool(_c_internal_utils.display_is_valid())
+
+
 def _module_available(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -76,6 +93,11 @@ def pick_backend() -> BackendChoice:
             "agg", "Jupyter kernel without ipympl (pip install ipympl for live widgets); snapshots"
         )
     if has_display():
+        if not display_works():
+            where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            return BackendChoice(
+                "agg", f"the display {where!r} cannot be opened (no X server there?): "
+                "PNG snapshots")
         for driver, modules in DESKTOP_TOOLKITS:
             for module in modules:
                 if _module_available(module):

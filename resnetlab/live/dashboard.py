@@ -53,6 +53,11 @@ MAX_DRAW_GAP = 5.0
 RELAYOUT_EVERY = 10.0
 
 
+def _is_val(key: str) -> bool:
+    """A validation series: ``val_loss``, also under a prefix (``keras/val_loss``)."""
+    return key.rpartition("/")[2].startswith("val_")
+
+
 def _ema(values: np.ndarray, weight: float, start: int, state: list[float]) -> np.ndarray:
     """TensorBoard's debiased EMA of ``values[start:]`` continuing from ``state``.
 
@@ -131,12 +136,12 @@ class _LineView:
             (line,) = self.ax.plot([], [], lw=0.6, alpha=0.35, color="0.4", label="_nolegend_")
         else:
             color = self.dash._color_for(key)
-            style = "--" if key.startswith("val_") else "-"
+            style = "--" if _is_val(key) else "-"
             if self.panel.smoothing:
                 (raw,) = self.ax.plot([], [], lw=0.8, alpha=0.25, color=color, label="_nolegend_")
                 self.raw_lines[key] = raw
             # val_ lines are sparse (once per epoch): markers show each evaluation.
-            marker = "o" if key.startswith("val_") else ""
+            marker = "o" if _is_val(key) else ""
             (line,) = self.ax.plot([], [], lw=1.4, ls=style, color=color, marker=marker,
                                    markersize=3, label=self.panel.label(key))
         self.lines[key] = line
@@ -172,19 +177,23 @@ class _LineView:
         ):
             for key in list(self.lines):
                 self._add_compare(key)
-        changed_keys = [k for k in self.lines if stream.series_length(k) != self.drawn_n[k]]
+        # Versions, not lengths: a bounded stream (max_records) keeps lengths constant.
+        changed_keys = [k for k in self.lines if stream.series_version(k) != self.drawn_n[k]]
         if not changed_keys:
             return False
         data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         xmax = -np.inf
         for key in self.lines:
+            self.drawn_n[key] = stream.series_version(key)  # before the copy: never skips one
             xs, ys = stream.series(key, self.panel.x)
-            self.drawn_n[key] = xs.shape[0]
             if self.panel.x == "time":
                 xs = xs - self.dash.t0
             smooth = None
             if self.panel.smoothing and key in self.raw_lines:
-                smooth = self._smoothed(key, ys)
+                # A bounded stream (max_records) dropped old values: positions no longer
+                # line up with the cache, so smooth the (bounded) kept window afresh.
+                trimmed = stream.series_length(key) < stream.series_version(key)
+                smooth = self._smoothed(key, ys, restart=trimmed)
             if xs.size:
                 xmax = max(xmax, float(xs[-1]))
             data[key] = (xs, ys, smooth)
@@ -200,7 +209,7 @@ class _LineView:
             else:
                 self.lines[key].set_data(*minmax_decimate(xs, ys, buckets))
             line = self.lines[key]
-            if not key.startswith("val_") and not self.panel.is_minor(key):
+            if not _is_val(key) and not self.panel.is_minor(key):
                 line.set_marker("o" if xs.size == 1 else "")  # a lone point is no line
         self._rescale(xmax)
         return True
@@ -223,10 +232,10 @@ class _LineView:
             if lims is not None:
                 ax.set_ylim(*lims)
 
-    def _smoothed(self, key: str, ys: np.ndarray) -> np.ndarray:
+    def _smoothed(self, key: str, ys: np.ndarray, restart: bool = False) -> np.ndarray:
         cached, state = self.smooth.get(key, (np.empty(0), [0.0, 0]))
         done = cached.shape[0]
-        if done > ys.shape[0]:  # cannot happen for an append-only stream; restart to be safe
+        if restart or done > ys.shape[0]:
             cached, state, done = np.empty(0), [0.0, 0], 0
         new = _ema(ys, self.panel.smoothing, done, state)
         cached = np.concatenate([cached, new])
@@ -266,12 +275,12 @@ class _HeatmapView:
             if key not in self.drawn_n:
                 self.rows.append(key)
                 self.drawn_n[key] = -1
-        if not any(stream.series_length(k) != self.drawn_n[k] for k in self.rows):
+        if not any(stream.series_version(k) != self.drawn_n[k] for k in self.rows):
             return False
         series = {}
         for key in self.rows:
+            self.drawn_n[key] = stream.series_version(key)
             xs, ys = stream.series(key)
-            self.drawn_n[key] = xs.shape[0]
             series[key] = (xs, ys)
         lo = min((s[0][0] for s in series.values() if s[0].size), default=0.0)
         hi = max((s[0][-1] for s in series.values() if s[0].size), default=1.0)
@@ -534,7 +543,8 @@ class Dashboard:
 
     # -- data -> artists (any thread, no drawing) --------------------------------------
     def _color_for(self, key: str) -> str:
-        base = key[4:] if key.startswith("val_") else key
+        head, _, name = key.rpartition("/")  # "keras/val_loss" shares "keras/loss"'s colour
+        base = (f"{head}/{name[4:]}" if head else name[4:]) if _is_val(key) else key
         if base not in self._colors:
             self._colors[base] = f"C{len(self._colors) % 10}"
         return self._colors[base]
@@ -630,10 +640,14 @@ class Dashboard:
         next_at = loop.time()
         failures = 0
         cost: float | None = None
+        # Rendering a driver does on another thread (the WebAgg server's loop) counts too.
+        rendered = getattr(self.driver, "render_seconds", 0.0)
         while True:
             began = loop.time()
             try:
-                if self.refresh():
+                # pending: a driver that postponed a draw (Agg between snapshots) gets
+                # it once more, also when no new data arrived meanwhile.
+                if self.refresh() or getattr(self.driver, "pending", False):
                     self.draw()
                 failures = 0
             except Exception as exc:
@@ -645,7 +659,8 @@ class Dashboard:
             now = loop.time()
             # A smoothed cost, so one slow draw (the first layout, a busy moment) does not
             # stall the picture; never wait longer than MAX_DRAW_GAP between refreshes.
-            spent = now - began
+            before, rendered = rendered, getattr(self.driver, "render_seconds", 0.0)
+            spent = now - began + max(rendered - before, 0.0)
             cost = spent if cost is None else 0.7 * cost + 0.3 * spent
             pause = min(max(1.0 / self.rate_hz, cost * (1 / self.draw_budget - 1)), MAX_DRAW_GAP)
             next_at = max(next_at + 1.0 / self.rate_hz, now + pause - spent)
@@ -726,12 +741,21 @@ class Dashboard:
     def compare_run(self, run: int | str, store: Any = None, label: str | None = None) -> None:
         """Draw a run from the run store (id or name) dotted behind the live lines.
 
-        ``store``: a ``RunStore`` or a path; default: the default run store.
+        ``store``: a ``RunStore`` or a path; default: the default run store. A path that
+        does not exist is a StoreError (it is read, never created).
         """
-        from resnetlab.store import RunStore
+        from resnetlab.errors import StoreError
+        from resnetlab.store import RunStore, default_store_path
 
         own = not hasattr(store, "series")
-        rs = RunStore(store) if own else store
+        if own:
+            path = Path(store) if store is not None else default_store_path()
+            if not path.is_file():
+                raise StoreError(
+                    f"compare_run({run!r}): no run store at {path}; pass store= the runs.db "
+                    "your training wrote (resnetlab runs --runs-db PATH lists its runs)"
+                )
+        rs = RunStore(path) if own else store
         try:
             info = rs.get_run(run)
             data = {}

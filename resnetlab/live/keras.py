@@ -66,7 +66,9 @@ def _build() -> type:
                 raise ConfigError(f"LiveCallback(every={every}): must be >= 1")
             self.stream = stream
             self.every = int(every)      # 1 = every batch; 10 = every tenth batch
-            self.prefix = prefix         # e.g. "keras/" to tell two models apart
+            # e.g. "keras/" to tell two models apart; preset panels then need the same
+            # prefix: Dashboard([PRESETS["loss"].with_prefix("keras/"), ...]).
+            self.prefix = prefix
             self.step = 0
             self.epoch = 0
             self._batch_keys: set[str] = set()

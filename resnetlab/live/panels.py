@@ -72,6 +72,13 @@ class Panel:
             return key[len(self.strip_prefix):]
         return key
 
+    def with_prefix(self, prefix: str) -> Panel:
+        """The same panel for keys logged under ``prefix``, e.g. ``LiveCallback(prefix="keras/")``:
+        ``PRESETS["loss"].with_prefix("keras/")`` draws ``keras/loss`` and ``keras/val_loss``."""
+        return replace(self, keys=tuple(prefix + k for k in self.keys),
+                       minor=tuple(prefix + k for k in self.minor),
+                       strip_prefix=prefix + self.strip_prefix if self.strip_prefix else "")
+
     def with_options(self, **options: object) -> Panel:
         """A copy with some options changed: ``PRESETS["loss"].with_options(logy=True)``."""
         return replace(self, **options)  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from resnetlab.errors import ConfigError
 from resnetlab.live.decimate import minmax_decimate
 
 logger = logging.getLogger(__name__)
@@ -51,27 +52,80 @@ class Record:
     epoch: int | None = None
 
 
-class _Column:
-    """A growing (step, time, value) series for one key; capacity doubles as needed."""
+def _clean_metrics(step: Any, metrics: Any, t: Any) -> tuple[int, float, dict[str, float]]:
+    """``(step, time, {key: float})`` checked; a ConfigError names the key, value and step."""
+    try:
+        step_i = int(step)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"metric step must be an integer, got {step!r}; log(step, key=value) takes the "
+            "step first"
+        ) from None
+    try:
+        t_f = _time.time() if t is None else float(t)
+    except (TypeError, ValueError):
+        raise ConfigError(f"metric time at step {step_i} must be seconds (a float), "
+                          f"got {t!r}") from None
+    if not isinstance(metrics, Mapping):
+        raise ConfigError(f"metrics at step {step_i} must be a mapping {{key: number}}, "
+                          f"got {type(metrics).__name__}")
+    clean: dict[str, float] = {}
+    for key, value in metrics.items():
+        try:
+            clean[str(key)] = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"metric {str(key)!r} at step {step_i} is {value!r}, not a number; log plain "
+                "numbers (a tensor: .item(); a missing value: float('nan'), or leave it out)"
+            ) from None
+    return step_i, t_f, clean
 
-    __slots__ = ("steps", "times", "values", "n")
+
+class _Column:
+    """A growing (step, time, value) series for one key; capacity doubles as needed.
+
+    The live values are ``[start:n]``; :meth:`trim` drops old ones by moving ``start``, and
+    the next growth reuses that space first, so a bounded column stays bounded.
+    ``total`` counts every value ever added (trimmed ones too).
+    """
+
+    __slots__ = ("steps", "times", "values", "start", "n", "total")
 
     def __init__(self, capacity: int = 1024) -> None:
         self.steps = np.empty(capacity, dtype=np.float64)
         self.times = np.empty(capacity, dtype=np.float64)
         self.values = np.empty(capacity, dtype=np.float64)
+        self.start = 0
         self.n = 0
+        self.total = 0
+
+    def __len__(self) -> int:
+        return self.n - self.start
 
     def add(self, step: float, t: float, value: float) -> None:
         if self.n == self.values.shape[0]:
-            cap = 2 * self.n
-            self.steps = np.resize(self.steps, cap)
-            self.times = np.resize(self.times, cap)
-            self.values = np.resize(self.values, cap)
+            if self.start >= self.n // 2:  # half of it is dropped values: compact in place
+                live = slice(self.start, self.n)
+                size = self.n - self.start
+                for name in ("steps", "times", "values"):
+                    arr = getattr(self, name)
+                    arr[:size] = arr[live]
+                self.start, self.n = 0, size
+            else:
+                cap = 2 * self.n
+                self.steps = np.resize(self.steps, cap)
+                self.times = np.resize(self.times, cap)
+                self.values = np.resize(self.values, cap)
         self.steps[self.n] = step
         self.times[self.n] = t
         self.values[self.n] = value
         self.n += 1
+        self.total += 1
+
+    def trim(self, keep: int) -> None:
+        """Keep only the newest ``keep`` values."""
+        if self.n - self.start > keep:
+            self.start = self.n - keep
 
 
 @dataclass
@@ -86,7 +140,9 @@ class MetricStream:
 
     name: str = "run"
     # Keep every record by default: a few million floats are cheap, and the run store
-    # keeps the durable copy. Set a bound for endless producers (a monitor left running).
+    # keeps the durable copy. Set a bound for endless producers (a monitor left running):
+    # then only the newest max_records records, and per key its newest max_records values,
+    # are kept (memory stays bounded; readers that fell behind skip what was dropped).
     max_records: int | None = None
     _records: list[Record] = field(default_factory=list, init=False, repr=False)
     _dropped: int = field(default=0, init=False, repr=False)
@@ -103,10 +159,13 @@ class MetricStream:
         time: float | None = None,
         epoch: int | None = None,
     ) -> None:
-        """Add the metrics known at ``step``. Non-finite values are kept (a NaN loss matters)."""
-        t = _time.time() if time is None else float(time)
-        clean = {str(k): float(v) for k, v in metrics.items()}
-        rec = Record(int(step), t, clean, epoch)
+        """Add the metrics known at ``step``. Non-finite values are kept (a NaN loss matters).
+
+        A value that is not a number (None, a string) is a ConfigError naming the key, the
+        value and the step; nothing of that call is appended.
+        """
+        step_i, t, clean = _clean_metrics(step, metrics, time)
+        rec = Record(step_i, t, clean, epoch)
         with self._cond:
             self._records.append(rec)
             for key, value in clean.items():
@@ -114,6 +173,8 @@ class MetricStream:
                 if col is None:
                     col = self._columns[key] = _Column()
                 col.add(rec.step, t, value)
+                if self.max_records is not None:
+                    col.trim(self.max_records)
             if self.max_records is not None and len(self._records) > self.max_records:
                 extra = len(self._records) - self.max_records
                 del self._records[:extra]
@@ -171,8 +232,8 @@ class MetricStream:
             col = self._columns.get(key)
             if col is None:
                 return np.empty(0), np.empty(0)
-            xs = (col.steps if x == "step" else col.times)[: col.n]
-            ys = col.values[: col.n]
+            xs = (col.steps if x == "step" else col.times)[col.start: col.n]
+            ys = col.values[col.start: col.n]
             start = 0
             if since is not None:
                 # x is non-decreasing for steps and times of one producer; searchsorted
@@ -187,13 +248,20 @@ class MetricStream:
         """How many values ``key`` has (0 if unseen); cheap, no copy."""
         with self._cond:
             col = self._columns.get(key)
-            return 0 if col is None else col.n
+            return 0 if col is None else len(col)
+
+    def series_version(self, key: str) -> int:
+        """How many values ``key`` ever received (0 if unseen): changes with every append,
+        also once ``max_records`` keeps the length constant. Cheap; for change detection."""
+        with self._cond:
+            col = self._columns.get(key)
+            return 0 if col is None else col.total
 
     def last(self, key: str) -> float | None:
         """The latest value of ``key``, or None if never seen."""
         with self._cond:
             col = self._columns.get(key)
-            if col is None or col.n == 0:
+            if col is None or len(col) == 0:
                 return None
             return float(col.values[col.n - 1])
 
@@ -202,7 +270,7 @@ class MetricStream:
         with self._cond:
             out = {}
             for key, col in self._columns.items():
-                if col.n and math.isfinite(col.values[col.n - 1]):
+                if len(col) and math.isfinite(col.values[col.n - 1]):
                     out[key] = float(col.values[col.n - 1])
             return out
 
@@ -278,8 +346,8 @@ class QueueFeed:
         time: float | None = None,
         epoch: int | None = None,
     ) -> None:
-        t = _time.time() if time is None else float(time)
-        self.queue.put((int(step), t, {str(k): float(v) for k, v in metrics.items()}, epoch))
+        step_i, t, clean = _clean_metrics(step, metrics, time)  # errors here, in the producer
+        self.queue.put((step_i, t, clean, epoch))
 
     def log(self, step: int, **metrics: float) -> None:
         self.append(step, metrics)

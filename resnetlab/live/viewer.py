@@ -18,7 +18,8 @@ nothing but run the GUI, fed with the parent's metric stream over a pipe:
 Messages are JSON lines. Parent to viewer: ``{"t": "records", "r": [[step, time, epoch,
 {key: value}], ...]}``, ``{"t": "grab", "id": n, "path": p}``, ``{"t": "close"}``. Viewer to
 parent: ``{"t": "ready", "pid": n}`` or ``{"t": "error", "message": s}`` once at start-up,
-then ``{"t": "grabbed", "id": n, "path": p, "error": s|null}`` answers.
+then ``{"t": "grabbed", "id": n, "path": p, "error": s|null, "draws": n}`` answers (the
+window as it is, not redrawn for the grab; ``draws`` counts its redraws so far).
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class ViewerHandle:
         self._replies: dict[int, queue.SimpleQueue] = {}
         self._ids = itertools.count(1)
         self._startup: queue.SimpleQueue = queue.SimpleQueue()
+        # The viewer window's redraw count as of the last grab's answer (None before one).
+        self.window_draws: int | None = None
         self._listener = threading.Thread(target=self._listen, name="resnetlab-viewer-listen",
                                           daemon=True)
         self._feeder = threading.Thread(target=self._feed, name="resnetlab-viewer-feed",
@@ -194,6 +197,8 @@ class ViewerHandle:
         except queue.Empty:
             self._replies.pop(ident, None)
             raise BackendError(f"the viewer did not answer a grab within {timeout} s") from None
+        if reply.get("draws") is not None:
+            self.window_draws = int(reply["draws"])
         if reply.get("error"):
             raise BackendError(f"the viewer could not grab its window: {reply['error']}")
         return path
@@ -323,12 +328,15 @@ class _Viewer:
                 self.driver.stop()
                 return
             if kind == "grab":
+                # The window as it is: no redraw for the grab, so a picture that moves
+                # between grabs was moved by the refresh timer.
                 try:
-                    self.driver._tick(force=True)
                     self.driver.grab(msg["path"])
-                    self.say(t="grabbed", id=msg["id"], path=msg["path"], error=None)
+                    self.say(t="grabbed", id=msg["id"], path=msg["path"], error=None,
+                             draws=self.driver.draws)
                 except Exception as exc:
-                    self.say(t="grabbed", id=msg["id"], path=msg["path"], error=str(exc))
+                    self.say(t="grabbed", id=msg["id"], path=msg["path"], error=str(exc),
+                             draws=self.driver.draws)
 
     def run(self) -> int:
         from resnetlab.live.dashboard import Dashboard

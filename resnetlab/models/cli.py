@@ -37,17 +37,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_summary)
 
 
+# Words a yes/no field accepts on the command line (case-insensitive).
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """``FIELD=VALUE`` with VALUE read as JSON where it can be (numbers, true, [1, 2]), else text."""
+    """``FIELD=VALUE`` with VALUE read as JSON where it can be (numbers, [1, 2], null), else text.
+
+    true/false, yes/no and on/off (any case) are booleans; 1/0 stay numbers, which a yes/no
+    field accepts too (see ``coerce_overrides``).
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r} must look like FIELD=VALUE, e.g. --set dropout=0.1")
     raw = raw.strip()
+    if raw.lower() in BOOL_WORDS:
+        return key.strip(), BOOL_WORDS[raw.lower()]
     try:
-        value = json.loads(raw.lower() if raw.lower() in ("true", "false", "null") else raw)
+        value = json.loads("null" if raw.lower() == "null" else raw)
     except json.JSONDecodeError:
         value = raw
     return key.strip(), value
+
+
+def parse_overrides(items: list[str], preset: str) -> dict[str, Any]:
+    """Every ``--set FIELD=VALUE`` for model ``preset``, with 1/0 as yes/no where a field is."""
+    from resnetlab.models.presets import get_preset
+
+    return coerce_overrides(get_preset(preset).config, dict(parse_override(t) for t in items))
+
+
+def coerce_overrides(config: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with 1/0 turned into True/False for the yes/no fields of ``config``.
+
+    Anything else is left for the config to check, so ``residual=2`` or ``residual="maybe"``
+    still fails there, naming the field.
+    """
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(type(config))
+    bools = {f.name for f in dataclasses.fields(config) if hints.get(f.name) is bool}
+    return {k: (bool(v) if k in bools and type(v) is int and v in (0, 1) else v)
+            for k, v in overrides.items()}
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -83,7 +115,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from resnetlab.models.summary import model_summary
 
     preset = get_preset(args.model)
-    overrides = dict(parse_override(t) for t in args.overrides)
+    overrides = parse_overrides(args.overrides, preset.name)
     for field, value in (("in_channels", args.in_channels), ("num_classes", args.num_classes),
                          ("image_size", args.image_size)):
         if value is not None:

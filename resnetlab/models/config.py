@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,69 @@ def _choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"ResNetV2Config.{field_name}={value!r} is not allowed; {hint}"
                           f"choose one of {', '.join(map(repr, choices))}")
+
+
+def _kind(hint: Any) -> str:
+    """What a value of type ``hint`` is called in an error message."""
+    if hint is bool:
+        return "True or False (on the command line: true/false, yes/no, on/off or 1/0)"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a finite number"
+    if hint is str:
+        return "a name (text)"
+    return "a sequence of integers"
+
+
+def _checked(hint: Any, value: Any) -> tuple[bool, Any]:
+    """(whether ``value`` fits ``hint``, the value normalised: lists to tuples, numpy scalars
+    to Python numbers)."""
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return ok, int(value) if ok else value
+    if hint is float:
+        ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and math.isfinite(value))
+        return ok, (value if isinstance(value, int | float) else float(value)) if ok else value
+    if hint is str:
+        return isinstance(value, str), value
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple):
+            return False, value
+        items = [_checked(int, v) for v in value]
+        return all(ok for ok, _ in items), tuple(v for _, v in items)
+    return True, value
+
+
+def check_field_types(config: Any) -> None:
+    """Raise ``ConfigError`` naming the field for any value of the wrong type.
+
+    Runs before the range checks, so that ``residual="no"`` (a truthy string) is not
+    taken as True, and ``dropout="abc"`` fails with the field's name, not a TypeError
+    from a comparison. Lists become tuples and numpy scalars Python numbers.
+    """
+    cls = type(config)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        hint, value = hints[f.name], getattr(config, f.name)
+        if isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint):
+            if value is None:
+                continue
+            hint = next(h for h in typing.get_args(hint) if h is not type(None))
+        ok, normalised = _checked(hint, value)
+        if not ok:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            example = (f", e.g. {f.name}={default!r}"
+                       if default is not None and hint is not bool else "")
+            raise ConfigError(f"{cls.__name__}.{f.name}={value!r} must be {_kind(hint)}"
+                              f"{example}")
+        if normalised is not value:
+            object.__setattr__(config, f.name, normalised)
 
 
 def conv_out(size: int, stride: int) -> int:
@@ -106,6 +172,7 @@ class ResNetV2Config:
                     raise ConfigError(f"ResNetV2Config.{name}={value!r} must be a sequence "
                                       f"(one entry per stack), e.g. {name}=(2, 2, 2)")
                 object.__setattr__(self, name, tuple(value))
+        check_field_types(self)
         n = len(self.stack_units)
         strides = self.stack_strides or tuple(1 if i == 0 else 2 for i in range(n))
         object.__setattr__(self, "strides", tuple(strides))

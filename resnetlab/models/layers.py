@@ -26,6 +26,10 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
     "mish": nn.Mish,
+    # Saturating: with no norm layer, a deep plain net of these shows vanishing gradients
+    # (docs/inspect.md); here for that lesson more than for training.
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
 }
 
 
@@ -42,7 +46,10 @@ NORMS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
-def _unknown(kind: str, field: str, name: str, known: list[str]) -> ConfigError:
+def _unknown(kind: str, field: str, name: object, known: list[str]) -> ConfigError:
+    if not isinstance(name, str):
+        return ConfigError(f"{field}={name!r} must be a name (text); choose one "
+                           f"of {', '.join(known)}")
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
     return ConfigError(
@@ -52,13 +59,13 @@ def _unknown(kind: str, field: str, name: str, known: list[str]) -> ConfigError:
 
 def check_activation(name: str, field: str = "activation") -> None:
     """Raise ``ConfigError`` naming ``field`` if ``name`` is not in ``ACTIVATIONS``."""
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise _unknown("activation", field, name, sorted(ACTIVATIONS))
 
 
 def check_norm(name: str, field: str = "norm") -> None:
     """Raise ``ConfigError`` naming ``field`` if ``name`` is not in ``NORMS``."""
-    if name not in NORMS:
+    if not isinstance(name, str) or name not in NORMS:
         raise _unknown("norm layer", field, name, sorted(NORMS))
 
 

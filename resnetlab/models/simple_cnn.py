@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import ConfigError
-from resnetlab.models.config import SPEC_FORMAT, check_fields
+from resnetlab.models.config import SPEC_FORMAT, check_field_types, check_fields
 from resnetlab.models.layers import check_activation, make_activation
 
 
@@ -36,8 +36,7 @@ class SimpleCNNConfig:
     latent_dim: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.channels, tuple):
-            object.__setattr__(self, "channels", tuple(self.channels))
+        check_field_types(self)
         for name in ("in_channels", "num_classes", "image_size", "hidden"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

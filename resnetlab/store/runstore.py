@@ -13,6 +13,11 @@ change it) in WAL mode, so a training process can write while ``resnetlab runs``
 Every write is one transaction, so a process killed with SIGKILL leaves the database
 consistent: at most the unflushed rows are lost. A run still marked ``running`` whose
 owning process is gone is marked ``interrupted`` the next time any process opens the store.
+
+Paths (the database itself, run folders, checkpoints) are stored absolute, so
+``resnetlab eval 3 --runs-db ../runs/resnetlab.db`` works from any directory. Rows written
+by older versions hold paths relative to the directory training ran in; they are resolved
+when read (see :meth:`RunStore.stored_path`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = (
     "running", "completed", "stopped", "failed", "interrupted",
 )
 FINAL_STATUSES = (COMPLETED, STOPPED, FAILED, INTERRUPTED)
+# Columns holding file system paths: written absolute, resolved when read.
+PATH_FIELDS = ("run_dir", "checkpoint_last", "checkpoint_best")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -184,7 +191,9 @@ class RunStore:
     stale_after_s: float = 6 * 3600.0
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
-        self.path = Path(path) if path is not None else default_store_path()
+        # Absolute: run folders are made beside it and their paths stored, and those must
+        # stay valid when the store is later opened from another directory.
+        self.path = Path(os.path.abspath(path if path is not None else default_store_path()))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
@@ -282,7 +291,7 @@ class RunStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or "", RUNNING, model, dataset,
                  json.dumps(dict(config or {}), default=_json_default, sort_keys=True),
-                 now, str(run_dir) if run_dir else None, pid, socket.gethostname(),
+                 now, os.path.abspath(run_dir) if run_dir else None, pid, socket.gethostname(),
                  _process_start_time(pid), now),
             )
             run_id = int(cur.lastrowid)
@@ -303,6 +312,8 @@ class RunStore:
         for key, value in fields.items():
             if key in ("config", "final_metrics"):
                 value = json.dumps(dict(value), default=_json_default, sort_keys=True)
+            elif key in PATH_FIELDS and value:
+                value = os.path.abspath(value)  # relative to this process's directory
             elif isinstance(value, Path):
                 value = str(value)
             values.append(value)
@@ -355,14 +366,35 @@ class RunStore:
             c.execute("UPDATE runs SET final_metrics = ? WHERE id = ?",
                       (json.dumps(merged, sort_keys=True), run_id))
 
+    def stored_path(self, value: str | None) -> str | None:
+        """A path column's value as an absolute path where it can be found.
+
+        New rows are absolute already. Older rows hold paths relative to the directory
+        training ran in (``runs/run-3/last.pt`` beside ``runs/resnetlab.db``): used as
+        given if that exists from here, else looked up against the database's folder and
+        its two parents; left as stored when found nowhere.
+        """
+        if not value or os.path.isabs(value):
+            return value
+        if os.path.exists(value):
+            return os.path.abspath(value)
+        folder = self.path.parent
+        for base in (folder, *list(folder.parents)[:2]):
+            candidate = base / value
+            if candidate.exists():
+                return str(candidate)
+        return value
+
     def _row_to_info(self, row: sqlite3.Row) -> RunInfo:
         return RunInfo(
             id=row["id"], name=row["name"], status=row["status"], model=row["model"],
             dataset=row["dataset"], config=json.loads(row["config"] or "{}"),
             started_at=row["started_at"], ended_at=row["ended_at"],
             final_metrics=json.loads(row["final_metrics"] or "{}"),
-            checkpoint_last=row["checkpoint_last"], checkpoint_best=row["checkpoint_best"],
-            run_dir=row["run_dir"], error=row["error"], owner_pid=row["owner_pid"],
+            checkpoint_last=self.stored_path(row["checkpoint_last"]),
+            checkpoint_best=self.stored_path(row["checkpoint_best"]),
+            run_dir=self.stored_path(row["run_dir"]), error=row["error"],
+            owner_pid=row["owner_pid"],
             owner_host=row["owner_host"], heartbeat=row["heartbeat"],
         )
 
@@ -447,6 +479,36 @@ class RunStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: writing {len(rows)} metric rows failed: {exc}") from exc
             return len(rows)
+
+    def truncate_metrics(self, run_id: int, after_step: int, *,
+                         logged_after: float | None = None) -> int:
+        """Delete a run's metric rows (stored and buffered) of steps after ``after_step``.
+
+        Resuming from a checkpoint at step S replays the steps after S; without this, the
+        rows the lost attempt logged for them would appear twice. ``logged_after`` (the
+        checkpoint's save time) also drops rows *at* step S logged after the checkpoint
+        was written (gradient norms recorded before step S+1, a finished run's test
+        metrics). Returns how many stored rows were deleted.
+        """
+        def replayed(step: int, t: float) -> bool:
+            return step > after_step or (
+                logged_after is not None and step == after_step and t > logged_after)
+
+        with self._lock:
+            if run_id in self._pending:
+                self._pending[run_id] = [r for r in self._pending[run_id]
+                                         if not replayed(r[1], r[5])]
+            sql = "DELETE FROM metrics WHERE run_id = ? AND (step > ?"
+            params: list[Any] = [run_id, int(after_step)]
+            if logged_after is not None:
+                sql += " OR (step = ? AND time > ?)"
+                params += [int(after_step), float(logged_after)]
+            with self._tx() as c:
+                deleted = c.execute(sql + ")", params).rowcount
+        if deleted:
+            log.info("run %s: removed %d metric rows after step %d (replayed on resume)",
+                     run_id, deleted, after_step)
+        return deleted
 
     def metrics(
         self,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import numbers
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -116,23 +118,78 @@ def open_store(store: Any) -> tuple[Any, bool]:
     return store, False
 
 
-def start_live(stream: Any, live: Any, run_dir: Path | None) -> Any:
-    """Start ``resnetlab.live.live_dashboard`` if asked and available; None otherwise."""
+def records_grad_norms(callbacks: Iterable[Any]) -> bool:
+    """Whether one of ``callbacks`` is a ``resnetlab.inspect.GradientNormCallback``."""
+    callbacks = list(callbacks)
+    if not callbacks:
+        return False
+    from resnetlab.inspect.gradients import GradientNormCallback
+
+    return any(isinstance(cb, GradientNormCallback) for cb in callbacks)
+
+
+def start_live(stream: Any, live: Any, run_dir: Path | None, *,
+               callbacks: Iterable[Any] = ()) -> Any:
+    """Start ``resnetlab.live.live_dashboard`` if asked and available; None otherwise.
+
+    The default panels, plus the gradient-norm heat map when one of the run's
+    ``callbacks`` records gradient norms.
+    """
     if live in (None, False, "none", "off", "no", ""):
         return None
     backend = "auto" if live is True else str(live)
     try:
         from resnetlab.live import live_dashboard
         from resnetlab.live.drivers import resolve_backend_name
+        from resnetlab.live.panels import default_panel_names
     except (ImportError, AttributeError) as exc:
         log.warning("live dashboard unavailable (%s); training without it", exc)
         return None
     resolve_backend_name(backend)  # a misspelt name is an error (BackendError), not a warning
+    panels = (default_panel_names(with_grad_norms=True) if records_grad_norms(callbacks)
+              else None)
     try:
-        return live_dashboard(stream, backend=backend, run_dir=run_dir, system_monitor=True)
+        return live_dashboard(stream, backend=backend, run_dir=run_dir, system_monitor=True,
+                              panels=panels)
     except Exception as exc:  # a missing display must not cost the training run
         log.warning("live dashboard %r could not start (%s); training without it", backend, exc)
         return None
+
+
+def _check_limit(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{name}={value!r} ({flag}): must be a positive number of images; "
+                          "leave it out to use the whole split")
+
+
+# Settings that may differ on resume: where and how the job runs, not what it trains.
+# (``compile`` only changes speed: asked for, it applies to the resumed run too.)
+_RESUME_FREE = {"device", "rank", "world_size", "dist_timeout_s", "run_dir", "extra", "compile"}
+
+
+def _resume_conflicts(saved: TrainConfig, asked: Mapping[str, Any]) -> list[str]:
+    """``name=asked (checkpoint: saved)`` for every asked setting that differs from the
+    checkpoint's (the ones in ``_RESUME_FREE`` may differ)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(asked) - known)
+    if unknown:
+        raise ConfigError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+    out = []
+    for name, value in asked.items():
+        if value is None or name in _RESUME_FREE:
+            continue
+        # The checkpoint's lr may be scaled for its world size; the asked one is the base.
+        old = saved.extra.get("base_lr", saved.lr) if name == "lr" else getattr(saved, name)
+        if isinstance(old, tuple) and isinstance(value, list):
+            value = tuple(value)
+        same = (math.isclose(float(value), float(old), rel_tol=1e-9)
+                if isinstance(value, float) and isinstance(old, (int, float)) else value == old)
+        if not same:
+            out.append(f"{name}={value!r} (checkpoint: {old!r})")
+    return out
 
 
 def _resolve_resume(resume: str | os.PathLike[str], store: Any) -> Path:
@@ -165,7 +222,7 @@ def train(
     device: str = "auto",
     precision: str | None = None,
     compile: bool = False,
-    seed: int = 0,
+    seed: int | None = None,
     run_name: str | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     callbacks: Iterable[Any] = (),
@@ -192,8 +249,11 @@ def train(
     "process") starts the run as a job and returns its ``TrainingJob`` at once.
     ``resume``: a checkpoint, run folder, or run id/name to continue exactly.
     ``train_limit`` / ``test_limit``: use only the first N training / test images (quick
-    experiments and tests).
+    experiments and tests). On resume, settings that differ from the checkpoint's
+    (``epochs``, ``lr``, ...) are a ConfigError: a resumed run continues as saved.
     """
+    _check_limit("train_limit", train_limit)
+    _check_limit("test_limit", test_limit)
     if background:
         from resnetlab.jobs.training import start_training
 
@@ -237,7 +297,33 @@ def train(
                     raise ConfigError(f"{ckpt_path}: holds weights only; cannot resume training")
             resume_state = ctx.broadcast_object(resume_state)
             cfg = TrainConfig.from_dict(resume_state["config"])
-            cfg.device = device  # the only thing that may change on resume (and world size)
+            asked = {f.name: getattr(config, f.name)
+                     for f in dataclasses.fields(TrainConfig)} if config is not None else {}
+            asked.update({k: v for k, v in dict(
+                epochs=epochs, batch_size=batch_size, optimizer=optimizer, schedule=schedule,
+                lr=lr, precision=precision, seed=seed, **config_fields).items()
+                if v is not None})
+            conflicts = _resume_conflicts(cfg, asked)
+            saved_extra = cfg.extra
+            if isinstance(model_or_preset, str) and model_or_preset != saved_extra.get("model"):
+                conflicts.append(f"model={model_or_preset!r} (checkpoint: "
+                                 f"{saved_extra.get('model')!r})")
+            if model_overrides and dict(model_overrides) != saved_extra.get("model_overrides"):
+                conflicts.append(f"model_overrides={dict(model_overrides)!r} (checkpoint: "
+                                 f"{saved_extra.get('model_overrides')!r})")
+            if data != DEFAULT_DATA and data != saved_extra.get("dataset", data):
+                conflicts.append(f"data={data!r} (checkpoint: {saved_extra.get('dataset')!r})")
+            if train_limit is not None and train_limit != saved_extra.get("train_limit"):
+                conflicts.append(f"train_limit={train_limit!r} (checkpoint: "
+                                 f"{saved_extra.get('train_limit')!r})")
+            if conflicts:
+                raise ConfigError(
+                    f"resume {resume}: a resumed run continues with its checkpoint's settings, "
+                    f"but these were given with other values: {', '.join(conflicts)}. Leave "
+                    "them out to continue the run as saved, or start a new run (without "
+                    "--resume) to train with new settings.")
+            cfg.device = device  # may change on resume, as may the world size
+            cfg.compile = cfg.compile or bool(compile)
             cfg.rank, cfg.world_size = ctx.rank, ctx.world_size
             cfg.dist_timeout_s = ctx.timeout_s  # --dist-timeout of this launch, or the default
             ranks = "rank" if ctx.world_size == 1 else "ranks"
@@ -300,8 +386,13 @@ def train(
         eval_bs = max(cfg.batch_size, 512)
 
         def eval_loader(ds: Any) -> Any:
-            return rdata.TensorLoader(ds.images, ds.labels, eval_bs, shuffle=False,
-                                      rank=cfg.rank, world_size=cfg.world_size, **common)
+            if ctx.is_distributed:
+                # Exact evaluation: each rank its own unpadded share, every image counted
+                # once (only the sums are all-reduced, so shards may differ by one).
+                ds = ds.subset(ctx.eval_indices(len(ds)))
+                if len(ds) == 0:
+                    return []  # fewer images than ranks: this rank adds zeros
+            return rdata.TensorLoader(ds.images, ds.labels, eval_bs, shuffle=False, **common)
 
         val_loader = eval_loader(val_ds) if val_ds is not None else None
 
@@ -324,11 +415,14 @@ def train(
 
         # -- the run -------------------------------------------------------------------
         stream = stream if stream is not None else MetricStream(name=run_name or "train")
-        cbs = list(callbacks)
+        cbs: list[Any] = []
+        if ctx.is_distributed:
+            # First: its epoch-end sample is what later callbacks (the CLI's rank lines)
+            # show for that same epoch.
+            cbs.append(RankSystemMonitor())
         if progress and ctx.is_main:  # other ranks stay quiet
             cbs.append(ProgressBar())
-        if ctx.is_distributed:
-            cbs.append(RankSystemMonitor())
+        cbs += list(callbacks)
         run_id = None
         if resume_state is not None and run_store is not None and resume_state.get("run_id"):
             try:
@@ -342,7 +436,8 @@ def train(
         if resume_state is not None:
             trainer.load_state_dict(resume_state, source=str(resume))
         if ctx.is_main:
-            dashboard = start_live(stream, live, trainer.run_dir)
+            dashboard = start_live(stream, live, trainer.run_dir,
+                                   callbacks=trainer.callbacks.callbacks)
             # A desktop window in this process needs its events pumped at batch ends.
             for cb in getattr(dashboard, "callbacks", list)():
                 trainer.callbacks.append(cb)
@@ -357,10 +452,12 @@ def train(
                 res = trainer.validate(eval_loader(test_ds), num_classes=test_ds.num_classes)
             test_metrics = {"test_loss": res.loss, "test_accuracy": res.accuracy}
             confusion = res.confusion
-            stream.append(trainer.step, test_metrics, epoch=trainer.epoch)
+            # The 0-based epoch of the last step, as the training rows of that step have.
+            last_epoch = trainer.epoch if trainer.batch_in_epoch else max(trainer.epoch - 1, 0)
+            stream.append(trainer.step, test_metrics, epoch=last_epoch)
             if run_store is not None and trainer.run_id is not None:
                 run_store.log_metrics(trainer.run_id, trainer.step, test_metrics,
-                                      epoch=trainer.epoch)
+                                      epoch=last_epoch)
                 run_store.flush()
                 run_store.add_final_metrics(trainer.run_id, test_metrics)
         wall = time.perf_counter() - t0

@@ -128,12 +128,17 @@ class ProgressBar(Callback):
     def __init__(self, file: Any = None, leave: bool = True, mininterval: float = 0.5) -> None:
         self.file, self.leave, self.mininterval = file, leave, mininterval
         self.bar: Any = None
+        self._offset = 0
 
     def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
         from tqdm.auto import tqdm
 
         self.epochs = logs["epochs"]
-        self.bar = tqdm(total=logs["total_steps"], initial=logs["step"], unit="step",
+        # The bar counts this run's steps; a run resumed with other steps per epoch (another
+        # world size) has a step counter in the old run's units, so it starts at its position.
+        self._offset = logs["step"] - logs.get("position", logs["step"])
+        self.bar = tqdm(total=logs["total_steps"], initial=logs["step"] - self._offset,
+                        unit="step",
                         file=self.file, leave=self.leave, mininterval=self.mininterval,
                         dynamic_ncols=True)
         self.bar.set_description(f"epoch {logs['epoch'] + 1}/{self.epochs}")
@@ -145,7 +150,7 @@ class ProgressBar(Callback):
     def on_batch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         if self.bar is None:
             return
-        self.bar.update(logs["step"] - self.bar.n)
+        self.bar.update(logs["step"] - self._offset - self.bar.n)
         if "loss" in logs:  # a logging step: fresh numbers
             self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}",
                                  img_s=f"{logs['images_per_s']:.0f}", refresh=False)
@@ -208,13 +213,19 @@ class RankSystemMonitor(Callback):
             import torch
 
             out["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
+            try:  # needs nvidia-ml-py; maps CUDA_VISIBLE_DEVICES indices itself
+                out["gpu_util_percent"] = float(torch.cuda.utilization(device))
+            except Exception:
+                pass
         return out
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
-        from resnetlab.distributed import format_rank_lines
+        from resnetlab.distributed import format_rank_lines, rank_system_logs
 
         samples = trainer.dist.gather_system_metrics(self.sample(trainer))
         if trainer.dist.is_main:
             trainer.system_by_rank = samples
+            # rank{r}/cpu_percent, ...: stored with the run and plottable like any metric.
+            trainer.stream.append(trainer.step, rank_system_logs(samples), epoch=trainer.epoch)
             for line in format_rank_lines(samples):
                 log.info("system %s", line)

@@ -17,7 +17,11 @@ DEFAULT_MODEL_NAME = "resnetv2-mini"  # resnetlab.models.DEFAULT_MODEL (not impo
 def _kv(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. dropout=0.1")
+    from resnetlab.models.cli import BOOL_WORDS
+
     key, raw = text.split("=", 1)
+    if raw.strip().lower() in BOOL_WORDS:  # -O residual=no, as `summary --set` reads it
+        return key.strip(), BOOL_WORDS[raw.strip().lower()]
     try:
         value = ast.literal_eval(raw)
     except (ValueError, SyntaxError):
@@ -51,7 +55,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--run-name", default=None)
     p.add_argument("--resume", metavar="RUN_OR_PATH",
                    help="continue a run exactly: run id/name, run folder or checkpoint file")
@@ -66,6 +70,10 @@ def register(subparsers: Any) -> None:
                    help="train on the first N training images only (quick experiments)")
     p.add_argument("--test-limit", type=int, metavar="N",
                    help="evaluate on the first N test images only")
+    p.add_argument("--grad-norms", type=int, metavar="EVERY", dest="grad_norms",
+                   help="record every conv layer's gradient norm every EVERY steps (stream "
+                        "keys grad_norm/<layer>, kept in the run store) and show them as a "
+                        "heat map panel of the live dashboard")
     d = p.add_argument_group(
         "distributed (under torchrun: torchrun --nproc-per-node N -m resnetlab train ...)")
     d.add_argument("--sync-bn", action="store_true", dest="sync_batchnorm",
@@ -145,13 +153,18 @@ def cmd_train(args: argparse.Namespace) -> int:
               if getattr(args, k) is not None}
     if args.sync_batchnorm:
         fields["sync_batchnorm"] = True
+    callbacks: list[Any] = [_Announce()]
+    if args.grad_norms is not None:
+        from resnetlab.inspect.gradients import GradientNormCallback
+
+        callbacks.append(GradientNormCallback(every=args.grad_norms))  # checks EVERY >= 1
     result = train(
         args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, schedule=args.schedule, lr=args.lr, device=args.device,
         precision=args.precision, compile=args.compile, seed=args.seed,
         run_name=args.run_name, data_dir=args.data_dir, store=_store_arg(args),
         live=args.live, progress=not args.no_progress, resume=args.resume,
-        model_overrides=dict(args.model_option) or None, callbacks=[_Announce()],
+        model_overrides=dict(args.model_option) or None, callbacks=callbacks,
         train_limit=args.train_limit, test_limit=args.test_limit, **fields)
     if result.config.rank == 0:  # under torchrun the other ranks stay quiet
         print(result.summary())
@@ -217,6 +230,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from resnetlab.training.evaluate import evaluate, format_confusion
     from resnetlab.training.trainer import resolve_device
 
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: must be a positive number of images; leave "
+                          "it out to evaluate the whole split")
     path = _eval_checkpoint_path(args.checkpoint, args.runs_db)
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, use_ema=not args.no_ema)

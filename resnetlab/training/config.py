@@ -24,7 +24,8 @@ class TrainConfig:
 
     # 20 passes over Fashion-MNIST: one-cycle needs the whole budget up front; measured
     # 93.1% / 93.25% / 93.3% test accuracy at 16 / 20 / 24 epochs (docs/bench/training.md),
-    # and 20 epochs of the default model take ~6 minutes on a 2-core CPU.
+    # and 20 epochs of the default model take ~3 minutes on a 2-core CPU (177-198 s
+    # measured; up to twice that when other processes load the cores).
     epochs: int = 20
     # Big enough to keep the CPU's matrix units busy, small enough for ~200 steps/epoch
     # (one-cycle likes many steps).

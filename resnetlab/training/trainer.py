@@ -6,7 +6,8 @@
 
 The loop is plain PyTorch: forward under autocast, backward (scaled for fp16), unscale
 and clip, ``on_after_backward``, optimiser step, EMA, LR from a pure schedule function of
-the step. Running sums of loss and accuracy stay on the device; they are read back
+the position in training (epoch and batch, so a run resumed with another number of steps
+per epoch, e.g. on another world size, continues at the same point of its schedule). Running sums of loss and accuracy stay on the device; they are read back
 (``.tolist()``, the only device sync) every ``config.log_every`` steps and at epoch ends.
 Everything logged goes to ``trainer.stream`` (a MetricStream); the run store, progress
 bar and dashboards read it from there.
@@ -91,6 +92,10 @@ class Trainer:
     ) -> None:
         self.config = config = config if config is not None else TrainConfig()
         config.validate()
+        if config.run_dir:
+            # Absolute, as recorded in the store and the checkpoints: a resume from another
+            # directory must write into the same folder.
+            config.run_dir = os.path.abspath(config.run_dir)
         if not isinstance(train_loader, Sized):
             raise ConfigError("train_loader must have a length (batches per epoch) so the LR "
                               "schedule knows the run's length; wrap it in a list or a DataLoader")
@@ -176,8 +181,18 @@ class Trainer:
         """The LR of the first parameter group now."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def schedule_position(self) -> int:
+        """Where training stands on this run's schedule, in this run's steps.
+
+        The epoch and the batch in it, not the global step counter: after a resume with
+        another number of steps per epoch (another world size or batch size) the counter
+        holds the old run's steps, while the position is the same fraction of training.
+        """
+        return self.epoch * self.steps_per_epoch + self.batch_in_epoch
+
     def _set_lr(self) -> None:
-        factor = self.schedule(min(self.step, self.total_steps - 1))
+        factor = self.schedule(min(self.schedule_position, self.total_steps - 1))
         for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
             group["lr"] = base * factor
 
@@ -309,6 +324,7 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
             "step": self.step,
+            "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
             "config": self.config.to_dict(),
             "rng": rng_state(),
@@ -355,12 +371,24 @@ class Trainer:
                 self.ema.load_state_dict(state["ema"])
             else:
                 self.ema.module.load_state_dict(state["model"])
-        if state.get("total_steps") not in (None, self.total_steps):
-            log.warning("%s: saved for %s total steps, this run has %s; the LR schedule "
-                        "will differ", source, state["total_steps"], self.total_steps)
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batch_in_epoch = int(state["batch_in_epoch"])
+        saved_epochs = (state.get("config") or {}).get("epochs") or self.config.epochs
+        saved_spe = state.get("steps_per_epoch") or (
+            int(state["total_steps"]) // int(saved_epochs) if state.get("total_steps") else None)
+        if saved_spe and saved_spe != self.steps_per_epoch:
+            # Another world size or batch size: the same fraction of the epoch in this run's
+            # batches, so the schedule (and the loader replay) continue at the same point.
+            done = self.batch_in_epoch
+            self.batch_in_epoch = done * self.steps_per_epoch // saved_spe
+            log.info("%s: saved with %d steps per epoch, this run has %d; continuing epoch "
+                     "%d at batch %d (was %d)", source, saved_spe, self.steps_per_epoch,
+                     self.epoch + 1, self.batch_in_epoch, done)
+        if self.store is not None and self.run_id is not None:
+            # Steps after the checkpoint are replayed: forget what the lost attempt logged.
+            self.store.truncate_metrics(self.run_id, self.step,
+                                        logged_after=state.get("saved_at"))
         self.best = state.get("best")
         self.history = [dict(h) for h in state.get("history") or []]
         self._pending_rng = state.get("rng")
@@ -428,6 +456,7 @@ class Trainer:
                 self.callbacks("on_fit_start", self, {
                     "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch,
                     "total_steps": self.total_steps, "step": self.step, "epoch": self.epoch,
+                    "position": self.schedule_position,
                     "run_id": self.run_id, "run_dir": str(self.run_dir) if self.run_dir else None})
                 while self.epoch < cfg.epochs and not self.stop_training:
                     logs = self._run_epoch()
@@ -460,7 +489,10 @@ class Trainer:
                     **(self.history[-1] if self.history else {})})
         except BaseException as exc:
             error = exc
-            self.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            # Ctrl-C, and SIGTERM (job.kill(), a scheduler's kill) turned into SystemExit:
+            # the run was interrupted from outside, not failed by its own doing.
+            self.status = ("interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit))
+                           else "failed")
             end_logs["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             raise
         finally:

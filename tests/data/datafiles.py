@@ -1,4 +1,4 @@
-"""Writers of small dataset files in the real on-disk formats, and a local HTTP server.
+"""Writers of small dataset files in the real on-disk formats, and a closed local port.
 
 Imported by the test modules as ``datafiles`` (tests/data is on sys.path under pytest).
 """
@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import gzip
 import io
+import socket
 import struct
 import tarfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that was just bound and closed: connecting is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 import torch
-from datafiles import idx_bytes, make_mnist_dir
+from datafiles import closed_port, idx_bytes, make_mnist_dir
 
 from resnetlab.data import load
 from resnetlab.data.download import download_file
@@ -70,6 +70,7 @@ def test_http_error_and_unreachable_server(file_server, tmp_path):
     missing = RemoteFile("x.bin", file_server.url("/nope.bin"), sha256="0" * 64)
     with pytest.raises(DataError, match="nope.bin failed"):
         download_file(missing, tmp_path, progress=False)
+    file_server.httpd.shutdown()  # stop serve_forever first, then close its socket:
     file_server.httpd.server_close()  # nothing listens any more
     with pytest.raises(DataError, match="failed"):
         download_file(_remote(file_server), tmp_path, progress=False, timeout=2)
@@ -123,7 +124,9 @@ def test_no_network_error_names_files_places_and_apt(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("RESNETLAB_DATA", str(tmp_path / "data"))
     monkeypatch.setattr("resnetlab.data.locate.SYSTEM_DIRS", (tmp_path / "sys",))
-    dead = {s: tuple(dataclasses.replace(r, url=f"http://127.0.0.1:9/{r.name}") for r in fs)
+    port = closed_port()  # refused at once: no 30 s wait on a port someone might serve
+    dead = {s: tuple(dataclasses.replace(r, url=f"http://127.0.0.1:{port}/{r.name}")
+                     for r in fs)
             for s, fs in FASHION_MNIST.files.items()}
     monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(FASHION_MNIST, files=dead))
     with pytest.raises(DataError) as err:

@@ -110,6 +110,30 @@ def test_fashion_mnist_layout_from_generated_files(tmp_path):
     assert ds.classes[7] == "Sneaker"
 
 
+def test_idx_of_another_size_is_not_fashion_mnist(tmp_path):
+    make_idx_split(tmp_path, "train", 5, size=32)  # e.g. a 32x32 dataset's IDX files
+    with pytest.raises(DataError) as err:
+        load("fashion-mnist", "train", root=tmp_path, download=False)
+    msg = str(err.value)
+    assert str(tmp_path / "train-images-idx3-ubyte.gz") in msg
+    assert "32x32" in msg and "expected 28x28" in msg
+
+
+def test_idx_with_no_samples_is_rejected(tmp_path):
+    make_idx_split(tmp_path, "t10k", 0)
+    with pytest.raises(DataError) as err:
+        load("mnist", "test", root=tmp_path, download=False)
+    msg = str(err.value)
+    assert str(tmp_path / "t10k-images-idx3-ubyte.gz") in msg and "holds 0 images" in msg
+    assert "expected at least one" in msg
+
+
+def test_idx_dataset_takes_no_options(tmp_path):
+    make_mnist_dir(tmp_path)
+    with pytest.raises(ConfigError, match="mnist: unknown option.*'image_size'.*takes no options"):
+        load("mnist", "test", root=tmp_path, download=False, image_size=8)
+
+
 # ---------------------------------------------------------------- CIFAR binary
 
 
@@ -241,6 +265,30 @@ def test_celeba_unreadable_image_in_zip(tmp_path):
         load("celeba", "train", root=tmp_path, download=False, image_size=8)
 
 
+def test_celeba_corrupt_partition_file(tmp_path):
+    make_celeba(tmp_path)
+    path = tmp_path / "list_eval_partition.txt"
+    path.write_bytes(b"\xff\xfe\x00\x01" + bytes(range(256)))
+    with pytest.raises(DataError) as err:
+        load("celeba", "train", root=tmp_path, download=False, image_size=8)
+    msg = str(err.value)
+    assert str(path) in msg and "not a text file" in msg and "0|1|2" in msg
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"imagesize": 8}, "unknown option(s) 'imagesize' (did you mean 'image_size'?)"),
+    ({"attribute": ["Smiling"]}, "'attribute' (did you mean 'attributes'?)"),
+    ({"image_size": "abc"}, "image_size must be a positive int"),
+    ({"image_size": (8, 0)}, "image_size must be a positive int"),
+    ({"attributes": 5}, "attributes must be an attribute name or a list of names"),
+], ids=["misspelt-size", "misspelt-attributes", "size-str", "size-zero", "attributes-int"])
+def test_celeba_bad_options_are_config_errors(tmp_path, options, needle):
+    make_celeba(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load("celeba", "train", root=tmp_path, download=False, **{"image_size": 8, **options})
+    assert needle in str(err.value)
+
+
 # ---------------------------------------------------------------- image folder
 
 
@@ -304,3 +352,67 @@ def test_image_folder_needs_root_and_test_folder(tmp_path):
     _write_folder(tmp_path)
     with pytest.raises(DataError, match="no 'test' folder.*split_validation"):
         load("image-folder", "test", root=tmp_path)
+
+
+def _images(folder, n, colour=(0, 0, 0)):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.new("RGB", (6, 6), colour).save(folder / f"{i}.png")
+
+
+def test_image_folder_class_numbers_agree_between_splits(tmp_path):
+    # train: cat, dog, fox and an empty eel/; test: cat, fox and an empty dog/
+    for name, colour in (("cat", (10, 0, 0)), ("dog", (20, 0, 0)), ("fox", (30, 0, 0))):
+        _images(tmp_path / "train" / name, 2, colour)
+    (tmp_path / "train" / "eel").mkdir()
+    (tmp_path / "train" / ".ipynb_checkpoints").mkdir()  # Jupyter's, not a class
+    _images(tmp_path / "test" / "cat", 1, (10, 0, 0))
+    _images(tmp_path / "test" / "fox", 3, (30, 0, 0))
+    (tmp_path / "test" / "dog").mkdir()
+    train = load("image-folder", "train", root=tmp_path)
+    test = load("image-folder", "test", root=tmp_path)
+    assert train.classes == test.classes == ["cat", "dog", "eel", "fox"]
+    assert train.class_counts() == [2, 2, 0, 2]
+    assert test.labels.tolist() == [0, 3, 3, 3]
+    # the label means the same class in both splits: fox images (red 30) are label 3
+    assert train.images[train.labels == 3, 0].float().mean() == pytest.approx(30, abs=2)
+    assert test.images[test.labels == 3, 0].float().mean() == pytest.approx(30, abs=2)
+
+
+def test_image_folder_test_class_missing_from_train(tmp_path):
+    _images(tmp_path / "train" / "cat", 1)
+    _images(tmp_path / "test" / "cat", 1)
+    _images(tmp_path / "test" / "owl", 2)
+    with pytest.raises(DataError) as err:
+        load("image-folder", "test", root=tmp_path)
+    msg = str(err.value)
+    assert str(tmp_path / "test" / "owl") in msg and "'owl' is not a class" in msg
+    assert "expected one of cat" in msg
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({"grayscal": True}, "'grayscal' (did you mean 'grayscale'?)"),
+    ({"image_size": "abc"}, "image_size must be a positive int"),
+    ({"grayscale": "yes"}, "grayscale must be True, False or None"),
+], ids=["misspelt", "size-str", "grayscale-str"])
+def test_image_folder_bad_options_are_config_errors(tmp_path, options, needle):
+    _write_folder(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load("image-folder", root=tmp_path, **options)
+    assert needle in str(err.value)
+
+
+def test_cli_info_on_flat_image_folder_and_with_test(tmp_path, capsys):
+    from resnetlab.cli import main
+
+    _write_folder(tmp_path / "flat")
+    assert main(["data", "info", "image-folder", "--data-dir", str(tmp_path / "flat")]) == 0
+    out = capsys.readouterr().out
+    assert "[train]" in out and "samples:   6" in out and "[test]" not in out
+    _write_folder(tmp_path / "split" / "train")
+    _write_folder(tmp_path / "split" / "test", sizes=((12, 10),))
+    assert main(["data", "info", "image-folder", "--data-dir", str(tmp_path / "split")]) == 0
+    out = capsys.readouterr().out
+    assert "[train]" in out and "[test]" in out and "samples:   2" in out

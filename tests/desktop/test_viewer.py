@@ -14,10 +14,14 @@ from desktop_helpers import HERE, changed_fraction, colours, gui_env, skip_if_to
 
 
 def test_viewer_redraws_while_the_parent_main_thread_sleeps(run_gui, tmp_path):
-    r = run_gui("viewer_parent.py", "sleep", "qt", str(tmp_path))
+    r = run_gui("viewer_parent.py", "sleep", "qt", str(tmp_path), timeout=240)
     g = r["grabs"]
-    assert g["A_main_asleep"] and g["B_main_asleep"], "grabs must be taken during the sleep"
+    assert "error" not in g, g
+    assert g["main_asleep"], "grabs must be taken while the parent's main thread blocks"
     assert colours(g["A"]) > 20
+    # Grabs do not redraw the window; the viewer's own refresh timer redrew it meanwhile...
+    assert g["B_draws"] >= g["A_draws"] + 3, g
+    # ...and what it shows moved with the data.
     assert changed_fraction(g["A"], g["B"]) > 0.01
     assert r["viewer_alive_after_close"] is False
 

@@ -16,6 +16,12 @@ from pathlib import Path
 
 def main() -> None:
     kit, out = sys.argv[1], Path(sys.argv[2])
+    from resnetlab.live.drivers.desktop import toolkit_problem
+
+    problem = toolkit_problem(kit)
+    if problem:  # no Tk (or no display) here: the test skips with this reason
+        print(json.dumps({"skip": problem}))
+        return
     import torch
 
     torch.set_num_threads(1)

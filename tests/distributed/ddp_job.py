@@ -5,7 +5,8 @@
 
 Each rank trains resnetv2-micro on a Fashion-MNIST subset with a plain loop built on
 :class:`resnetlab.distributed.DistContext` and writes what it saw to ``OUT/rank{R}.pt``
-(sample indices, reduced losses, final parameters, results of the collectives).
+(sample indices, reduced losses, final parameters, results of the collectives, and an
+evaluation of the trained weights on held-out images split over the ranks).
 Run without torchrun and with ``--global-from DIR`` it is the single-process reference:
 it replays the global batches (rank 0's shard + rank 1's shard) recorded in DIR.
 """
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--die-how", choices=("kill", "stop"), default="kill")
     p.add_argument("--timeout", type=float, default=30.0)
     p.add_argument("--step-sleep", type=float, default=0.0)
+    p.add_argument("--eval-n", type=int, default=255,
+                   help="images evaluated after training (odd: not divisible by 2 ranks)")
     return p.parse_args(argv)
 
 
@@ -153,7 +156,30 @@ def train(args: argparse.Namespace, ctx) -> dict:
     params = torch.cat([p.detach().flatten() for p in unwrap(model).parameters()])
     return {"params": params, "init_params": init, "indices": indices[:args.steps * loader.batch_size],
             "losses": losses, "check": check, "world_size": ctx.world_size,
-            "global_batch": plan.global_batch}
+            "global_batch": plan.global_batch,
+            "eval": evaluation(args, ctx, unwrap(model), data.images, data.labels)}
+
+
+def evaluation(args: argparse.Namespace, ctx, model: nn.Module, images: torch.Tensor,
+               labels: torch.Tensor) -> dict:
+    """The trained weights evaluated on ``--eval-n`` unseen images two ways: split over the
+    ranks (each its ``ctx.eval_indices`` share, sums all-reduced) and by this rank alone on
+    all of them (what one process reports)."""
+    from resnetlab.training.evaluate import evaluate
+
+    held_out = torch.arange(args.subset, args.subset + args.eval_n)
+    x, y = images[held_out], labels[held_out]
+
+    def run(idx: torch.Tensor, reduce) -> dict:
+        loader = TensorLoader(x[idx], y[idx], 64, shuffle=False, mean=MEAN, std=STD)
+        res = evaluate(model, loader, num_classes=10, all_reduce_sum=reduce)
+        return {"accuracy": res.accuracy, "loss": res.loss, "count": res.count,
+                "confusion": res.confusion}
+
+    with ctx.guard("evaluation"):
+        shard = ctx.eval_indices(args.eval_n)
+        return {"shard": shard, "sharded": run(shard, ctx.all_reduce_sum),
+                "alone": run(torch.arange(args.eval_n), None)}
 
 
 if __name__ == "__main__":

@@ -18,6 +18,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def port_clash(output: str) -> bool:
+    """True when a store could not bind its port: another process took the port that
+    :func:`free_port` saw free. Launch again (with a new port) rather than fail."""
+    return "address already in use" in output.lower()
+
+
+def master_store(attempts: int = 3):  # -> torch.distributed.TCPStore
+    """A TCPStore hosted by this process on a free port (a new port if one is taken)."""
+    import torch.distributed as dist
+
+    for attempt in range(attempts):
+        try:
+            return dist.TCPStore("127.0.0.1", free_port(), is_master=True,
+                                 wait_for_workers=False)
+        except dist.DistNetworkError as exc:
+            if not port_clash(str(exc)) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The test's environment for a child: one thread each, no launcher variables."""
     env = {k: v for k, v in os.environ.items()

@@ -97,3 +97,18 @@ def test_only_rank0_logs_and_states_the_global_batch(runs: dict) -> None:
     assert "global batch 64 = 32 per rank x 2 ranks" in log0
     assert "backend gloo" in log0
     assert log1 == ""
+
+
+def test_evaluation_split_over_ranks_counts_every_image_once(runs: dict) -> None:
+    # 255 held-out images on 2 ranks: shards of 128 and 127, no image padded in twice, so
+    # the job reports exactly what one process reports for the same weights.
+    n = 255
+    shards = [runs[r]["eval"]["shard"] for r in ("rank0", "rank1")]
+    assert sorted(torch.cat(shards).tolist()) == list(range(n))
+    for rank in ("rank0", "rank1"):
+        ev = runs[rank]["eval"]
+        assert ev["sharded"]["count"] == ev["alone"]["count"] == n
+        assert int(ev["sharded"]["confusion"].sum()) == n
+        assert torch.equal(ev["sharded"]["confusion"], ev["alone"]["confusion"])
+        assert ev["sharded"]["accuracy"] == ev["alone"]["accuracy"]
+        assert ev["sharded"]["loss"] == pytest.approx(ev["alone"]["loss"], rel=1e-6)

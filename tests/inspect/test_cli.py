@@ -93,3 +93,40 @@ def test_experiment_smoke_run_writes_a_report(fashion_mnist_dir, tmp_path, capsy
     assert names == ["degradation/plain-11/seed0", "degradation/resnetv2-11/seed0",
                      "degradation/plain-20/seed0", "degradation/resnetv2-20/seed0"]
     assert keys > 20
+
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["experiment", "stack-shortcut", "--seeds", "-1"], "--seeds"),
+    (["experiment", "stack-shortcut", "--seeds", "0"], "--seeds"),
+    (["experiment", "degradation", "--test-subset", "0"], "--test-subset"),
+    (["experiment", "degradation", "--subset", "-3"], "--subset"),
+    (["experiment", "bottleneck-ratio", "--width", "0"], "--width"),
+    (["experiment", "bottleneck-ratio", "--batch-size", "0"], "--batch-size"),
+    (["experiment", "degradation", "--grad-every", "0"], "--grad-every"),
+    (["experiment", "degradation", "--depths", ","], "--depths"),
+])
+def test_experiment_bad_counts_name_the_option(argv, option, tmp_path, capsys):
+    out = tmp_path / "reports"
+    assert main([*argv, "--no-store", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and option in err
+    assert not out.exists()                   # nothing trained, no report written
+
+
+@pytest.mark.parametrize("batch", ["0", "-5"])
+def test_gradients_bad_batch_names_the_option(batch, tmp_path, capsys):
+    png = tmp_path / "g.png"
+    assert main(["inspect", "gradients", "resnetv2-micro", "--batch", batch, "-o", str(png)]) == 2
+    assert f"--batch {batch} must be at least 1" in capsys.readouterr().err
+    assert not png.exists()
+
+
+def test_gradients_ratio_ends_on_the_main_path(fashion_mnist_dir, tmp_path, capsys):
+    # resnetv2-micro's last conv in model order is stack 1's projection shortcut; the
+    # ratio's "last" is the last conv on the main path, and --set yes/no words work here too
+    png = tmp_path / "g.png"
+    assert main(["inspect", "gradients", "resnetv2-micro", "--batch", "8", "--data-dir",
+                 str(fashion_mnist_dir), "--set", "stack_shortcut=no", "-o", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "first (stem.conv) / last (stacks.1.units.0.layers.1.conv)" in out
+    _png(png)

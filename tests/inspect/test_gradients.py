@@ -9,6 +9,8 @@ first conv layer's gradient norm is more than three orders of magnitude away fro
 last layer's (it is larger), while in resnetv2-56 of the same depth and width the two stay
 within two and a half orders, and the plain net's imbalance is at least 10x the residual
 net's. Nothing is tuned to hide or create the effect: presets as they are, real images.
+The textbook vanishing gradient is asserted separately, where it really happens: no norm
+layer and a saturating activation (sigmoid).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from resnetlab.errors import ConfigError
 from resnetlab.inspect.gradients import (
     GradientNormCallback,
     gradient_norms,
+    main_path_ends,
     measure_gradient_norms,
     norm_ratio,
     norms_from_stream,
@@ -126,3 +129,36 @@ def test_live_dashboard_heat_map_shows_the_callback_records(trained_run, tmp_pat
     assert len(images) == 1
     # one row per conv layer (the columns are the dashboard's own step binning)
     assert images[0].get_array().shape[0] == 6 and callback.records == 6
+
+
+def test_ratio_ends_skip_projection_shortcuts():
+    model = create_model("resnetv2-micro", in_channels=1, image_size=28, stack_shortcut=True)
+    model(torch.randn(4, 1, 28, 28)).sum().backward()
+    norms = gradient_norms(model)
+    assert list(norms)[-1].endswith("shortcut.conv")          # model order ends beside the path
+    first, last = main_path_ends(norms)
+    assert (first, last) == ("stem.conv", "stacks.1.units.0.layers.1.conv")
+    assert norm_ratio(norms) == pytest.approx(norms[first] / norms[last])
+    with pytest.raises(ConfigError, match="main path"):
+        norm_ratio({"stem.conv": 1.0, "stacks.0.units.0.shortcut.conv": 2.0})
+
+
+def _saturating_ratio(preset: str, batch, activation: str = "sigmoid") -> float:
+    torch.manual_seed(0)
+    model = create_model(preset, in_channels=1, image_size=28, stack_channels=(16, 32, 64),
+                         norm="none", activation=activation)
+    return norm_ratio(measure_gradient_norms(model, *batch))
+
+
+def test_without_bn_a_deep_plain_sigmoid_net_loses_its_gradient(fmnist_batch):
+    # The textbook vanishing gradient: no norm layer, a saturating activation (sigmoid'
+    # is at most 1/4), 55 conv layers. Measured (seeds 0, 1): plain-56 first/last 4.6e-30
+    # and 8.2e-30; resnetv2-56 7.4e-3 and 9.6e-3 (the identity path carries the gradient).
+    x, y = fmnist_batch
+    batch = (x[:32], y[:32])
+    plain = _saturating_ratio("plain-56", batch)
+    residual = _saturating_ratio("resnetv2-56", batch)
+    msg = f"first/last conv gradient norm: plain-56 {plain:.3g}, resnetv2-56 {residual:.3g}"
+    assert 0 < plain < 1e-6, msg            # vanished (and still measurable: not rounded to 0)
+    assert residual > 1e-3, msg             # within three orders of the last layer
+    assert residual / plain > 1e6, msg      # the shortcuts keep it alive

@@ -18,7 +18,7 @@ def job_threads() -> list[str]:
                   if t.name.startswith(("job-", "loop-", "stress-", "resnetlab-")))
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.01) -> bool:
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.01) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` seconds passed; its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -37,4 +37,4 @@ def registry_fixture(tmp_path: Path):
     reg = JobRegistry(tmp_path / "logs", stop_timeout=2.0)
     yield reg
     reg.stop_all(timeout=1.0)
-    assert wait_for(lambda: not job_threads(), 5.0), job_threads()
+    assert wait_for(lambda: not job_threads(), 30.0), job_threads()

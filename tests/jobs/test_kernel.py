@@ -126,8 +126,11 @@ def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel)
     # The job's own widget receives its lines (as comm messages, not stream output).
     shown = kernel.run("a.show_output()")
     assert shown["widgets"] == 1 and shown["stdout"] == ""
-    time.sleep(0.6)
-    assert any("a tick" in t for t in kernel.comm_texts)
+    deadline = time.time() + 30
+    while not any("a tick" in t for t in kernel.comm_texts):
+        assert time.time() < deadline, "the job's widget never received a line"
+        time.sleep(0.1)
+        kernel.value("1")  # reads the comm messages that arrived meanwhile
 
     assert kernel.value("jobs.stop(a.id)") == "stopped"
     assert kernel.value("jobs.remove(a.id) or len(jobs.status())") == "0"
@@ -140,7 +143,10 @@ def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel)
 def test_cells_stop_jobs_each_of_the_three_ways(kernel: Kernel) -> None:
     kernel.run(SETUP)
     kernel.run('\n'.join(f'{k} = jobs.new(count, "{k}", name="{k}")' for k in "bcd"))
-    time.sleep(0.3)
+    deadline = time.time() + 30
+    while kernel.value('all(state.get(k, 0) > 0 for k in "bcd")') != "True":
+        assert time.time() < deadline, "the jobs never started counting"
+        time.sleep(0.1)
 
     out = kernel.run('print(jobs.stop(b.id, how="event"), jobs.result(b.id) == state["b"])')
     assert out["stdout"].split() == ["stopped", "True"]
@@ -171,9 +177,12 @@ def test_kill_a_busy_worker_process_from_a_cell(kernel: Kernel) -> None:
     while kernel.value('"busy" in p.tail(1)') != "True":
         assert time.time() < deadline, "worker never reported"
         time.sleep(0.2)
-    out = kernel.run("t0 = time.monotonic(); print(p.kill(grace=2.0), p.process.exitcode, "
-                     "time.monotonic() - t0 < 2.0)")
-    assert out["stdout"].split() == ["killed", "143", "True"], out  # SIGTERM -> SystemExit(143)
+    out = kernel.run("t0 = time.monotonic(); print(p.kill(grace=20.0), p.process.exitcode, "
+                     "p.process.is_alive(), time.monotonic() - t0)", timeout=60)
+    state, code, alive, took = out["stdout"].split()
+    assert (state, alive) == ("killed", "False"), out  # the worker is gone, the job says so
+    # SIGTERM -> SystemExit(143) unless the machine was too busy to exit within the grace
+    assert code == ("143" if float(took) < 20.0 else "-9"), out
     assert kernel.value("1 + 1") == "2"  # the kernel keeps working
     # A function defined in the notebook cannot reach a fresh process: a clear error.
     err = kernel.run("def local(): pass\ntry:\n    jobs.new(local, kind='process')\n"

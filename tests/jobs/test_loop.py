@@ -12,6 +12,7 @@ from jobs_helpers import job_threads, wait_for
 
 from resnetlab.errors import JobError
 from resnetlab.jobs import BackgroundLoop
+from resnetlab.jobs.loop import TaskFuture
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -21,7 +22,7 @@ def test_start_returns_once_the_loop_runs_in_its_own_named_thread() -> None:
         assert bg.running and bg.loop.is_running()
         assert bg.thread.name == "loop-handshake"
         assert bg.call(threading.current_thread).name == "loop-handshake"
-        assert bg.submit(asyncio.sleep(0, "done")).result(5) == "done"
+        assert bg.submit(asyncio.sleep(0, "done")).result(30) == "done"
         # a new loop, not this thread's (there is none here) and not shared
         assert bg.call(asyncio.get_running_loop) is bg.loop
     assert bg.closed and bg.loop.is_closed() and not bg.running
@@ -41,8 +42,10 @@ def test_startup_errors_reach_the_caller() -> None:
 
 def test_clean_stop_lets_tasks_see_the_event_and_finish() -> None:
     bg = BackgroundLoop("loop-clean").start()
+    watching, polled = threading.Event(), threading.Event()
 
     async def watcher() -> str:
+        watching.set()
         await bg.stop_requested()
         await asyncio.sleep(0.01)  # cleanup that still awaits
         return "finished cleanly"
@@ -51,11 +54,12 @@ def test_clean_stop_lets_tasks_see_the_event_and_finish() -> None:
         n = 0
         while not bg.stopping:
             n += 1
+            polled.set()
             await asyncio.sleep(0.005)
         return n
 
     w, p = bg.submit(watcher()), bg.submit(poller())
-    time.sleep(0.05)
+    assert watching.wait(30) and polled.wait(30)  # both run before the stop
     bg.stop()
     assert w.result(0) == "finished cleanly" and p.result(0) > 0
     bg.stop()  # idempotent
@@ -64,27 +68,30 @@ def test_clean_stop_lets_tasks_see_the_event_and_finish() -> None:
 
 def test_clean_stop_cancels_tasks_that_ignore_the_event_after_the_timeout() -> None:
     bg = BackgroundLoop("loop-stubborn", stop_timeout=0.1).start()
-    cleaned = threading.Event()
+    started, cleaned = threading.Event(), threading.Event()
 
     async def deaf() -> None:
+        started.set()
         try:
-            await asyncio.sleep(60)
+            await asyncio.sleep(120)
         finally:
             cleaned.set()
 
     fut = bg.submit(deaf())
-    time.sleep(0.02)
+    assert started.wait(30)
     t0 = time.monotonic()
     bg.stop()
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 60  # cancelled after the timeout, not waited for
     assert fut.cancelled() and cleaned.is_set()
 
 
 def test_hard_stop_cancels_pending_tasks_and_awaits_their_cleanup() -> None:
     bg = BackgroundLoop("loop-hard").start()
     order: list[str] = []
+    started = threading.Event()
 
     async def slow_cleanup() -> None:
+        started.set()
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -93,7 +100,7 @@ def test_hard_stop_cancels_pending_tasks_and_awaits_their_cleanup() -> None:
             raise
 
     fut = bg.submit(slow_cleanup())
-    time.sleep(0.02)
+    assert started.wait(30)
     bg.stop(hard=True)
     order.append("stop returned")
     assert order == ["cleanup done", "stop returned"]
@@ -105,20 +112,22 @@ def test_hard_stop_cancels_pending_tasks_and_awaits_their_cleanup() -> None:
 def test_cancel_one_task_then_all_ends_a_loop_started_until_tasks_done() -> None:
     bg = BackgroundLoop("loop-until", until_tasks_done=True).start()
     cleaned: list[int] = []
+    started = [threading.Event() for _ in range(3)]
 
     async def forever(i: int) -> None:
+        started[i].set()
         try:
             await asyncio.sleep(60)
         finally:
             cleaned.append(i)
 
     futs = [bg.submit(forever(i)) for i in range(3)]
-    time.sleep(0.02)
+    assert all(s.wait(30) for s in started)
     assert bg.cancel(futs[0]) is True  # returns after that task's cleanup ran
     assert futs[0].cancelled() and cleaned == [0] and bg.running
     assert bg.cancel(futs[0]) is False  # already finished
     assert bg.cancel_all() == 2
-    assert bg.wait(5) and bg.closed
+    assert bg.wait(30) and bg.closed
     assert sorted(cleaned) == [0, 1, 2]
     with pytest.raises(JobError, match="takes no new tasks"):
         bg.submit(asyncio.sleep(0))
@@ -127,8 +136,10 @@ def test_cancel_one_task_then_all_ends_a_loop_started_until_tasks_done() -> None
 def test_future_cancel_means_cancelled_after_cleanup() -> None:
     with BackgroundLoop("loop-futcancel") as bg:
         steps: list[str] = []
+        started = threading.Event()
 
         async def work() -> None:
+            started.set()
             try:
                 await asyncio.sleep(60)
             finally:
@@ -136,10 +147,10 @@ def test_future_cancel_means_cancelled_after_cleanup() -> None:
                 steps.append("cleaned")
 
         fut = bg.submit(work())
-        time.sleep(0.02)
+        assert started.wait(30)
         assert fut.cancel()
         with pytest.raises(concurrent.futures.CancelledError):
-            fut.result(5)
+            fut.result(30)
         assert steps == ["cleaned"]
 
 
@@ -151,9 +162,9 @@ def test_first_unretrieved_task_exception_is_reraised_by_stop() -> None:
 
     seen = bg.submit(boom("seen"))
     with pytest.raises(ValueError, match="seen"):
-        seen.result(5)  # retrieved by the user: stop() will not raise it again
+        seen.result(30)  # retrieved by the user: stop() will not raise it again
     bg.submit(boom("unseen"))
-    wait_for(lambda: len(bg.errors) == 2)
+    assert wait_for(lambda: len(bg.errors) == 2, 30)
     with pytest.raises(ValueError, match="unseen"):
         bg.stop()
     bg.stop()  # idempotent: nothing raised twice
@@ -167,7 +178,7 @@ def test_errors_can_be_recorded_instead_of_raised() -> None:
         raise KeyError("kept")
 
     bg.submit(boom())
-    wait_for(lambda: bg.errors)
+    assert wait_for(lambda: bg.errors, 30)
     bg.stop(raise_errors=False)
     assert isinstance(bg.errors[0], KeyError)
 
@@ -184,7 +195,7 @@ def test_blocking_calls_from_the_loop_thread_raise_instead_of_deadlocking() -> N
             other.result()
 
         with pytest.raises(JobError, match="deadlock"):
-            bg.submit(waits_on_own_future()).result(5)
+            bg.submit(waits_on_own_future()).result(30)
         bg.cancel_all()
 
 
@@ -198,21 +209,80 @@ def test_with_block_error_stops_hard_and_keeps_the_error() -> None:
         bg.submit(asyncio.sleep(60))
         1 / 0  # noqa: B018
     assert bg.closed
-    assert wait_for(lambda: "loop-with" not in job_threads())
+    assert wait_for(lambda: "loop-with" not in job_threads(), 30)
 
 
 def test_a_task_that_blocks_the_loop_gives_a_clear_error_not_a_hang() -> None:
     bg = BackgroundLoop("loop-blocked", stop_timeout=0.05, cancel_timeout=0.05).start()
     bg.join_grace = 0.2
-    release = threading.Event()
+    blocking, release = threading.Event(), threading.Event()
 
     async def blocks() -> None:
-        release.wait(30)  # synchronous wait: the loop cannot run anything else
+        blocking.set()
+        release.wait(60)  # synchronous wait: the loop cannot run anything else
 
     bg.submit(blocks())
-    time.sleep(0.05)
+    assert blocking.wait(30)
     with pytest.raises(JobError, match="blocks the loop thread"):
-        bg.stop()
+        bg.stop()  # gives up after 0.3 s: the task blocks for up to 60 s
     release.set()
+    bg.join_grace = 60.0  # a busy machine may take a while to schedule the thread again
     bg.stop(raise_errors=False)  # once unblocked, it stops
     assert bg.closed and not bg.running
+
+
+def test_a_cancel_while_the_loop_creates_the_task_still_cancels_it() -> None:
+    # Reproduces the window between "the loop checked for an early cancel" and "the task
+    # is known to the future": a task factory (called inside create_task) cancels the
+    # future from another thread right there, and waits until that cancel() returned.
+    victim: dict[str, TaskFuture] = {}
+    known = threading.Event()
+    cancel_errors: list[BaseException] = []
+
+    def cancel_from_another_thread() -> None:
+        try:
+            bg.cancel(victim["fut"], wait=False)
+        except BaseException as exc:  # pragma: no cover - only on a regression
+            cancel_errors.append(exc)
+
+    def factory(loop: asyncio.AbstractEventLoop, coro, **kwargs) -> asyncio.Task:
+        task = asyncio.Task(coro, loop=loop, **kwargs)
+        if coro.__name__ == "forever":
+            assert known.wait(30)
+            other = threading.Thread(target=cancel_from_another_thread)
+            other.start()
+            other.join(30)
+        return task
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    bg = BackgroundLoop("loop-cancel-race",
+                        setup=lambda: asyncio.get_event_loop().set_task_factory(factory))
+    with bg:
+        victim["fut"] = fut = bg.submit(forever())
+        known.set()
+        done, _ = concurrent.futures.wait([fut], timeout=30)
+        assert fut in done and fut.cancelled(), fut  # the cancel reached the task
+        assert bg.cancel(fut) is False  # already finished: nothing to wait for
+    assert cancel_errors == []
+
+
+def test_cancelling_a_task_the_blocked_loop_never_started_says_so() -> None:
+    bg = BackgroundLoop("loop-cancel-unstarted").start()
+    blocking, release = threading.Event(), threading.Event()
+
+    async def blocks() -> None:
+        blocking.set()
+        release.wait(30)  # synchronous: the loop cannot create the next task meanwhile
+
+    bg.submit(blocks())
+    assert blocking.wait(30)
+    later = bg.submit(asyncio.sleep(60), name="later")
+    with pytest.raises(JobError, match="cancelled before it started") as info:
+        bg.cancel(later, timeout=0.2)
+    assert "swallows CancelledError" not in str(info.value)  # it never ran: not its fault
+    release.set()
+    concurrent.futures.wait([later], timeout=30)
+    assert later.cancelled()  # the cancel took effect once the loop ran again
+    bg.stop()

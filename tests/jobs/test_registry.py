@@ -77,7 +77,7 @@ def test_helper_threads_of_a_task_inherit_its_output(registry, capsys) -> None:
         return "ok"
 
     job = registry.new(offload)
-    assert job.wait(5) == "completed" and job.result() == "ok"
+    assert job.wait(30) == "completed" and job.result() == "ok"
     assert "from a helper thread" in job.tail()
     assert "from a helper thread" not in capsys.readouterr().out
 
@@ -90,7 +90,7 @@ def test_tail_shows_the_last_rewrite_of_a_progress_line(registry) -> None:
         print("done")
 
     job = registry.new(progress)
-    job.wait(5)
+    job.wait(30)
     assert job.tail(2).splitlines() == ["progress 4/4", "done"]
     assert b"progress 0/4\rprogress 1/4" in job.log_path.read_bytes()  # the file keeps it raw
 
@@ -120,7 +120,7 @@ def test_result_traceback_remove_give_clear_errors(registry) -> None:
     with pytest.raises(JobError, match="stop it first"):
         registry.remove(long.id)
     job = registry.new(broken)
-    assert job.wait(5) == "failed"
+    assert job.wait(30) == "failed"
     with pytest.raises(JobError, match=r"bad step size.*jobs.traceback") as info:
         registry.result(job.id)
     assert isinstance(info.value.__cause__, ArithmeticError)
@@ -147,7 +147,7 @@ def test_thread_jobs_stop_by_event_only_and_say_why(registry) -> None:
     stuck = registry.new(deaf)
     with pytest.raises(JobError, match="did not end within"):
         registry.stop(stuck.id, timeout=0.05)
-    assert stuck.wait(5) == "stopped"
+    assert stuck.wait(30) == "stopped"
 
 
 def test_bad_arguments_are_refused_clearly(registry) -> None:
@@ -168,8 +168,12 @@ def test_stop_all_ends_every_kind(registry) -> None:
         await asyncio.sleep(60)
 
     c = registry.new(deaf)
+    # a short event timeout: the deaf loop job is cancelled after it, not waited for
     registry.stop_all(timeout=0.2)
-    assert [j.state for j in (a, b, c)] == ["stopped", "stopped", "stopped"]
+    assert [a.state, c.state] == ["stopped", "stopped"]  # loop jobs: joined by stop_all
+    # A thread cannot be forced: on a busy machine it may need longer than 0.2 s to see its
+    # stop event (stop_all then only logs that); it must still end, stopped, by itself.
+    assert b.wait(30) == "stopped" and b.stop_reason == "event"
 
 
 def test_show_output_mirrors_the_tail_into_a_widget(registry, monkeypatch) -> None:

@@ -15,9 +15,19 @@ from pathlib import Path
 
 
 def _free_port() -> int:
+    """A port that was free a moment ago: a first guess only (the server may move on)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _server_info(runtime: Path, pid: int) -> dict | None:
+    """What the server wrote about itself (its real URL and port) once it listens."""
+    path = runtime / f"jpserver-{pid}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # not written yet, or half-written
+        return None
 
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
@@ -33,7 +43,7 @@ def write_notebook(path: Path, cells: list[str]) -> Path:
 
 
 @contextmanager
-def jupyter_lab(root: Path, timeout: float = 90.0, env: dict[str, str] | None = None):
+def jupyter_lab(root: Path, timeout: float = 180.0, env: dict[str, str] | None = None):
     """Yields the base URL (with ``?token=``-ready token) of a running JupyterLab.
 
     ``env``: extra environment variables for the server and so for its kernels.
@@ -56,25 +66,31 @@ def jupyter_lab(root: Path, timeout: float = 90.0, env: dict[str, str] | None = 
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
          *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+         # The guessed port may be taken by the time the server binds (other test runs):
+         # it then tries the next ones, and the real port is read from its runtime file.
+         f"--ServerApp.port={port}", "--ServerApp.port_retries=50",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False",
          f"--LabApp.user_settings_dir={home / 'settings'}",
          f"--LabApp.workspaces_dir={home / 'workspaces'}"],
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"jupyter lab exited: {(home / 'lab.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if time.time() > deadline:
-                    raise RuntimeError("jupyter lab did not answer in time") from None
-                time.sleep(0.3)
+            info = _server_info(home / "runtime", proc.pid)
+            if info is not None:
+                base = f"http://127.0.0.1:{int(info['port'])}"
+                try:
+                    with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5):
+                        break
+                except OSError:
+                    pass
+            if time.time() > deadline:
+                raise RuntimeError("jupyter lab did not answer in time: "
+                                   f"{(home / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.3)
         yield base, token, proc
     finally:
         proc.terminate()

@@ -73,3 +73,34 @@ def test_live_dashboard_headless_writes_snapshots_and_final_png(tmp_path, monkey
     n = stream.series_length("sys/cpu")
     time.sleep(0.5)
     assert stream.series_length("sys/cpu") == n  # close() stopped the monitor
+
+
+def test_agg_renders_only_for_snapshots_and_writes_a_postponed_one(tmp_path):
+    from resnetlab.live import Dashboard
+
+    stream = MetricStream()
+    dash = Dashboard(["loss"], stream=stream, backend="agg", directory=tmp_path, interval=1.0)
+    fig = dash.figures[0]
+
+    def renders() -> int:
+        return fig.full_draws + fig.blit_draws
+
+    for i in range(20):  # 20 updates in quick succession: one snapshot is due, no more
+        dash.update(i, loss=1.0 / (i + 1))
+    driver = dash.driver
+    assert driver.snapshots == 1 and renders() == 1
+    assert driver.pending  # the newer data waits for the next due snapshot
+    first = (tmp_path / "dashboard.png").read_bytes()
+    # The background loop writes the postponed snapshot once it is due, although no new
+    # data arrived meanwhile, and renders nothing else.
+    dash.start(rate_hz=20)
+    try:
+        deadline = time.monotonic() + 30
+        while driver.snapshots < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert driver.snapshots == 2 and not driver.pending
+        assert renders() == 2
+        assert (tmp_path / "dashboard.png").read_bytes() != first  # it shows the newer data
+    finally:
+        dash.stop()
+    assert renders() == driver.snapshots

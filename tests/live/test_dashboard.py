@@ -174,3 +174,62 @@ def test_bad_panel_options_are_config_errors():
         Panel("x", ("x",), window=0)
     with pytest.raises(ConfigError, match="does not take"):
         Dashboard(["loss"], stream=MetricStream(), backend="agg", prot=1).show()
+
+
+@pytest.mark.parametrize("backend, options, message", [
+    # a desktop driver checks option names like the others (no window is opened)
+    ("qt", {"port": 1}, r"'qt' live backend does not take port; its options: interval, mode"),
+    ("tk", {"interval": "x"}, r"option interval is seconds \(a number\), got 'x'"),
+    ("webagg", {"port": "abc"}, r"port must be a number .* got 'abc'"),
+    ("webagg", {"port": 70000}, r"port must be in 0\.\.65535"),
+    ("agg", {"interval": "x"}, r"interval is seconds between snapshots, got 'x'"),
+])
+def test_bad_driver_options_are_config_errors_that_name_them(backend, options, message):
+    dash = Dashboard(["loss"], stream=MetricStream(), backend=backend, **options)
+    with pytest.raises(ConfigError, match=message):
+        dash.show()
+    assert dash.driver is None
+
+
+def test_compare_run_with_a_missing_store_is_an_error_and_creates_nothing(tmp_path):
+    from resnetlab.errors import StoreError
+
+    dash = Dashboard(["loss"], stream=MetricStream(), backend="agg")
+    with pytest.raises(StoreError, match=r"no run store at .*typo\.db"):
+        dash.compare_run("baseline", store=tmp_path / "typo.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prefixed_presets_draw_prefixed_keys_like_the_plain_ones():
+    from resnetlab.live import PRESETS
+
+    s = MetricStream()
+    dash = Dashboard([PRESETS["loss"].with_prefix("keras/")], stream=s, backend="agg")
+    s.log(1, **{"keras/loss": 1.0})
+    s.log(2, **{"keras/loss": 0.8, "keras/val_loss": 0.9})
+    assert dash.refresh() is True
+    train, val = _line(dash, "loss", "keras/loss"), _line(dash, "loss", "keras/val_loss")
+    assert val.get_linestyle() == "--" and train.get_linestyle() == "-"
+    assert val.get_color() == train.get_color()  # a val line shares its train line's colour
+    assert list(val.get_ydata()) == [0.9]
+
+
+def test_webagg_coalesces_redraws_while_the_server_is_busy():
+    dash = Dashboard(["loss"], stream=MetricStream(), backend="webagg")
+    dash.show()
+    driver = dash.driver
+    try:
+        release = __import__("threading").Event()
+        driver._loop.call_soon(release.wait, 60)  # the server's loop is stuck in a slow job
+        for i in range(20):  # a producer keeps asking for redraws meanwhile
+            dash.update(i, loss=1.0 / (i + 1))
+        release.set()
+        driver._loop.call(lambda: None, timeout=60)  # everything queued before ran
+        # one redraw, of the newest data, instead of twenty piled up on the loop
+        assert driver.renders == 1
+        assert driver.render_seconds > 0
+        dash.update(20, loss=0.01)  # and redraws are queued again afterwards
+        driver._loop.call(lambda: None, timeout=60)
+        assert driver.renders == 2
+    finally:
+        dash.close()

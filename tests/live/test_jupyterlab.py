@@ -28,10 +28,15 @@ while job.status == "running" and job.progress.step < 40:  # wait for the first 
     time.sleep(0.1)
 print("training:", job.progress)
 """
-BUSY_CELL = """s0, r0 = job.progress.step, len(job.stream)
-time.sleep(12)  # the kernel's main thread is busy for 12 s
+# The kernel's main thread stays busy until the test has watched the plot (it then
+# creates the file "release") and training took 40 steps meanwhile; at most 150 s.
+BUSY_CELL = """import os
+s0, r0, t0 = job.progress.step, len(job.stream), time.time()
+while (not os.path.exists("release") or job.progress.step - s0 < 40) and time.time() - t0 < 150:
+    time.sleep(0.1)
 print("other cell ran;", job.progress.step - s0, "training steps and",
-      len(job.stream) - r0, "records arrived meanwhile;", job.status)
+      len(job.stream) - r0, "records arrived meanwhile;", job.status,
+      "; released" if os.path.exists("release") else "; timed out")
 """
 STOP_CELL = """state = job.stop()   # a checkpoint, then the run ends at the next batch boundary
 result = job.wait()
@@ -80,17 +85,20 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
                                    timeout=10_000)
             # On a loaded machine the dashboard keeps its drawing to a tenth of the wall
-            # time, so it may redraw only every few seconds (at least every 5 s).
+            # time, so it may redraw only every few seconds (at least every 5 s): watch
+            # until three different pictures were seen, for up to a minute.
             shots = []
-            for _ in range(10):  # during the busy cell
-                time.sleep(1.0)
+            deadline = time.monotonic() + 60
+            while len(set(shots)) < 3 and time.monotonic() < deadline:
+                time.sleep(1.0)  # pacing between screenshots
                 shots.append(_figure_shot(page))
+            (tmp_path / "release").write_text("")  # now the busy cell may end
             if shots_dir:  # the picture in docs/: the notebook from its first cell
                 page.evaluate("document.querySelectorAll('.jp-WindowedPanel-outer')"
                               ".forEach(e => { e.scrollTop = 0; })")
                 page.screenshot(path=os.path.join(shots_dir, "dashboard-jupyterlab.png"))
             busy_output = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
-            busy_output.filter(has_text="other cell ran").wait_for(timeout=30_000)
+            busy_output.filter(has_text="other cell ran").wait_for(timeout=180_000)
             text = busy_output.inner_text()
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=30_000)
@@ -114,6 +122,8 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
     m = re.search(r"other cell ran; (\d+) training steps and (\d+) records arrived "
                   r"meanwhile; (\w+)", text)
     assert m, text
+    # the busy cell ended only after the screenshots: they were taken while it ran
+    assert "; released" in text, text
     steps, records, status = int(m[1]), int(m[2]), m[3]
     assert status == "running", text
     assert steps >= 40 and records >= 3, text

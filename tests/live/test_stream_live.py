@@ -89,7 +89,11 @@ def test_mirror_batches_and_keeps_records_when_the_sink_fails():
     m = s.mirror(sink, interval=0.05)
     for i in range(50):
         s.log(i, loss=float(i))
-    time.sleep(0.3)
+    # the first batch fails, the mirror keeps it and a later batch writes it
+    deadline = time.monotonic() + 30
+    while len(got) < 50 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fail["n"] == 0 and isinstance(m.error, OSError)
     for i in range(50, 60):
         s.log(i, loss=float(i))
     m.stop()

@@ -78,3 +78,42 @@ def test_model_summary_api() -> None:
     text = str(summary)
     assert text.splitlines()[0].startswith("Model: resnetv2-20")
     assert "Total params" in text
+
+
+@pytest.mark.parametrize(("model", "setting", "field"), [
+    ("resnetv2-20", "bottleneck_ratio=abc", "bottleneck_ratio"),
+    ("resnetv2-20", "dropout=abc", "dropout"),
+    ("resnetv2-20", "activation=5", "activation"),
+    ("resnetv2-20", "residual=maybe", "residual"),
+    ("resnetv2-20", "stack_shortcut=2", "stack_shortcut"),
+    ("resnetv2-20", "stack_units=3", "stack_units"),
+    ("simple-cnn", "channels=5", "channels"),
+    ("simple-cnn", "dropout=x", "dropout"),
+])
+def test_summary_bad_set_values_exit_2_naming_the_field(model: str, setting: str, field: str,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    assert main(["summary", model, "--set", setting]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and f".{field}=" in captured.err
+    assert "Traceback" not in captured.err and "Total params" not in captured.out
+
+
+@pytest.mark.parametrize(("word", "residual"), [
+    ("no", False), ("off", False), ("false", False), ("FALSE", False), ("0", False),
+    ("yes", True), ("on", True), ("True", True), ("1", True),
+])
+def test_summary_yes_no_words(word: str, residual: bool, capsys: pytest.CaptureFixture) -> None:
+    assert main(["summary", "resnetv2-20", "--depth", "2", "--set", f"residual={word}"]) == 0
+    out = capsys.readouterr().out
+    expected = count_parameters(create_model("resnetv2-20" if residual else "plain-20"))
+    assert f"Total params: {expected:,}" in out
+
+
+def test_parse_override_keeps_numbers_numbers() -> None:
+    from resnetlab.models.cli import parse_override
+
+    assert parse_override("stem_stride=1") == ("stem_stride", 1)
+    assert parse_override("stack_units=[1, 2]") == ("stack_units", [1, 2])
+    assert parse_override("latent_dim=null") == ("latent_dim", None)
+    assert parse_override("activation=tanh") == ("activation", "tanh")
+    assert parse_override(" residual = Off ") == ("residual", False)

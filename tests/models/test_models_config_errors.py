@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from resnetlab.errors import ConfigError
-from resnetlab.models import ResNetV2Config, SimpleCNNConfig, build_model, create_model
+from resnetlab.models import (
+    ResNetV2Config,
+    SimpleCNNConfig,
+    build_model,
+    count_parameters,
+    create_model,
+)
 
 
 @pytest.mark.parametrize("units", [(2, 0, 2), (2, -1, 2)])
@@ -80,3 +86,62 @@ def test_config_errors_are_value_errors_and_valid_configs_build() -> None:
     model = build_model(ResNetV2Config(stack_units=(1,), stack_channels=(8,), unit="basic",
                                        stem_channels=4, num_classes=3))
     assert model.head.fc.out_features == 3
+
+
+# --- wrong types: named, never a truthy string taken for True or a raw TypeError -----------
+
+BOOL_FIELDS = ["residual", "stack_shortcut", "zero_init_last"]
+
+
+@pytest.mark.parametrize("field", BOOL_FIELDS)
+@pytest.mark.parametrize("value", ["no", "off", "false", "", 1, 0, None])
+def test_yes_no_fields_take_only_real_booleans(field: str, value: object) -> None:
+    # "no" is a truthy string: before the check, residual="no" built the residual net
+    with pytest.raises(ConfigError, match=rf"ResNetV2Config\.{field}=.* must be True or False"):
+        create_model("resnetv2-20", **{field: value})
+
+
+def test_residual_false_builds_the_plain_net() -> None:
+    plain = create_model("resnetv2-20", residual=False)
+    assert count_parameters(plain) == count_parameters(create_model("plain-20"))
+    assert count_parameters(plain) < count_parameters(create_model("resnetv2-20"))
+
+
+@pytest.mark.parametrize(("preset", "field", "value", "kind"), [
+    ("resnetv2-20", "bottleneck_ratio", "abc", "a finite number"),
+    ("resnetv2-20", "bottleneck_ratio", float("inf"), "a finite number"),
+    ("resnetv2-20", "dropout", "abc", "a finite number"),
+    ("resnetv2-20", "dropout", True, "a finite number"),
+    ("resnetv2-20", "activation", 5, "a name"),
+    ("resnetv2-20", "norm", None, "a name"),
+    ("resnetv2-20", "stem_channels", 8.0, "an integer"),
+    ("resnetv2-20", "latent_dim", "16", "an integer"),
+    ("resnetv2-20", "stack_units", [2, "2", 2], "a sequence of integers"),
+    ("resnetv1-20", "residual", "yes", "True or False"),
+    ("plain-20", "stack_shortcut", "on", "True or False"),
+    ("simple-cnn", "channels", 5, "a sequence of integers"),
+    ("simple-cnn", "channels", ["a"], "a sequence of integers"),
+    ("simple-cnn", "dropout", "x", "a finite number"),
+    ("simple-cnn", "hidden", 1.5, "an integer"),
+    ("simple-cnn", "activation", 3, "a name"),
+])
+def test_wrong_types_name_the_field(preset: str, field: str, value: object, kind: str) -> None:
+    with pytest.raises(ConfigError, match=rf"Config\.{field}=.* must be {kind}"):
+        create_model(preset, **{field: value})
+
+
+def test_numpy_numbers_and_lists_are_accepted_as_python_values() -> None:
+    np = pytest.importorskip("numpy")
+    config = ResNetV2Config(stem_channels=np.int64(8), dropout=np.float32(0.5),
+                            stack_units=[1, np.int64(2)], stack_channels=[8, 16])
+    assert type(config.stem_channels) is int and config.stem_channels == 8
+    assert type(config.dropout) is float
+    assert config.stack_units == (1, 2) and all(type(u) is int for u in config.stack_units)
+    assert SimpleCNNConfig(channels=[8, 16]).channels == (8, 16)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_saturating_activations_are_available(name: str) -> None:
+    model = create_model("plain-20", activation=name, norm="none")
+    acts = {type(m).__name__.lower() for m in model.modules()}
+    assert name in acts and "relu" not in acts

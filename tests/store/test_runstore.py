@@ -111,3 +111,63 @@ def test_recorder_copies_training_metrics_from_the_stream_in_batches(tmp_path):
         rows = store.metrics(run)
         assert sorted((r.step, r.key, r.value, r.epoch) for r in rows) == [
             (1, "loss", 2.0, 0), (1, "lr", 0.1, 0)]
+
+
+def test_paths_are_stored_absolute_and_work_from_another_directory(tmp_path, monkeypatch):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "project")
+    with RunStore("runs/resnetlab.db") as store:  # relative, as the default is
+        assert store.path == tmp_path / "project" / "runs" / "resnetlab.db"
+        run = store.create_run("a", run_dir="runs/run-1")
+        store.update_run(run, checkpoint_last="runs/run-1/last.pt")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with RunStore("../project/runs/resnetlab.db") as store:
+        info = store.get_run("a")
+    assert info.run_dir == str(tmp_path / "project" / "runs" / "run-1")
+    assert info.checkpoint_last == str(tmp_path / "project" / "runs" / "run-1" / "last.pt")
+
+
+def test_relative_paths_of_older_rows_resolve_against_the_database_folder(tmp_path,
+                                                                         monkeypatch):
+    # An older version stored paths relative to the directory training ran in.
+    run_dir = tmp_path / "project" / "runs" / "run-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "last.pt").write_bytes(b"x")
+    db = tmp_path / "project" / "runs" / "resnetlab.db"
+    with RunStore(db) as store:
+        run = store.create_run("old")
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET run_dir = 'runs/run-1', checkpoint_last = "
+                "'runs/run-1/last.pt', checkpoint_best = 'runs/run-1/best.pt' WHERE id = ?",
+                (run,))
+    con.commit()
+    con.close()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with RunStore(db) as store:
+        info = store.get_run("old")
+    assert info.run_dir == str(run_dir)
+    assert info.checkpoint_last == str(run_dir / "last.pt")
+    assert info.checkpoint_best == "runs/run-1/best.pt"  # exists nowhere: left as stored
+
+
+def test_truncate_metrics_forgets_the_steps_a_resume_replays(tmp_path):
+    with RunStore(tmp_path / "r.db") as store:
+        run, other = store.create_run("a"), store.create_run("b")
+        for step in (2, 4, 6, 8):
+            store.log_metrics(run, step, {"loss": 1.0 / step}, epoch=0, time_s=100.0 + step)
+            store.log_metrics(other, step, {"loss": 1.0}, epoch=0, time_s=100.0 + step)
+        store.flush()
+        store.log_metrics(run, 10, {"loss": 0.1}, epoch=1, time_s=110.0)
+        # A row at step 6 logged after the checkpoint of step 6 was saved (at t=106.5).
+        store.log_metrics(run, 6, {"grad_norm/conv": 0.3}, epoch=1, time_s=107.0)
+        store.flush()
+        store.log_metrics(run, 12, {"loss": 0.05}, epoch=1, time_s=112.0)  # still buffered
+        # Stored: steps 8 and 10, and the late row of step 6; the buffered one goes too.
+        assert store.truncate_metrics(run, 6, logged_after=106.5) == 3
+        assert store.pending == 0
+        store.flush()
+        assert [(r.step, r.key) for r in store.metrics(run)] == [
+            (2, "loss"), (4, "loss"), (6, "loss")]
+        assert [r.step for r in store.metrics(other)] == [2, 4, 6, 8]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
 from resnetlab.errors import CheckpointError
-from resnetlab.training.callbacks import LambdaCallback
+from resnetlab.training.callbacks import LambdaCallback, ProgressBar
 from resnetlab.training.checkpoint import (
     BEST,
     LAST,
@@ -19,7 +21,8 @@ from resnetlab.training.trainer import Trainer
 
 def cfg(run_dir, **changes) -> TrainConfig:
     base = dict(epochs=3, lr=0.1, log_every=2, val_size=0, channels_last=False,
-                ema_decay=0.9, run_dir=str(run_dir), keep_last=2)
+                ema_decay=0.9, run_dir=str(run_dir) if run_dir is not None else None,
+                keep_last=2)
     base.update(changes)
     return TrainConfig(**base)
 
@@ -167,3 +170,82 @@ def test_checkpoints_refuse_pickled_code(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_resume_after_a_crash_records_each_step_once(micro_model, make_loader, tmp_path):
+    from resnetlab.inspect.gradients import GradientNormCallback
+    from resnetlab.store import RunStore
+
+    store = RunStore(tmp_path / "runs.db")
+    crashed = Trainer(micro_model(), make_loader(128, 32), config=cfg(None),
+                      store=store, callbacks=[crash_at(7), GradientNormCallback(every=2)])
+    with pytest.raises(Crash):
+        crashed.fit()  # checkpoint at step 4 (end of epoch 1), rows logged up to step 6
+    assert store.get_run(crashed.run_id).status == "failed"
+    resumed = Trainer(micro_model(seed=1), make_loader(128, 32), config=cfg(None),
+                      store=store, run_id=crashed.run_id,
+                      callbacks=[GradientNormCallback(every=2)])
+    resumed.resume(store.get_run(crashed.run_id).checkpoint_last)
+    resumed.fit()
+    run = store.get_run(crashed.run_id)
+    assert run.status == "completed"
+    for key in store.metric_keys(run.id):
+        steps = [r.step for r in store.metrics(run.id, keys=[key])]
+        assert steps == sorted(set(steps)), (key, steps)  # strictly increasing, no replays
+    assert store.series(run.id, "loss")[0] == [2, 4, 6, 8, 10, 12]
+    assert store.series(run.id, "grad_norm/stem.conv")[0] == [0, 2, 4, 6, 8, 10]
+    store.close()
+
+
+def test_a_run_ended_by_sigterm_is_interrupted_not_failed(micro_model, make_loader, tmp_path):
+    # job.kill() sends SIGTERM; the worker's handler turns it into SystemExit(143).
+    from resnetlab.store import INTERRUPTED, RunStore
+
+    def terminate(trainer, logs):
+        if trainer.step == 2:
+            raise SystemExit(143)
+
+    with RunStore(tmp_path / "runs.db") as store:
+        t = Trainer(micro_model(), make_loader(128, 32), config=cfg(None),
+                    store=store, callbacks=[LambdaCallback(on_batch_end=terminate)])
+        with pytest.raises(SystemExit):
+            t.fit()
+        assert t.status == INTERRUPTED
+        assert store.get_run(t.run_id).status == INTERRUPTED
+
+
+def test_resume_with_other_steps_per_epoch_continues_the_schedule(micro_model, make_loader,
+                                                                   tmp_path):
+    """After a resume on another world size (here: another batch size, the same effect on
+    the steps per epoch) the LR continues at the same fraction of training."""
+    from resnetlab.training.schedules import one_cycle
+
+    def stop(trainer, logs):
+        trainer.stop_training = trainer.step == 6  # epoch 2, batch 2 of 4
+
+    config = cfg(tmp_path / "run", epochs=3, schedule="onecycle", ema_decay=None)
+    first = Trainer(micro_model(), make_loader(128, 32), config=config,
+                    callbacks=[LambdaCallback(on_batch_end=stop)])
+    first.fit()
+    assert (first.epoch, first.batch_in_epoch, first.steps_per_epoch) == (1, 2, 4)
+    # The LR the uninterrupted 4-steps-per-epoch run uses next: at 1.5 of 3 epochs.
+    expected = 0.1 * one_cycle(12)(6)
+
+    lrs = []
+    bar_text = io.StringIO()
+    resumed = Trainer(micro_model(), make_loader(128, 16),  # 8 steps per epoch
+                      config=cfg(tmp_path / "run", epochs=3, schedule="onecycle",
+                                 ema_decay=None),
+                      callbacks=[LambdaCallback(on_batch_end=lambda t, logs: lrs.append(
+                          logs["lr"])), ProgressBar(file=bar_text, mininterval=0)])
+    resumed.resume(tmp_path / "run")
+    assert (resumed.epoch, resumed.batch_in_epoch) == (1, 4)  # half of epoch 2 still
+    resumed.fit()
+    assert lrs[0] == pytest.approx(expected, rel=1e-9)  # not the peak, not the end
+    assert lrs[0] < 0.1 * 0.7
+    assert len(lrs) == 4 + 8  # the rest of epoch 2, then epoch 3
+    assert all(b < a for a, b in zip(lrs, lrs[1:], strict=False))  # still annealing
+    assert lrs[-1] == pytest.approx(0.1 * one_cycle(24)(23))
+    assert resumed.step == 6 + 12
+    # The progress bar counts this run's steps: from 12 of 24 to 24 of 24.
+    assert " 12/24 " in bar_text.getvalue() and " 24/24 " in bar_text.getvalue()

@@ -69,8 +69,13 @@ def read_attributes(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 def read_partition(path: Path) -> dict[str, int]:
     """File name -> 0 (train) / 1 (valid) / 2 (test) from list_eval_partition.txt."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a text file (byte {exc.start} is not UTF-8); expected "
+                        f"lines '<file name> 0|1|2'; {_FIX}") from None
     out: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
@@ -119,9 +124,19 @@ class _ImageSource:
             self.zip.close()
 
 
+def attribute_list(attributes: Sequence[str] | str) -> list[str]:
+    """The ``attributes`` option as a list of names; ConfigError when it is not one."""
+    if isinstance(attributes, str):
+        return [attributes]
+    if isinstance(attributes, (list, tuple)) and all(isinstance(a, str) for a in attributes):
+        return list(attributes)
+    raise ConfigError(f"celeba: attributes must be an attribute name or a list of names, "
+                      f"e.g. ['Smiling'] or ['Smiling', 'Male'], got {attributes!r}")
+
+
 def _targets(names: list[str], attributes: Sequence[str] | str,
              matrix: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-    chosen = [attributes] if isinstance(attributes, str) else list(attributes)
+    chosen = attribute_list(attributes)
     if not chosen:
         raise ConfigError("celeba: attributes must name at least one attribute, e.g. "
                           "['Smiling']")
@@ -144,8 +159,12 @@ def load_celeba(spec: DatasetSpec, split: str, found: Located, *,
                 attributes: Sequence[str] | str = ("Smiling",), image_size: int = 64,
                 cache_parsed: bool = True, progress: bool = True) -> ImageDataset:
     """Load one CelebA split with the chosen attribute(s) as the target."""
-    images_path, attrs_path, part_path = (found.files[n] for n in (IMAGES, ATTRS, PARTITION))
+    attribute_list(attributes)  # a wrong type fails now, not after decoding every image
     size = as_size(image_size)
+    if size is None:
+        raise ConfigError("celeba: image_size is required (e.g. 64); every image is "
+                          "resized to it once and cached")
+    images_path, attrs_path, part_path = (found.files[n] for n in (IMAGES, ATTRS, PARTITION))
     payload = None
     if cache_parsed:
         key = cache.fingerprint([images_path, attrs_path, part_path], size=size)

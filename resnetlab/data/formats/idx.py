@@ -63,17 +63,29 @@ def read_idx(path: str | Path, expected_magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx_pair(images_path: Path, labels_path: Path,
-                  num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 1, H, W) and labels (N,) from a matching pair of IDX files."""
+def read_idx_pair(images_path: Path, labels_path: Path, num_classes: int,
+                  shape: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 1, H, W) and labels (N,) from a matching pair of IDX files.
+
+    With ``shape`` = (1, H, W), the dataset's known image shape, images of another size
+    are rejected (they belong to another dataset).
+    """
     images = read_idx(images_path, IMAGES_MAGIC)
+    if shape is not None and tuple(images.shape[1:]) != tuple(shape[1:]):
+        h, w = images.shape[1:]
+        raise DataError(f"{images_path}: images are {h}x{w} pixels, expected {shape[1]}x"
+                        f"{shape[2]} for this dataset; the file belongs to another dataset; "
+                        "replace it (and its labels file) with the official file")
     labels = read_idx(labels_path, LABELS_MAGIC)
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{labels_path}: {labels.shape[0]} labels but {images_path} holds "
                         f"{images.shape[0]} images; expected one label per image; the two "
                         "files come from different splits or one is damaged; replace both "
                         "with the official pair")
-    if labels.size and int(labels.max()) >= num_classes:
+    if images.shape[0] == 0:
+        raise DataError(f"{images_path}: holds 0 images (and {labels_path.name} 0 labels); "
+                        f"expected at least one image; the file is a stub or damaged; {_FIX}")
+    if int(labels.max()) >= num_classes:
         raise DataError(f"{labels_path}: label {int(labels.max())} found, expected labels "
                         f"0..{num_classes - 1}; the file belongs to another dataset")
     return images[:, None, :, :], labels

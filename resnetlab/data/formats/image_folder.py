@@ -1,6 +1,9 @@
 """A user's own images: ``root/<class name>/*.png|jpg`` (optionally under train/ and test/).
 
-Class names are the sub-folder names in sorted order. If ``root/train`` and ``root/test``
+Class names are the sub-folder names of the training folder (``root/train`` if it
+exists, else ``root``) in sorted order, empty ones included, and every split uses that one
+list, so a class has the same label number in train and test. Hidden folders (such as
+Jupyter's ``.ipynb_checkpoints``) are not classes. If ``root/train`` and ``root/test``
 exist they are the two splits; otherwise the whole folder is the training split (carve a
 validation set with ``split_validation``). Every image is decoded once and resized to
 ``image_size`` (required when the images differ in size); the result is cached.
@@ -36,26 +39,43 @@ def split_folder(root: Path, split: str) -> Path:
                     "split_validation(ds, size)")
 
 
-def scan(folder: Path) -> tuple[list[str], list[Path], list[int]]:
-    """Class names, image paths and their labels, in a stable order."""
-    classes: list[str] = []
+def available_splits(root: str | os.PathLike[str]) -> list[str]:
+    """The splits ``root`` holds: always "train", and "test" when ``root/test`` exists."""
+    return ["train", "test"] if (Path(root).expanduser() / "test").is_dir() else ["train"]
+
+
+def class_folders(folder: Path) -> list[Path]:
+    """The class sub-folders of ``folder`` in sorted order (hidden and split folders skipped)."""
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and p.name not in ("train", "test") and not p.name.startswith("."))
+
+
+def class_names(root: Path) -> list[str]:
+    """The class list shared by every split: the sub-folders of the training folder."""
+    return [p.name for p in class_folders(split_folder(root, "train"))]
+
+
+def scan(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    """Image paths of ``folder`` and their labels (indices into ``classes``), in a stable order."""
     files: list[Path] = []
     labels: list[int] = []
-    subdirs = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in ("train", "test"))
-    for sub in subdirs:
+    for sub in class_folders(folder):
         images = sorted(p for p in sub.rglob("*")
                         if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not images:
-            continue
-        classes.append(sub.name)
+        if sub.name not in classes:
+            raise DataError(f"{sub}: class {sub.name!r} is not a class of the training split; "
+                            f"expected one of {', '.join(classes) or '(none)'} (the sub-folders "
+                            f"of the training folder); found {len(images)} image(s) in it. Add "
+                            f"a '{sub.name}' folder to the training split too (it may be "
+                            "empty), or rename or remove this one")
         files.extend(images)
-        labels.extend([len(classes) - 1] * len(images))
+        labels.extend([classes.index(sub.name)] * len(images))
     if not files:
         raise DataError(f"{folder}: no images found; expected {folder}/<class name>/*.png (or "
                         f".jpg, .jpeg, .bmp, .gif, .webp, .tif) with one sub-folder per class; "
                         f"found {_describe(folder)}. Put each class's images in its own "
                         "sub-folder")
-    return classes, files, labels
+    return files, labels
 
 
 def _describe(folder: Path) -> str:
@@ -86,17 +106,22 @@ def load_image_folder(root: str | os.PathLike[str] | None, split: str = "train",
     if root is None:
         raise ConfigError("image-folder needs root=... (CLI: --data-dir) pointing at a folder "
                           "with one sub-folder of images per class")
+    if grayscale is not None and not isinstance(grayscale, bool):
+        raise ConfigError(f"image-folder: grayscale must be True, False or None (decide from "
+                          f"the images), got {grayscale!r}")
+    size = as_size(image_size)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: not a folder; expected a folder with one sub-folder of "
                         "images per class; check the path")
     folder = split_folder(root, split)
-    classes, files, labels = scan(folder)
-    size = as_size(image_size)
+    classes = class_names(root)
+    files, labels = scan(folder, classes)
     mode = _choose_mode(files, grayscale)
     payload = None
     if cache_parsed:
-        key = cache.fingerprint(files, root=str(folder), size=size, mode=mode)
+        key = cache.fingerprint(files, root=str(folder), size=size, mode=mode,
+                                  classes=classes)
         path = cache.cache_path(NAME, split, key)
         payload = cache.load_cached(path)
     if payload is None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import numbers
 from pathlib import Path
 
 import numpy as np
 
-from resnetlab.errors import DataError
+from resnetlab.errors import ConfigError, DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -51,14 +52,20 @@ def centre_box(source: tuple[int, int],
 
 
 def as_size(image_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
-    """Normalise an ``image_size`` option to (height, width)."""
+    """Normalise an ``image_size`` option (N or (height, width)) to (height, width)."""
     if image_size is None:
         return None
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    h, w = (int(v) for v in image_size)
-    if h < 1 or w < 1:
-        from resnetlab.errors import ConfigError
+    if _is_int(image_size):
+        pair: tuple[object, ...] = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list)):
+        pair = tuple(image_size)
+    else:
+        pair = ()
+    if len(pair) != 2 or not all(_is_int(v) and int(v) >= 1 for v in pair):
+        raise ConfigError(f"image_size must be a positive int N (for N x N) or a pair "
+                          f"(height, width) of positive ints, got {image_size!r}")
+    return int(pair[0]), int(pair[1])
 
-        raise ConfigError(f"image_size must be positive, got {image_size!r}")
-    return h, w
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -58,7 +58,7 @@ def variants(options: ExperimentOptions) -> list[tuple[str, dict[str, Any]]]:
 
 
 def specs(options: ExperimentOptions) -> list[RunSpec]:
-    seeds = options.seeds or 1
+    seeds = 1 if options.seeds is None else options.seeds
     return [RunSpec(label, "resnetv2-20", overrides, seed=seed, group=label)
             for label, overrides in variants(options) for seed in range(seeds)]
 

@@ -42,7 +42,7 @@ def specs(options: ExperimentOptions) -> list[RunSpec]:
     for depth in sorted(options.depths):
         n = units_for(depth)
         for family in ("plain", "resnetv2"):
-            for seed in range(options.seeds or 1):
+            for seed in range(1 if options.seeds is None else options.seeds):
                 out.append(RunSpec(f"{family}-{depth}", f"{family}-20",
                                    {"stack_units": (n, n, n), "stack_channels": (4 * w, 8 * w, 16 * w),
                                     "stem_channels": w},

@@ -62,6 +62,24 @@ class ExperimentOptions:
     # Seed of the data subsets (the same images for every run of an experiment).
     data_seed: int = 0
 
+    def __post_init__(self) -> None:
+        # option -> its CLI flag, so the message names what the user typed
+        for name, flag in (("subset", "--subset"), ("test_subset", "--test-subset"),
+                           ("width", "--width"), ("seeds", "--seeds"),
+                           ("batch_size", "--batch-size"), ("grad_every", "--grad-every"),
+                           ("threads", "--threads")):
+            value = getattr(self, name)
+            if value is None and name in ("seeds", "threads"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ExperimentOptions.{name}={value!r} ({flag}) must be an "
+                                  "integer >= 1")
+        if not self.depths:
+            raise ConfigError("ExperimentOptions.depths is empty (--depths); give at least "
+                              "one depth 9n + 2, e.g. --depths 20,56")
+        if not self.lr > 0:
+            raise ConfigError(f"ExperimentOptions.lr={self.lr!r} (--lr) must be > 0")
+
 
 @dataclass
 class ExperimentData:

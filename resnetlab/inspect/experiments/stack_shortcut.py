@@ -24,7 +24,7 @@ def specs(options: ExperimentOptions) -> list[RunSpec]:
     depth = min(options.depths)
     n, w = units_for(depth), options.width
     base = {"stack_units": (n, n, n), "stack_channels": (4 * w, 8 * w, 16 * w), "stem_channels": w}
-    seeds = options.seeds or DEFAULT_SEEDS
+    seeds = DEFAULT_SEEDS if options.seeds is None else options.seeds
     return [RunSpec(f"resnetv2-{depth}{suffix}", "resnetv2-20", {**base, "stack_shortcut": flag},
                     seed=seed, group=group)
             for flag, suffix, group in ((False, "", "without"), (True, "+stack", "with"))

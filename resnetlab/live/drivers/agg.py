@@ -1,8 +1,10 @@
 """Agg driver (headless): PNG snapshots of the dashboard written atomically.
 
-``draw()`` renders; when a ``directory`` is set, a snapshot ``<name>.png`` (or
-``<name>-<i>.png`` with several figures) is written at most every ``interval`` seconds
-and once more on ``stop()``. Files are replaced with ``os.replace`` after fsync, so a
+With a ``directory``, ``draw()`` writes a snapshot ``<name>.png`` (or ``<name>-<i>.png``
+with several figures) at most every ``interval`` seconds and once more on ``stop()``;
+between snapshots it renders nothing (nobody would see it) and only marks the change
+``pending``, which the dashboard's loop turns into a snapshot once one is due. Without a
+directory every ``draw()`` renders (the canvas buffer stays current for ``buffer_rgba``). Files are replaced with ``os.replace`` after fsync, so a
 reader (or a crash, or SIGKILL) never sees a half-written PNG.
 """
 
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from resnetlab.errors import ConfigError
 from resnetlab.live.drivers.base import BaseDriver
 from resnetlab.utils.atomic import atomic_write_bytes
 
@@ -34,9 +37,18 @@ class AggDriver(BaseDriver):
     def __init__(self, dashboard: Any, **options: Any) -> None:
         super().__init__(dashboard, **options)
         self.directory = Path(self.config["directory"]) if self.config["directory"] else None
-        self.interval = float(self.config["interval"])
+        try:
+            self.interval = float(self.config["interval"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"the agg live backend's interval is seconds between snapshots, "
+                              f"got {self.config['interval']!r}") from None
+        if not self.interval >= 0:
+            raise ConfigError(f"the agg live backend's interval must be >= 0 seconds, "
+                              f"got {self.interval!r}")
         self._last_write = -float("inf")
         self.snapshots = 0
+        # A draw asked for while no snapshot was due: written at the next due draw().
+        self.pending = False
 
     def start(self) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,11 +68,12 @@ class AggDriver(BaseDriver):
         return [self.directory / f"{stem}-{i + 1}.png" for i in range(n)]
 
     def draw(self) -> None:
-        now = time.monotonic()
-        if self.directory is not None and now - self._last_write >= self.interval:
+        if self.directory is None:
+            super().draw()
+        elif time.monotonic() - self._last_write >= self.interval:
             self.snapshot()
         else:
-            super().draw()
+            self.pending = True
 
     def snapshot(self) -> list[Path]:
         """Render and write the snapshot files now."""
@@ -76,6 +89,7 @@ class AggDriver(BaseDriver):
         for path, data in zip(paths, images, strict=True):
             atomic_write_bytes(path, data)
         self._last_write = time.monotonic()
+        self.pending = False
         self.snapshots += 1
         return paths
 

@@ -182,6 +182,17 @@ def _dashboard_title(dashboard: Any) -> str | None:
     return None
 
 
+def _seconds(name: str, value: Any, allow_none: bool = False) -> float | None:
+    """``value`` as seconds (a float), or a ConfigError naming the option."""
+    if value is None and allow_none:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"desktop dashboard option {name} is seconds (a number), "
+                          f"got {value!r}") from None
+
+
 class _DesktopDriver:
     """Shows a Dashboard's figures in desktop windows of one toolkit (see module doc)."""
 
@@ -190,18 +201,26 @@ class _DesktopDriver:
     # Dashboard.start() must not draw from its background thread: toolkits are main-thread only.
     draws_from_background = False
 
-    def __init__(
-        self,
-        dashboard: Any,
-        *,
-        mode: str = "auto",
-        interval: float | None = None,
-        pump_every: float = 0.05,
-        title: str | None = None,
-        start_timeout: float | None = None,
-    ) -> None:
+    # Options a desktop driver takes, with defaults (anything else is a ConfigError).
+    options: ClassVar[dict[str, Any]] = {
+        "mode": "auto", "interval": None, "pump_every": 0.05, "title": None,
+        "start_timeout": None,
+    }
+
+    def __init__(self, dashboard: Any, **options: Any) -> None:
+        unknown = set(options) - set(self.options)
+        if unknown:
+            raise ConfigError(
+                f"the {self.name!r} live backend does not take {', '.join(sorted(unknown))}; "
+                f"its options: {', '.join(sorted(self.options))}"
+            )
+        config = {**self.options, **options}
+        mode, title = config["mode"], config["title"]
         if mode not in ("auto", "window", "viewer"):
             raise ConfigError(f"desktop driver mode must be 'auto', 'window' or 'viewer', got {mode!r}")
+        interval = _seconds("interval", config["interval"], allow_none=True)
+        pump_every = _seconds("pump_every", config["pump_every"])
+        start_timeout = _seconds("start_timeout", config["start_timeout"], allow_none=True)
         if (interval is not None and interval <= 0) or pump_every < 0:
             raise ConfigError(f"interval must be > 0 and pump_every >= 0 (got {interval}, {pump_every})")
         self.dashboard = dashboard

@@ -14,10 +14,12 @@ import errno
 import json
 import logging
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from resnetlab.errors import BackendError
+from resnetlab.errors import BackendError, ConfigError
 from resnetlab.live._loop import LoopThread
 from resnetlab.live.drivers.base import BaseDriver
 
@@ -163,12 +165,26 @@ class WebAggDriver(BaseDriver):
     def __init__(self, dashboard: Any, **options: Any) -> None:
         super().__init__(dashboard, **options)
         self.address = str(self.config["address"])
-        self.port = int(self.config["port"])
+        try:
+            self.port = int(self.config["port"])
+        except (TypeError, ValueError):
+            raise ConfigError(f"the webagg live backend's port must be a number (0 picks a free "
+                              f"one), got {self.config['port']!r}") from None
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"the webagg live backend's port must be in 0..65535 (0 picks a "
+                              f"free one), got {self.port}")
         self.title = str(self.config["title"] or dashboard.title or "resnetlab dashboard")
         self.managers: dict[int, Any] = {}
         self._loop = LoopThread("resnetlab-webagg")
         self._server: Any = None
         self._socket: socket.socket | None = None
+        # At most one redraw queued on the server's loop: draws asked for meanwhile are
+        # covered by it (it renders the newest data), so slow renders never pile up.
+        self._draw_lock = threading.Lock()
+        self._queued = False
+        self.renders = 0
+        # Seconds spent rendering on the server's loop, for the dashboard's draw budget.
+        self.render_seconds = 0.0
 
     def start(self) -> None:
         if self.started:
@@ -223,15 +239,30 @@ class WebAggDriver(BaseDriver):
         self._server.add_sockets([sock])
 
     def draw(self) -> None:
-        """Hand a redraw to the server's loop (returns at once; safe from any thread)."""
-        if self.started:
-            self._loop.call_soon(self._draw_on_loop)
+        """Hand a redraw to the server's loop (returns at once; safe from any thread).
+
+        If one is already queued, nothing more is queued: that one will draw the newest data.
+        """
+        if not self.started:
+            return
+        with self._draw_lock:
+            if self._queued and self._loop.running:
+                return
+            self._queued = True
+        self._loop.call_soon(self._draw_on_loop)
 
     def _draw_on_loop(self) -> None:
-        with self.dashboard.lock:
-            for manager in self.managers.values():
-                # draw() renders and pushes the (diff) image to every open websocket.
-                manager.canvas.draw()
+        with self._draw_lock:
+            self._queued = False  # data that moves from now on needs another draw
+        began = time.perf_counter()
+        try:
+            with self.dashboard.lock:
+                for manager in self.managers.values():
+                    # draw() renders and pushes the (diff) image to every open websocket.
+                    manager.canvas.draw()
+        finally:
+            self.renders += 1
+            self.render_seconds += time.perf_counter() - began
 
     def stop(self) -> None:
         if not self.started:
