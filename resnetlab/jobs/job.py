@@ -68,7 +68,7 @@ class _bind_job:  # noqa: N801 - used like a function
 class StopAware:
     """The stop checks that work calls on its job, in a thread or in a worker process.
 
-    Subclasses set ``_stop_event`` (a ``threading.Event`` or a multiprocessing Event).
+    Subclasses set ``_stop_event`` (a ``threading.Event``, or a ``SharedFlag`` in a worker).
     """
 
     _stop_event: Any

@@ -219,22 +219,35 @@ class JobRegistry:
             self._jobs.pop(job.id, None)
 
     def stop_all(self, timeout: float | None = None) -> None:
-        """Stop every running job: by event first, then hard (loops) or kill (processes)."""
+        """Stop every running job: by event first, then hard (loops) or kill (processes).
+
+        The jobs stop side by side, so jobs that ignore their stop event cost one
+        ``timeout`` in all, not one each.
+        """
         wait_s = min(self.stop_timeout, 2.0) if timeout is None else timeout
-        for job in self.all():
-            if not job.running:
-                continue
+        running = [job for job in self.all() if job.running]
+        if not running:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(running),
+                                thread_name_prefix="resnetlab-stop-all") as pool:
+            for future in [pool.submit(self._stop_one, job, wait_s) for job in running]:
+                future.result()
+
+    @staticmethod
+    def _stop_one(job: Job, wait_s: float) -> None:
+        try:
+            job.stop("event", timeout=wait_s)
+        except JobError as exc:
+            log.warning("%s", exc)
+        if job.running and job.kind == "process":
+            job.kill(grace=wait_s)
+        elif job.running and job.kind == "loop":
             try:
-                job.stop("event", timeout=wait_s)
+                job.stop("loop", timeout=wait_s)
             except JobError as exc:
                 log.warning("%s", exc)
-            if job.running and job.kind == "process":
-                job.kill(grace=wait_s)
-            elif job.running and job.kind == "loop":
-                try:
-                    job.stop("loop", timeout=wait_s)
-                except JobError as exc:
-                    log.warning("%s", exc)
 
     def __repr__(self) -> str:
         return repr(self.status())

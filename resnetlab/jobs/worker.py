@@ -28,6 +28,7 @@ from typing import Any
 
 from resnetlab.errors import JobError
 from resnetlab.jobs.job import _MISSING, Job, StopAware
+from resnetlab.jobs.shared_flag import SharedFlag
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class WorkerContext(StopAware):
         self._send_lock = threading.Lock()
 
     def flag(self, name: str) -> Any:
-        """A control flag (an Event) the parent can set: "stop", and any the job class declares."""
+        """A control flag (a SharedFlag) the parent can set: "stop", and any the job class declares."""
         try:
             return self._flags[name]
         except KeyError:
@@ -188,14 +189,15 @@ class ProcessJob(Job):
     """A function in a spawned worker process: stop by event, or ``kill()``."""
 
     kind = "process"
-    # Control flags (multiprocessing Events) shared with the worker; "stop" always exists.
+    # Control flags (SharedFlag: lock-free, unlike multiprocessing.Event) shared with the
+    # worker; "stop" always exists.
     flag_names: tuple[str, ...] = ("stop",)
 
     def start(self, stop_timeout: float) -> None:
         self.stop_timeout = stop_timeout
         self._check_picklable()
         mp = multiprocessing.get_context("spawn")
-        self._mp_flags = {name: mp.Event() for name in {"stop", *self.flag_names}}
+        self._mp_flags = {name: SharedFlag(mp) for name in {"stop", *self.flag_names}}
         self._mp_stop = self._mp_flags["stop"]
         reader, writer = mp.Pipe(duplex=False)
         self._killed = False
@@ -290,14 +292,6 @@ class ProcessJob(Job):
         self.process.join()
         code = self.process.exitcode
         self.exitcode = code
-        # The worker is gone: swap the shared semaphores for local events with the same
-        # state, so they are released now rather than reported as leaked at exit.
-        local = {}
-        for flag_name, event in self._mp_flags.items():
-            local[flag_name] = threading.Event()
-            if event.is_set():
-                local[flag_name].set()
-        self._mp_flags, self._mp_stop = local, local["stop"]
         if self._killed:
             self._finish("killed", result=result)
         elif error is not None:

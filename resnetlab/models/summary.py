@@ -34,6 +34,8 @@ class Summary:
     trainable: int = 0
     non_trainable: int = 0
     buffers: int = 0                   # BatchNorm running statistics (Keras counts these)
+    # Conv and Linear parameters only: what the ResNet papers count (ResNet-1001's "10.2M").
+    conv_fc_weights: int = 0
 
     @property
     def total(self) -> int:
@@ -65,6 +67,8 @@ class Summary:
                 f"Total params: {self.total:,}",
                 f"Trainable params: {self.trainable:,}",
                 f"Non-trainable params: {self.non_trainable:,}",
+                f"Conv + linear weights (the papers' count, no BatchNorm): "
+                f"{self.conv_fc_weights:,}",
                 f"Buffers (BatchNorm running statistics, not parameters): {self.buffers:,}"]
         return "\n".join(out)
 
@@ -155,5 +159,8 @@ def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
     return Summary(title=title, input_size=input_size, rows=rows, trainable=trainable,
                    non_trainable=count_parameters(model) - trainable,
                    buffers=sum(b.numel() for _, b in model.named_buffers()
-                               if b.is_floating_point()))
+                               if b.is_floating_point()),
+                   conv_fc_weights=sum(p.numel() for m in model.modules()
+                                       if isinstance(m, nn.Conv2d | nn.Linear)
+                                       for p in m.parameters(recurse=False)))
 

@@ -52,6 +52,13 @@ def register(subparsers: Any) -> None:
                    help="keep an EMA of the weights, e.g. 0.999")
     p.add_argument("--grad-clip", type=float, metavar="NORM")
     p.add_argument("--val-size", type=int, help="validation images held out (0: none)")
+    p.add_argument("--crop-padding", type=int, metavar="PIXELS",
+                   help="random-crop zero padding of the batched augmentation (default 2; 0: "
+                        "no random crops)")
+    p.add_argument("--no-flip", action="store_false", dest="flip", default=None,
+                   help="no random horizontal flips")
+    p.add_argument("--log-every", type=int, metavar="STEPS",
+                   help="log loss/accuracy every STEPS steps (default 20)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -149,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     fields = {k: getattr(args, k) for k in ("weight_decay", "label_smoothing", "ema_decay",
                                             "grad_clip", "val_size", "dist_timeout_s",
-                                            "reference_batch")
+                                            "reference_batch", "crop_padding", "flip",
+                                            "log_every")
               if getattr(args, k) is not None}
     if args.sync_batchnorm:
         fields["sync_batchnorm"] = True

@@ -132,6 +132,8 @@ class TrainConfig:
             raise bad("grad_clip", "must be positive or None")
         if self.log_every < 1:
             raise bad("log_every", "must be at least 1")
+        if self.crop_padding < 0:
+            raise bad("crop_padding", "must be 0 (no random crops) or a positive number of pixels")
         if self.keep_last < 1:
             raise bad("keep_last", "must be at least 1")
         if any(not 0 < m < 1 for m in self.step_milestones):

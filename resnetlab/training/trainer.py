@@ -7,7 +7,8 @@
 The loop is plain PyTorch: forward under autocast, backward (scaled for fp16), unscale
 and clip, ``on_after_backward``, optimiser step, EMA, LR from a pure schedule function of
 the position in training (epoch and batch, so a run resumed with another number of steps
-per epoch, e.g. on another world size, continues at the same point of its schedule). Running sums of loss and accuracy stay on the device; they are read back
+per epoch, e.g. on another world size, continues at the same point of its schedule).
+Running sums of loss and accuracy stay on the device; they are read back
 (``.tolist()``, the only device sync) every ``config.log_every`` steps and at epoch ends.
 Everything logged goes to ``trainer.stream`` (a MetricStream); the run store, progress
 bar and dashboards read it from there.

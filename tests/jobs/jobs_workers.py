@@ -27,6 +27,16 @@ def stubborn() -> None:
         time.sleep(0.05)
 
 
+def poll_stop_flag() -> int:
+    """Read the stop flag as fast as possible (a training loop checks it every batch)."""
+    me = jobs.current()
+    print("polling", flush=True)
+    n = 0
+    while not me.stopping:
+        n += 1
+    return n
+
+
 def counter(steps: int, dt: float = 0.01) -> int:
     """Print and log metrics each step; returns early when asked to stop."""
     ctx = jobs.current()

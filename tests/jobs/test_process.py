@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import jobs_workers as workers
@@ -33,6 +34,21 @@ def test_kill_ends_a_busy_worker_within_the_grace_period_and_we_keep_working(reg
     # this process is unharmed and can start more work
     again = registry.new(workers.counter, 3, kind="process")
     assert again.wait(30) == "completed" and again.result() == 3
+
+
+def test_a_worker_killed_while_reading_its_flags_leaves_the_parent_working(registry) -> None:
+    # The worker dies at a random point of a flag read. A flag guarded by a semaphore both
+    # processes take (multiprocessing.Event) was then often left locked: the parent hung
+    # on its next read and the job stayed "running" for ever.
+    for _ in range(3):
+        job = registry.new(workers.poll_stop_flag, kind="process")
+        assert wait_for(lambda j=job: "polling" in j.output.last_line, 30), job.tail()
+        time.sleep(0.2)  # let it spin through many flag reads
+        os.kill(job.pid, signal.SIGKILL)
+        assert job.wait(30) == "failed", job
+        assert job.stopping is False and job.stop() == "failed"
+    again = registry.new(workers.counter, 3, kind="process")
+    assert again.wait(30) == "completed"
 
 
 def test_sigkill_follows_when_the_worker_ignores_sigterm(registry) -> None:

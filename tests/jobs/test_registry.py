@@ -176,6 +176,32 @@ def test_stop_all_ends_every_kind(registry) -> None:
     assert b.wait(30) == "stopped" and b.stop_reason == "event"
 
 
+def test_stop_all_stops_jobs_side_by_side_not_one_after_another(registry) -> None:
+    # A job that ignores its stop event must not hold up the others' stop: every job gets
+    # its stop request at once, so "stop everything" costs one timeout, not one per job.
+    release, b_saw_stop = threading.Event(), threading.Event()
+
+    def deaf() -> None:
+        release.wait(120)  # never checks jobs.current().stopping
+
+    def polite() -> None:
+        me = jobs.current()
+        while not me.sleep(0.01):
+            pass
+        b_saw_stop.set()
+
+    registry.new(deaf, name="deaf")
+    registry.new(polite, name="polite")
+    stopper = threading.Thread(target=registry.stop_all, kwargs={"timeout": 60})
+    stopper.start()
+    try:
+        # One after another, "polite" would hear of the stop only after deaf's 60 s.
+        assert b_saw_stop.wait(30), "the second job was not asked to stop while the first hung"
+    finally:
+        release.set()
+        stopper.join(90)
+
+
 def test_show_output_mirrors_the_tail_into_a_widget(registry, monkeypatch) -> None:
     pytest.importorskip("ipywidgets", reason="ipywidgets not installed")
     import IPython.display

@@ -25,6 +25,17 @@ def test_summary_of_resnet164_prints_the_table_and_totals(capsys: pytest.Capture
     assert "depth 164" in out
 
 
+def test_summary_of_resnet1001_states_the_papers_count(capsys: pytest.CaptureFixture) -> None:
+    # He et al. 2016, Table 4: "10.2M" for ResNet-1001 counts conv and fc weights only; the
+    # table's total also holds BatchNorm's scale and shift.
+    assert main(["summary", "resnetv2-1001", "--in-channels", "3", "--num-classes", "10"]) == 0
+    out = capsys.readouterr().out
+    total = int(re.search(r"^Total params: ([\d,]+)$", out, re.M)[1].replace(",", ""))
+    papers = int(re.search(r"^Conv \+ linear weights \(the papers' count, no BatchNorm\): "
+                           r"([\d,]+)$", out, re.M)[1].replace(",", ""))
+    assert round(papers / 1e6, 1) == 10.2 and round(total / 1e6, 1) == 10.3
+
+
 def test_summary_options(capsys: pytest.CaptureFixture) -> None:
     assert main(["summary", "resnetv2-mini", "--depth", "4", "--image-size", "32",
                  "--set", "stack_shortcut=true", "--set", "dropout=0.2"]) == 0

@@ -124,3 +124,5 @@ def test_cli_reports_bad_settings_as_errors(fashion_mnist_dir, tmp_path, capsys)
     assert rc == 2 and "test_limit=0 (--test-limit)" in capsys.readouterr().err
     rc = main([*base, "--train-limit", "256", "--grad-norms", "0"])
     assert rc == 2 and "GradientNormCallback.every=0" in capsys.readouterr().err
+    rc = main([*base, "--train-limit", "256", "--crop-padding", "-1"])
+    assert rc == 2 and "crop_padding" in capsys.readouterr().err
