@@ -17,6 +17,7 @@ bar and dashboards read it from there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -68,6 +69,22 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def _unused_run_dir(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... if a folder of that name already holds files.
+
+    Two run stores in one folder (``a.db``, ``b.db``) both number their runs from 1: the
+    second store's run 1 must not overwrite the first one's checkpoints.
+    """
+    candidate, n = path, 1
+    while candidate.is_dir() and any(candidate.iterdir()):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    if candidate != path:
+        log.warning("%s already holds another run's files; this run writes to %s",
+                    path, candidate)
+    return candidate
+
+
 class Trainer:
     """Trains ``model`` on ``train_loader``; see the module docstring and docs/training.md.
 
@@ -91,7 +108,9 @@ class Trainer:
         run_name: str | None = None,
         dist: DistContext | None = None,
     ) -> None:
-        self.config = config = config if config is not None else TrainConfig()
+        # A copy: the trainer fills in run_dir, and one TrainConfig may serve several runs.
+        self.config = config = (dataclasses.replace(config) if config is not None
+                                else TrainConfig())
         config.validate()
         if config.run_dir:
             # Absolute, as recorded in the store and the checkpoints: a resume from another
@@ -156,7 +175,8 @@ class Trainer:
             from resnetlab.store.recorder import StoreRecorder
 
             spec = getattr(model, "spec", None) or {}
-            if self.run_id is None:
+            new_run = self.run_id is None
+            if new_run:
                 self.run_id = self.store.create_run(
                     run_name, config=config.to_dict(),
                     model=spec.get("name") or config.extra.get("model") or type(model).__name__,
@@ -169,6 +189,10 @@ class Trainer:
             self.run_dir: Path | None = Path(config.run_dir)
         elif self.store is not None:
             self.run_dir = self.store.path.parent / f"run-{self.run_id}"
+            if new_run and self.dist.is_main:
+                self.run_dir = _unused_run_dir(self.run_dir)
+            # Remembered in the checkpoints, so a resume finds this folder again.
+            config.run_dir = str(self.run_dir)
         else:
             self.run_dir = None
         self.checkpoints = (CheckpointManager(self.run_dir, config.keep_last)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -249,3 +250,25 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(micro_model, m
     assert resumed.step == 6 + 12
     # The progress bar counts this run's steps: from 12 of 24 to 24 of 24.
     assert " 12/24 " in bar_text.getvalue() and " 24/24 " in bar_text.getvalue()
+
+
+def test_two_run_stores_in_one_folder_keep_their_checkpoints_apart(micro_model, make_loader,
+                                                                   tmp_path):
+    # Both stores number their first run 1: the second must not overwrite run-1/ of the
+    # first, and a resume of either finds its own folder again.
+    from resnetlab.store import RunStore
+
+    config = cfg(None, epochs=1)
+    dirs = {}
+    for name in ("a", "b"):
+        with RunStore(tmp_path / f"{name}.db") as store:
+            trainer = Trainer(micro_model(), make_loader(64, 32), config=config, store=store)
+            trainer.fit()
+            run = store.get_run(trainer.run_id)
+            assert run.id == 1 and run.checkpoint_last is not None
+            dirs[name] = (trainer.run_dir, run.checkpoint_last)
+    assert dirs["a"][0] != dirs["b"][0]
+    assert config.run_dir is None  # the caller's config is not changed by a run
+    for run_dir, last in dirs.values():
+        saved = load_checkpoint(last)
+        assert Path(last).parent == run_dir and saved["config"]["run_dir"] == str(run_dir)
