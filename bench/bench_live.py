@@ -1,8 +1,9 @@
 """Live dashboard benchmarks: redraw cost vs livelossplot, and training throughput with
 the full dashboard on vs off.
 
-    .venv/bin/pip install livelossplot      # the peer; only this benchmark needs it
     MPLBACKEND=Agg .venv/bin/python bench/bench_live.py [--quick] [--skip-train]
+
+(the peer, livelossplot, is pip-installed into the running environment when missing)
 
 1. Redraw cost: a loss panel (train + val lines) holding N points, then updates that each
    add one point and redraw (Agg render). resnetlab moves the existing lines
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,13 +81,30 @@ def _bench_livelossplot(n: int, updates: int) -> float:
         return (time.perf_counter() - t) / updates
 
 
-def bench_redraw(sizes: list[int], updates: int) -> None:
+def _ensure_peer() -> bool:
+    """Import livelossplot, installing it into this interpreter's environment if missing
+    (the benchmark's peer; resnetlab itself does not need it)."""
     try:
         import livelossplot  # noqa: F401
-        have_peer = True
+        return True
     except ImportError:
-        have_peer = False
-        print("livelossplot not installed: pip install livelossplot (peer of the redraw bench)")
+        pass
+    print("livelossplot not installed: installing it (pip install 'livelossplot>=0.6')")
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                           "livelossplot>=0.6"], check=False)
+    if done.returncode != 0:
+        print("could not install livelossplot (no package index?): the peer column stays empty")
+        return False
+    importlib.invalidate_caches()
+    try:
+        import livelossplot  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def bench_redraw(sizes: list[int], updates: int) -> None:
+    have_peer = _ensure_peer()
     print(f"\nredraw cost per update (one new point + Agg render), {updates} updates each")
     print(f"{'points':>9}  {'resnetlab ms':>12}  {'livelossplot ms':>15}  {'ratio (llp/ours)':>16}")
     for n in sizes:
