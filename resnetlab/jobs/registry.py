@@ -228,26 +228,31 @@ class JobRegistry:
         running = [job for job in self.all() if job.running]
         if not running:
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=len(running),
-                                thread_name_prefix="resnetlab-stop-all") as pool:
-            for future in [pool.submit(self._stop_one, job, wait_s) for job in running]:
-                future.result()
+        # Plain threads, not a ThreadPoolExecutor: this also runs from atexit, where an
+        # executor refuses new work ("cannot schedule new futures after shutdown").
+        stoppers = [threading.Thread(target=self._stop_one, args=(job, wait_s), daemon=True,
+                                     name=f"resnetlab-stop-all-{job.id}") for job in running]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
 
     @staticmethod
     def _stop_one(job: Job, wait_s: float) -> None:
         try:
-            job.stop("event", timeout=wait_s)
-        except JobError as exc:
-            log.warning("%s", exc)
-        if job.running and job.kind == "process":
-            job.kill(grace=wait_s)
-        elif job.running and job.kind == "loop":
             try:
-                job.stop("loop", timeout=wait_s)
+                job.stop("event", timeout=wait_s)
             except JobError as exc:
                 log.warning("%s", exc)
+            if job.running and job.kind == "process":
+                job.kill(grace=wait_s)
+            elif job.running and job.kind == "loop":
+                try:
+                    job.stop("loop", timeout=wait_s)
+                except JobError as exc:
+                    log.warning("%s", exc)
+        except Exception:  # one job's failure must not keep the others running
+            log.exception("stopping job %s %r failed", job.id, job.name)
 
     def __repr__(self) -> str:
         return repr(self.status())

@@ -220,3 +220,39 @@ def test_show_output_mirrors_the_tail_into_a_widget(registry, monkeypatch) -> No
     assert wait_for(lambda: widget_text().count("w ") > 3)
     registry.stop(job.id)
     assert widget_text().rstrip().splitlines()[-1] == job.tail(1)
+
+
+def test_jobs_still_running_at_interpreter_exit_are_stopped_by_event(tmp_path) -> None:
+    # A script that ends while jobs run: the atexit hook stops them cleanly (their stop
+    # event), side by side, without an error at shutdown.
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import asyncio
+        from pathlib import Path
+        from resnetlab import jobs
+
+        out = Path({str(tmp_path)!r})
+
+        def polite(tag):
+            me = jobs.current()
+            while not me.sleep(0.01):
+                pass
+            (out / tag).write_text("stopped")
+
+        async def polite_loop(tag):
+            await jobs.current().stop_requested()
+            (out / tag).write_text("stopped")
+
+        jobs.new(polite, "thread", kind="thread")
+        jobs.new(polite_loop, "loop")
+        print("leaving", flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "leaving" in done.stdout, done.stderr
+    assert "Exception ignored in atexit" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert (tmp_path / "thread").read_text() == "stopped"
+    assert (tmp_path / "loop").read_text() == "stopped"
