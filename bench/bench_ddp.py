@@ -41,12 +41,21 @@ def worker(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // ctx.world_size))
     data = load("fashion-mnist", split="train", root=args.data)
     torch.manual_seed(0)
-    model = ctx.wrap_model(create_model(args.model, in_channels=1, num_classes=10,
-                                        image_size=28))
+    model = ctx.wrap_model(create_model(args.model, in_channels=1, num_classes=10, image_size=28))
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    loader = TensorLoader(data.images, data.labels, args.batch, shuffle=True, seed=0,
-                          rank=ctx.rank, world_size=ctx.world_size, drop_last=True,
-                          device=ctx.device, mean=(0.286,), std=(0.353,))
+    loader = TensorLoader(
+        data.images,
+        data.labels,
+        args.batch,
+        shuffle=True,
+        seed=0,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        drop_last=True,
+        device=ctx.device,
+        mean=(0.286,),
+        std=(0.353,),
+    )
     batches = iter(loader)
 
     def step() -> None:
@@ -71,19 +80,46 @@ def worker(args: argparse.Namespace) -> None:
         elapsed = time.perf_counter() - start
     if ctx.is_main:
         images = args.steps * args.batch * ctx.world_size
-        Path(args.result).write_text(json.dumps({
-            "nproc": ctx.world_size, "backend": ctx.backend or "none",
-            "device": str(ctx.device), "images_per_s": images / elapsed, "seconds": elapsed}))
+        Path(args.result).write_text(
+            json.dumps(
+                {
+                    "nproc": ctx.world_size,
+                    "backend": ctx.backend or "none",
+                    "device": str(ctx.device),
+                    "images_per_s": images / elapsed,
+                    "seconds": elapsed,
+                }
+            )
+        )
     ctx.shutdown()
 
 
 def run(nproc: int, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", __file__, "--worker", "--result", str(result),
-               "--model", args.model, "--batch", str(args.batch), "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--data", args.data, "--device", args.device]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            __file__,
+            "--worker",
+            "--result",
+            str(result),
+            "--model",
+            args.model,
+            "--batch",
+            str(args.batch),
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--data",
+            args.data,
+            "--device",
+            args.device,
+        ]
         threads = args.threads or max(1, (os.cpu_count() or 1) // nproc)
         cmd += ["--threads", str(threads)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -102,24 +138,31 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=DATA)
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads per process (0: cores / processes)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads per process (0: cores / processes)"
+    )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         worker(args)
         return
-    print(f"model {args.model}, per-rank batch {args.batch}, {args.steps} timed steps, "
-          f"{os.cpu_count()} CPU cores")
+    print(
+        f"model {args.model}, per-rank batch {args.batch}, {args.steps} timed steps, "
+        f"{os.cpu_count()} CPU cores"
+    )
     results = [run(n, args) for n in args.nproc]
     base = next((r for r in results if r["nproc"] == 1), results[0])
-    print(f"{'processes':>9} {'threads':>7} {'backend':>7} {'device':>7} {'images/s':>10} "
-          f"{'ratio':>6}")
+    print(
+        f"{'processes':>9} {'threads':>7} {'backend':>7} {'device':>7} {'images/s':>10} "
+        f"{'ratio':>6}"
+    )
     for r in results:
-        print(f"{r['nproc']:>9} {r['threads']:>7} {r['backend']:>7} {r['device']:>7} "
-              f"{r['images_per_s']:>10.0f} "
-              f"{r['images_per_s'] / base['images_per_s']:>6.2f}")
+        print(
+            f"{r['nproc']:>9} {r['threads']:>7} {r['backend']:>7} {r['device']:>7} "
+            f"{r['images_per_s']:>10.0f} "
+            f"{r['images_per_s'] / base['images_per_s']:>6.2f}"
+        )
     print(f"ratio = images/s(N processes) / images/s({base['nproc']} process)")
 
 

@@ -37,6 +37,7 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- 1. stop latency ---------------------------------------------------------------------
 
+
 async def _spin(bg: BackgroundLoop | None = None) -> None:
     # Busy but cooperative: yields continuously; ends when our loop's stop is requested.
     while bg is None or not bg.stopping:
@@ -101,17 +102,25 @@ def bench_stop(repeats: int) -> None:
         label = "busy" if busy else "idle"
         base = [peer(busy) * 1e3 for _ in range(repeats)]
         base50 = statistics.median(base)
-        print(f"{'peer ' + label + ': loop.stop + join':<34}{base50:9.3f}{percentile(base, 99):9.3f}"
-              f"{1.0:10.2f}x")
-        for mode, text in (("clean", "stop() (event)"), ("hard", "stop(hard=True)"),
-                           ("cancel", "cancel_all + until_tasks_done")):
+        print(
+            f"{'peer ' + label + ': loop.stop + join':<34}{base50:9.3f}{percentile(base, 99):9.3f}"
+            f"{1.0:10.2f}x"
+        )
+        for mode, text in (
+            ("clean", "stop() (event)"),
+            ("hard", "stop(hard=True)"),
+            ("cancel", "cancel_all + until_tasks_done"),
+        ):
             times = [ours(mode, busy) * 1e3 for _ in range(repeats)]
             p50 = statistics.median(times)
-            print(f"{label + ' ' + text:<34}{p50:9.3f}{percentile(times, 99):9.3f}"
-                  f"{p50 / base50:10.2f}x")
+            print(
+                f"{label + ' ' + text:<34}{p50:9.3f}{percentile(times, 99):9.3f}"
+                f"{p50 / base50:10.2f}x"
+            )
 
 
 # -- 2. output capture -------------------------------------------------------------------
+
 
 def _printer(n: int) -> None:
     for i in range(n):
@@ -153,10 +162,14 @@ def bench_capture(prints: int, tmp: Path) -> None:
         sys.stdout = real_stdout
     plain = results["plain"]
     print(f"{'no capture (peer): print to a file':<46}{plain:12,.0f} prints/s  1.00x")
-    print(f"{'thread job: routed to log file + tail':<46}{results['job']:12,.0f} prints/s  "
-          f"{results['job'] / plain:.2f}x")
-    print(f"{'non-job thread through the RoutingStream':<46}{results['pass']:12,.0f} prints/s  "
-          f"{results['pass'] / plain:.2f}x")
+    print(
+        f"{'thread job: routed to log file + tail':<46}{results['job']:12,.0f} prints/s  "
+        f"{results['job'] / plain:.2f}x"
+    )
+    print(
+        f"{'non-job thread through the RoutingStream':<46}{results['pass']:12,.0f} prints/s  "
+        f"{results['pass'] / plain:.2f}x"
+    )
 
 
 def main() -> None:
@@ -164,8 +177,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200, help="loops per stop case")
     parser.add_argument("--prints", type=int, default=50_000, help="prints per capture case")
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     bench_stop(args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         bench_capture(args.prints, Path(tmp))

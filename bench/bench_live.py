@@ -40,8 +40,12 @@ def _bench_resnetlab(n: int, updates: int) -> float:
     rng = np.random.default_rng(0)
     loss = np.exp(-np.arange(n) / (n / 5)) + 0.05 * rng.random(n)
     for i in range(n):
-        s.append(i, {"loss": float(loss[i])} if i % 10 else
-                 {"loss": float(loss[i]), "val_loss": float(loss[i]) + 0.1})
+        s.append(
+            i,
+            {"loss": float(loss[i])}
+            if i % 10
+            else {"loss": float(loss[i]), "val_loss": float(loss[i]) + 0.1},
+        )
     dash = Dashboard(["loss"], stream=s, backend="agg")
     dash.refresh()
     dash.draw()  # first draw (layout) is not part of the steady state
@@ -69,8 +73,9 @@ def _bench_livelossplot(n: int, updates: int) -> float:
     loss = np.exp(-np.arange(n) / (n / 5)) + 0.05 * rng.random(n)
     # Pre-fill the history directly (the same LogItems update() would create, faster).
     plot.logger.log_history["loss"] = [LogItem(step=i, value=float(v)) for i, v in enumerate(loss)]
-    plot.logger.log_history["val_loss"] = [LogItem(step=i, value=float(loss[i]) + 0.1)
-                                           for i in range(0, n, 10)]
+    plot.logger.log_history["val_loss"] = [
+        LogItem(step=i, value=float(loss[i]) + 0.1) for i in range(0, n, 10)
+    ]
     # livelossplot clears the (terminal) output on every send(); keep the report readable.
     with contextlib.redirect_stdout(io.StringIO()):
         plot.send()
@@ -86,12 +91,14 @@ def _ensure_peer() -> bool:
     (the benchmark's peer; resnetlab itself does not need it)."""
     try:
         import livelossplot  # noqa: F401
+
         return True
     except ImportError:
         pass
     print("livelossplot not installed: installing it (pip install 'livelossplot>=0.6')")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                           "livelossplot>=0.6"], check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "livelossplot>=0.6"], check=False
+    )
     if done.returncode != 0:
         print("could not install livelossplot (no package index?): the peer column stays empty")
         return False
@@ -123,9 +130,16 @@ def _train_steps(x, y, steps: int, batch: int) -> float:
     from resnetlab.live.stream import default_stream
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(64 * 7 * 7, 10))
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 10),
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     stream = default_stream()
     g = torch.Generator().manual_seed(0)
@@ -138,8 +152,12 @@ def _train_steps(x, y, steps: int, batch: int) -> float:
         loss.backward()
         opt.step()
         if step % 10 == 0:  # .item() syncs; log every 10 steps like the trainer
-            stream.log(step, loss=loss.item(), lr=0.05,
-                       accuracy=(out.argmax(1) == y[idx]).float().mean().item())
+            stream.log(
+                step,
+                loss=loss.item(),
+                lr=0.05,
+                accuracy=(out.argmax(1) == y[idx]).float().mean().item(),
+            )
             for i in range(12):  # the gradient-norm panel gets fed too
                 stream.append(step, {f"grad_norm/layer{i}": 0.1 * (i + 1)})
     return steps * batch / (time.perf_counter() - t0)
@@ -167,9 +185,16 @@ def bench_training(steps: int, rounds: int, batch: int = 128) -> None:
                 speed[mode].append(_train_steps(x, y, steps, batch))
                 continue
             with tempfile.TemporaryDirectory() as run_dir:
-                session = live_dashboard(default_stream(), backend="agg", run_dir=run_dir,
-                                         panels="all", rate_hz=2.0, monitor_interval=1.0,
-                                         in_process=(mode == "in process"), interval=1.0)
+                session = live_dashboard(
+                    default_stream(),
+                    backend="agg",
+                    run_dir=run_dir,
+                    panels="all",
+                    rate_hz=2.0,
+                    monitor_interval=1.0,
+                    in_process=(mode == "in process"),
+                    interval=1.0,
+                )
                 t0 = time.perf_counter()
                 try:
                     speed[mode].append(_train_steps(x, y, steps, batch))
@@ -178,21 +203,28 @@ def bench_training(steps: int, rounds: int, batch: int = 128) -> None:
                         made = sum(f.full_draws + f.blit_draws for f in session.dashboard.figures)
                         rates.append(made / (time.perf_counter() - t0))
                     session.close()
-        print(f"  round {r + 1}: " + ", ".join(f"{m} {speed[m][-1]:.0f}" for m in modes)
-              + " images/s")
-    print(f"\ntraining throughput, {steps} steps x batch {batch}, {rounds} rounds in alternating "
-          f"order, torch threads 1; full dashboard = all 9 panels at 2 Hz, SystemMonitor 1 Hz, "
-          f"Agg snapshot every 1 s")
+        print(
+            f"  round {r + 1}: " + ", ".join(f"{m} {speed[m][-1]:.0f}" for m in modes) + " images/s"
+        )
+    print(
+        f"\ntraining throughput, {steps} steps x batch {batch}, {rounds} rounds in alternating "
+        f"order, torch threads 1; full dashboard = all 9 panels at 2 Hz, SystemMonitor 1 Hz, "
+        f"Agg snapshot every 1 s"
+    )
     base = speed["off"]
     print(f"  without dashboard: median {statistics.median(base):.0f} images/s")
     for mode in modes[1:]:
         ratios = [a / b for a, b in zip(speed[mode], base, strict=True)]
-        print(f"  with dashboard, {mode:>14}: median {statistics.median(speed[mode]):.0f} images/s,"
-              f" ratio {statistics.median(ratios):.3f} (rounds: "
-              f"{', '.join(f'{v:.3f}' for v in ratios)})")
+        print(
+            f"  with dashboard, {mode:>14}: median {statistics.median(speed[mode]):.0f} images/s,"
+            f" ratio {statistics.median(ratios):.3f} (rounds: "
+            f"{', '.join(f'{v:.3f}' for v in ratios)})"
+        )
     if rates:
-        print(f"  in-process draws actually made: median {statistics.median(rates):.2f} per s "
-              f"(2 Hz asked; draw_budget=0.1 lowers it when a draw is slow)")
+        print(
+            f"  in-process draws actually made: median {statistics.median(rates):.2f} per s "
+            f"(2 Hz asked; draw_budget=0.1 lowers it when a draw is slow)"
+        )
     print("  target: ratio >= 0.97 (live_dashboard's default for agg/webagg is the render process)")
 
 
@@ -201,18 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smaller sizes, fewer rounds")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-redraw", action="store_true")
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps per round (default 300; longer rounds reach steady state)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps per round (default 300; longer rounds reach steady state)",
+    )
     p.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 4)")
     args = p.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} (other jobs share this machine)")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} (other jobs share this machine)"
+    )
     if not args.skip_redraw:
         sizes = [1_000, 100_000] if args.quick else [1_000, 100_000, 1_000_000]
         bench_redraw(sizes, updates=3 if args.quick else 5)
     if not args.skip_train:
-        bench_training(steps=args.steps or (100 if args.quick else 300),
-                       rounds=args.rounds or (2 if args.quick else 4))
+        bench_training(
+            steps=args.steps or (100 if args.quick else 300),
+            rounds=args.rounds or (2 if args.quick else 4),
+        )
     return 0
 
 

@@ -28,8 +28,14 @@ from resnetlab.errors import DataError
 class PerSampleAugmented(Dataset):
     """The usual way: crop + flip + normalise one image at a time in ``__getitem__``."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, padding: int,
-                 mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        padding: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+    ) -> None:
         self.images, self.labels, self.padding = images, labels, padding
         self.mean = torch.tensor(mean).view(-1, 1, 1)
         self.std = torch.tensor(std).view(-1, 1, 1)
@@ -43,7 +49,7 @@ class PerSampleAugmented(Dataset):
         p = self.padding
         img = F.pad(img, (p, p, p, p))
         dy, dx = torch.randint(0, 2 * p + 1, (2,)).tolist()
-        img = img[:, dy:dy + h, dx:dx + w]
+        img = img[:, dy : dy + h, dx : dx + w]
         if torch.rand(()) < 0.5:
             img = img.flip(2)
         return (img - self.mean) / self.std, self.labels[i]
@@ -70,12 +76,19 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=150)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, nargs="+", default=[0])
-    parser.add_argument("--cifar-shape", action="store_true",
-                        help="random 3x32x32 images (50,000) instead of Fashion-MNIST")
+    parser.add_argument(
+        "--cifar-shape",
+        action="store_true",
+        help="random 3x32x32 images (50,000) instead of Fashion-MNIST",
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice); on a loaded "
-                             "machine 1 avoids OpenMP threads waiting for busy cores")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice); on a loaded "
+        "machine 1 avoids OpenMP threads waiting for busy cores",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,24 +101,41 @@ def main() -> None:
         try:
             ds = load("fashion-mnist", download=False)
         except DataError:
-            raise SystemExit("Fashion-MNIST not found; apt-get install dataset-fashion-mnist "
-                             "or pass --cifar-shape") from None
+            raise SystemExit(
+                "Fashion-MNIST not found; apt-get install dataset-fashion-mnist "
+                "or pass --cifar-shape"
+            ) from None
         images, labels, name, padding = ds.images, ds.labels, "Fashion-MNIST 1x28x28", 2
     mean, std = channel_stats(images)
-    print(f"data: {name}, n={len(labels)}, batch {args.batch_size}, crop padding {padding} "
-          f"+ flip + normalise, {args.batches} batches, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, device {args.device}")
-    ours = TensorLoader(images, labels, args.batch_size, augment=Augment(padding, flip=True),
-                        mean=mean, std=std, device=args.device)
+    print(
+        f"data: {name}, n={len(labels)}, batch {args.batch_size}, crop padding {padding} "
+        f"+ flip + normalise, {args.batches} batches, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, device {args.device}"
+    )
+    ours = TensorLoader(
+        images,
+        labels,
+        args.batch_size,
+        augment=Augment(padding, flip=True),
+        mean=mean,
+        std=std,
+        device=args.device,
+    )
     ours_rate = rate(ours, args.batches)
     print(f"TensorLoader:                   {ours_rate:9.1f} batches/s")
     for workers in args.workers:
-        peer = DataLoader(PerSampleAugmented(images, labels, padding, mean, std),
-                          batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                          persistent_workers=workers > 0)
+        peer = DataLoader(
+            PerSampleAugmented(images, labels, padding, mean, std),
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
         peer_rate = rate(peer, args.batches if workers else max(10, args.batches // 5))
-        print(f"DataLoader (num_workers={workers}):   {peer_rate:9.1f} batches/s   "
-              f"ratio TensorLoader/DataLoader = {ours_rate / peer_rate:.1f}x")
+        print(
+            f"DataLoader (num_workers={workers}):   {peer_rate:9.1f} batches/s   "
+            f"ratio TensorLoader/DataLoader = {ours_rate / peer_rate:.1f}x"
+        )
 
 
 if __name__ == "__main__":

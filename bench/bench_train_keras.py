@@ -47,24 +47,36 @@ def venv_python(reinstall: bool = False) -> Path:
     """The Keras venv's python, creating the venv (keras>=3, jax[cpu]) when missing."""
     python = VENV / "bin" / "python"
     check = [str(python), "-c", "import keras, jax"]
-    env = dict(os.environ, KERAS_BACKEND="jax")   # keras defaults to TensorFlow otherwise
-    if not reinstall and python.exists() and subprocess.run(
-            check, capture_output=True, env=env).returncode == 0:
+    env = dict(os.environ, KERAS_BACKEND="jax")  # keras defaults to TensorFlow otherwise
+    if (
+        not reinstall
+        and python.exists()
+        and subprocess.run(check, capture_output=True, env=env).returncode == 0
+    ):
         return python
     print(f"creating {VENV} (keras>=3, jax[cpu]) ...", flush=True)
-    subprocess.run(["python3", "-m", "venv", "--clear", str(VENV)],
-                   check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "keras>=3", "jax[cpu]"],
-                   check=True)
+    subprocess.run(["python3", "-m", "venv", "--clear", str(VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "keras>=3", "jax[cpu]"], check=True)
     subprocess.run(check, check=True, env=env)
     return python
 
 
-def keras_side(python: Path, images: int, batch_size: int, threads: int, precision: str,
-               data_dir: str | None) -> dict:
+def keras_side(
+    python: Path, images: int, batch_size: int, threads: int, precision: str, data_dir: str | None
+) -> dict:
     """Run the Keras script once; its JSON result."""
-    cmd = [str(python), str(KERAS_SCRIPT), "--images", str(images), "--batch-size",
-           str(batch_size), "--threads", str(threads), "--precision", precision]
+    cmd = [
+        str(python),
+        str(KERAS_SCRIPT),
+        "--images",
+        str(images),
+        "--batch-size",
+        str(batch_size),
+        "--threads",
+        str(threads),
+        "--precision",
+        precision,
+    ]
     if data_dir:
         cmd += ["--data-dir", data_dir]
     env = dict(os.environ, KERAS_BACKEND="jax")
@@ -87,27 +99,36 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers (torch loop)")
-    parser.add_argument("--keras-bf16", action="store_true",
-                        help="also time Keras with the mixed_bfloat16 policy")
+    parser.add_argument(
+        "--keras-bf16", action="store_true", help="also time Keras with the mixed_bfloat16 policy"
+    )
     parser.add_argument("--reinstall", action="store_true", help="rebuild bench/.venv-keras")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
 
     python = venv_python(args.reinstall)
     cores = use_all_cores()
-    keras_threads = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get(
-        "OMP_NUM_THREADS", "").isdigit() else 0
+    keras_threads = (
+        int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else 0
+    )
     ds = load("fashion-mnist", "train", root=args.data_dir)
-    images, labels = ds.images[:args.images], ds.labels[:args.images]
+    images, labels = ds.images[: args.images], ds.labels[: args.images]
     mean, std = channel_stats(images)
     torch_params = sum(p.numel() for p in make_model().parameters() if p.requires_grad)
-    print(f"{DEFAULT_MODEL}, batch "
-          f"{args.batch_size}, {len(images)} images/epoch, torch {torch.__version__}, "
-          f"{cores} torch threads, Keras XLA threads {keras_threads or 'default'}, "
-          f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{DEFAULT_MODEL}, batch "
+        f"{args.batch_size}, {len(images)} images/epoch, torch {torch.__version__}, "
+        f"{cores} torch threads, Keras XLA threads {keras_threads or 'default'}, "
+        f"load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
-    sides = ["ours (default: precision auto)", "ours (fp32)", "torch loop (fp32)",
-             "keras/jax (fp32)"] + (["keras/jax (mixed_bfloat16)"] if args.keras_bf16 else [])
+    sides = [
+        "ours (default: precision auto)",
+        "ours (fp32)",
+        "torch loop (fp32)",
+        "keras/jax (fp32)",
+    ] + (["keras/jax (mixed_bfloat16)"] if args.keras_bf16 else [])
     best = dict.fromkeys(sides, 0.0)
     cpu = dict.fromkeys(sides, 0.0)
     info: dict = {}
@@ -118,24 +139,33 @@ def main() -> None:
             sides[2]: timed(peer, images, labels, mean, std, args.batch_size, args.workers),
         }
         for side, precision in zip(sides[3:], ("fp32", "bf16"), strict=False):
-            info = keras_side(python, args.images, args.batch_size, keras_threads, precision,
-                              args.data_dir)
+            info = keras_side(
+                python, args.images, args.batch_size, keras_threads, precision, args.data_dir
+            )
             rates[side] = (info["images_per_s"], info["cpu_per_wall"])
         for k, (v, c) in rates.items():
             if v > best[k]:
                 best[k], cpu[k] = v, c
-        print(f"round {r + 1}: " + "   ".join(f"{k} {v:.0f}" for k, (v, _) in rates.items())
-              + f" img/s   (load average {os.getloadavg()[0]:.1f})", flush=True)
+        print(
+            f"round {r + 1}: "
+            + "   ".join(f"{k} {v:.0f}" for k, (v, _) in rates.items())
+            + f" img/s   (load average {os.getloadavg()[0]:.1f})",
+            flush=True,
+        )
 
-    print(f"\ntrainable parameters: torch {torch_params:,}   keras {info['trainable_params']:,}"
-          f" (keras incl. BN moving stats {info['all_params']:,})")
+    print(
+        f"\ntrainable parameters: torch {torch_params:,}   keras {info['trainable_params']:,}"
+        f" (keras incl. BN moving stats {info['all_params']:,})"
+    )
     if abs(torch_params - info["trainable_params"]) > 0.01 * torch_params:
         print("WARNING: parameter counts differ by more than 1%: not the same network")
     print(f"keras {info['keras']}, jax {info['jax']}, backend {info['backend']}, jit_compile")
     keras_rate, loop_rate = best["keras/jax (fp32)"], best["torch loop (fp32)"]
     for k, v in best.items():
-        print(f"best {k:<32} {v:7.0f} img/s   /keras-fp32 {v / keras_rate:5.2f}   "
-              f"/torch-loop {v / loop_rate:5.2f}   (CPU s per wall s {cpu[k]:.2f})")
+        print(
+            f"best {k:<32} {v:7.0f} img/s   /keras-fp32 {v / keras_rate:5.2f}   "
+            f"/torch-loop {v / loop_rate:5.2f}   (CPU s per wall s {cpu[k]:.2f})"
+        )
     print(f"(load average now {os.getloadavg()[0]:.1f})")
 
 

@@ -31,8 +31,15 @@ class TestEveryEpoch:
             train, _ = split_validation(train, cfg.val_size, seed=cfg.seed)
         mean, std = channel_stats(train)
         test = load(data, "test", root=data_dir)
-        self.loader = TensorLoader(test.images, test.labels, 1024, shuffle=False, mean=mean,
-                                   std=std, channels_last=cfg.channels_last)
+        self.loader = TensorLoader(
+            test.images,
+            test.labels,
+            1024,
+            shuffle=False,
+            mean=mean,
+            std=std,
+            channels_last=cfg.channels_last,
+        )
         self.rows: list[tuple[int, float, float]] = []
         self.excluded = 0.0
 
@@ -45,9 +52,12 @@ class TestEveryEpoch:
         acc = trainer.validate(self.loader).accuracy
         self.excluded += time.perf_counter() - t
         self.rows.append((trainer.epoch, clock, acc))
-        print(f"epoch {trainer.epoch:2d}  {clock:7.1f} s  test_accuracy {acc:.4f}  "
-              f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}  "
-              f"epoch {logs['epoch_time']:.1f} s", flush=True)
+        print(
+            f"epoch {trainer.epoch:2d}  {clock:7.1f} s  test_accuracy {acc:.4f}  "
+            f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}  "
+            f"epoch {logs['epoch_time']:.1f} s",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -58,26 +68,37 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--runs-db", default=None, help="run store (default: a temp file)")
     args = parser.parse_args()
-    cfg = default_config(epochs=args.epochs, batch_size=args.batch_size,
-                                            lr=args.lr)
+    cfg = default_config(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
     cb = TestEveryEpoch("fashion-mnist", args.data_dir, cfg)
     t0 = time.perf_counter()
     load_avg = os.getloadavg()
-    result = resnetlab.train(config=cfg, data_dir=args.data_dir, callbacks=[cb],
-                             store=args.runs_db or "/tmp/resnetlab-bench-runs.db")
+    result = resnetlab.train(
+        config=cfg,
+        data_dir=args.data_dir,
+        callbacks=[cb],
+        store=args.runs_db or "/tmp/resnetlab-bench-runs.db",
+    )
     wall = time.perf_counter() - t0
-    print(f"\nmachine: {os.cpu_count()} CPUs, load average at start {load_avg[0]:.1f}, "
-          f"at end {os.getloadavg()[0]:.1f}")
-    print(f"final test accuracy {result.test_accuracy:.4f}; wall time of the run "
-          f"{wall:.0f} s (incl. the extra per-epoch test passes {cb.excluded:.0f} s)")
+    print(
+        f"\nmachine: {os.cpu_count()} CPUs, load average at start {load_avg[0]:.1f}, "
+        f"at end {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"final test accuracy {result.test_accuracy:.4f}; wall time of the run "
+        f"{wall:.0f} s (incl. the extra per-epoch test passes {cb.excluded:.0f} s)"
+    )
     for target in (0.93, 0.94):
         hit = next((r for r in cb.rows if r[2] >= target), None)
-        print(f"time to {target:.0%}: " + (f"{hit[1]:.0f} s (epoch {hit[0]})" if hit
-                                            else "not reached"))
+        print(
+            f"time to {target:.0%}: "
+            + (f"{hit[1]:.0f} s (epoch {hit[0]})" if hit else "not reached")
+        )
     steps = [r for r in result.stream.series("images_per_s")[1]]
     if steps:
         steps.sort()
-        print(f"training throughput (median of logging windows): {steps[len(steps) // 2]:.0f} img/s")
+        print(
+            f"training throughput (median of logging windows): {steps[len(steps) // 2]:.0f} img/s"
+        )
 
 
 if __name__ == "__main__":

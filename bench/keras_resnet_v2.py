@@ -39,9 +39,10 @@ from pathlib import Path
 def _set_threads(threads: int) -> None:
     """Make XLA use ``threads`` threads (set before jax is imported); 0 leaves the default."""
     if threads > 0:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false"
-                                   f" intra_op_parallelism_threads={threads}").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+            f" intra_op_parallelism_threads={threads}"
+        ).strip()
     os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
@@ -52,7 +53,7 @@ def read_idx(path: Path):
     with gzip.open(path, "rb") as f:
         data = f.read()
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -62,8 +63,14 @@ def conv(x, filters: int, kernel: int, stride: int = 1):
 
     if kernel > 1:
         x = layers.ZeroPadding2D(kernel // 2)(x)
-    return layers.Conv2D(filters, kernel, strides=stride, padding="valid", use_bias=False,
-                         kernel_initializer="he_normal")(x)
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=stride,
+        padding="valid",
+        use_bias=False,
+        kernel_initializer="he_normal",
+    )(x)
 
 
 def bn_relu(x):
@@ -111,10 +118,11 @@ def random_crop_flip_layer(padding: int):
             padded = ops.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
             top = keras.random.randint((b, 1), 0, 2 * p + 1, seed=self.seed)
             left = keras.random.randint((b, 1), 0, 2 * p + 1, seed=self.seed)
-            rows = (top + ops.arange(h)[None, :])[:, :, None, None]            # (B, H, 1, 1)
-            padded = ops.take_along_axis(padded, ops.broadcast_to(
-                rows, (b, h, w + 2 * p, 1)), axis=1)
-            cols = (left + ops.arange(w)[None, :])[:, None, :, None]           # (B, 1, W, 1)
+            rows = (top + ops.arange(h)[None, :])[:, :, None, None]  # (B, H, 1, 1)
+            padded = ops.take_along_axis(
+                padded, ops.broadcast_to(rows, (b, h, w + 2 * p, 1)), axis=1
+            )
+            cols = (left + ops.arange(w)[None, :])[:, None, :, None]  # (B, 1, W, 1)
             out = ops.take_along_axis(padded, ops.broadcast_to(cols, (b, h, w, 1)), axis=2)
             flip = keras.random.uniform((b, 1, 1, 1), seed=self.seed) < 0.5
             return ops.where(flip, ops.flip(out, axis=2), out)
@@ -128,12 +136,12 @@ def build_resnetv2_mini(image_size: int = 28, num_classes: int = 10, augment: bo
 
     inputs = keras.Input((image_size, image_size, 1))
     x = inputs
-    if augment:   # active in training only, like the trainer's batched augmentation
+    if augment:  # active in training only, like the trainer's batched augmentation
         x = random_crop_flip_layer(2)(x)
-    x = bn_relu(conv(x, 32, 3, 2))                                  # stem, 28 -> 14
+    x = bn_relu(conv(x, 32, 3, 2))  # stem, 28 -> 14
     for i, (filters, stride) in enumerate(zip((32, 64, 128), (1, 2, 2), strict=True)):
-        x = basic_unit(x, filters, stride, preactivated=i != 0)     # 14, 7, 4
-    x = bn_relu(x)                                                  # head
+        x = basic_unit(x, filters, stride, preactivated=i != 0)  # 14, 7, 4
+    x = bn_relu(x)  # head
     x = layers.GlobalAveragePooling2D()(x)
     outputs = layers.Dense(num_classes, dtype="float32")(x)
     return keras.Model(inputs, outputs, name="resnetv2_mini")
@@ -144,10 +152,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8192)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="XLA intra-op threads (0: XLA's default, every core)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16: Keras 'mixed_bfloat16' policy")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="XLA intra-op threads (0: XLA's default, every core)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: Keras 'mixed_bfloat16' policy",
+    )
     parser.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--summary", action="store_true", help="print model.summary()")
     args = parser.parse_args()
@@ -161,22 +174,24 @@ def main() -> None:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
     root = Path(args.data_dir)
-    images = read_idx(root / "train-images-idx3-ubyte.gz")[:args.images]
-    labels = read_idx(root / "train-labels-idx1-ubyte.gz")[:args.images].astype("int32")
+    images = read_idx(root / "train-images-idx3-ubyte.gz")[: args.images]
+    labels = read_idx(root / "train-labels-idx1-ubyte.gz")[: args.images].astype("int32")
     x = images.astype("float32")[..., None] / 255.0
     x = (x - x.mean()) / x.std()
-    y = keras.utils.to_categorical(labels, 10)   # label smoothing needs one-hot targets
-    n = len(x) - len(x) % args.batch_size        # the trainer drops the last partial batch
+    y = keras.utils.to_categorical(labels, 10)  # label smoothing needs one-hot targets
+    n = len(x) - len(x) % args.batch_size  # the trainer drops the last partial batch
     x, y = x[:n], y[:n]
 
     model = build_resnetv2_mini()
     if args.summary:
         model.summary(print_fn=lambda s, **_: print(s, file=sys.stderr))
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True,
-                                       weight_decay=5e-4),
+        optimizer=keras.optimizers.SGD(
+            learning_rate=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4
+        ),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
-        jit_compile=True)
+        jit_compile=True,
+    )
 
     class EpochClock(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -192,23 +207,34 @@ def main() -> None:
             self.cpu.append(time.process_time() - self.c0)
 
     clock = EpochClock()
-    model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, shuffle=True,
-              callbacks=[clock], verbose=0)
+    model.fit(
+        x,
+        y,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        shuffle=True,
+        callbacks=[clock],
+        verbose=0,
+    )
     trainable = int(sum(np.prod(v.shape) for v in model.trainable_weights))
     total = int(sum(np.prod(v.shape) for v in model.weights))
-    print(json.dumps({
-        "images_per_s": n / clock.times[-1],
-        "epoch_times": clock.times,
-        "cpu_per_wall": clock.cpu[-1] / clock.times[-1],
-        "images": n,
-        "trainable_params": trainable,
-        "all_params": total,
-        "keras": keras.__version__,
-        "jax": jax.__version__,
-        "backend": keras.backend.backend(),
-        "precision": args.precision,
-        "threads": args.threads,
-    }))
+    print(
+        json.dumps(
+            {
+                "images_per_s": n / clock.times[-1],
+                "epoch_times": clock.times,
+                "cpu_per_wall": clock.cpu[-1] / clock.times[-1],
+                "images": n,
+                "trainable_params": trainable,
+                "all_params": total,
+                "keras": keras.__version__,
+                "jax": jax.__version__,
+                "backend": keras.backend.backend(),
+                "precision": args.precision,
+                "threads": args.threads,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

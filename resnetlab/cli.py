@@ -17,14 +17,14 @@ from resnetlab.errors import ResnetlabError
 
 # Modules whose ``register(subparsers)`` adds subcommands, in the order shown by --help.
 COMMAND_MODULES: tuple[str, ...] = (
-    "resnetlab.models.cli",     # models, summary
-    "resnetlab.data.cli",       # data info
-    "resnetlab.training.cli",   # train, eval
-    "resnetlab.store.cli",      # runs, show, plot, compare, export
-    "resnetlab.live.cli",       # backends
-    "resnetlab.live.watch",     # watch
-    "resnetlab.jobs.cli",       # jobs
-    "resnetlab.inspect.cli",    # inspect ..., experiment ...
+    "resnetlab.models.cli",  # models, summary
+    "resnetlab.data.cli",  # data info
+    "resnetlab.training.cli",  # train, eval
+    "resnetlab.store.cli",  # runs, show, plot, compare, export
+    "resnetlab.live.cli",  # backends
+    "resnetlab.live.watch",  # watch
+    "resnetlab.jobs.cli",  # jobs
+    "resnetlab.inspect.cli",  # inspect ..., experiment ...
 )
 
 

@@ -45,8 +45,10 @@ def _one_torch_thread() -> None:
 def fashion_mnist_dir() -> Path:
     """The real Fashion-MNIST from Debian's ``dataset-fashion-mnist`` package."""
     if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"real Fashion-MNIST not found in {FASHION_MNIST_DIR} "
-                    "(apt-get install dataset-fashion-mnist)")
+        pytest.skip(
+            f"real Fashion-MNIST not found in {FASHION_MNIST_DIR} "
+            "(apt-get install dataset-fashion-mnist)"
+        )
     return FASHION_MNIST_DIR
 
 
@@ -72,9 +74,22 @@ def xvfb_display() -> str:
     # connections while it does; a window opened just after another closed then failed
     # with "could not connect to display" (seen with Qt on a loaded machine).
     read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(write_fd), "-noreset", "-screen", "0",
-                             "1280x1024x24", "-nolisten", "tcp"], pass_fds=(write_fd,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            xvfb,
+            "-displayfd",
+            str(write_fd),
+            "-noreset",
+            "-screen",
+            "0",
+            "1280x1024x24",
+            "-nolisten",
+            "tcp",
+        ],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_fd)
     number = b""
     with os.fdopen(read_fd, "rb") as pipe:

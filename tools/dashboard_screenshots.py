@@ -30,16 +30,29 @@ def simulated_run(stream, stop: threading.Event, steps_per_s: float = 40.0) -> N
     step = 0
     layers = [f"stacks.{s}.units.{u}.conv" for s in range(3) for u in range(3)]
     while not stop.is_set():
-        stream.log(step, loss=2.3 * math.exp(-step / 150) + 0.25 + 0.08 * rng.random(),
-                   accuracy=0.92 * (1 - math.exp(-step / 120)) + 0.02 * rng.random(),
-                   lr=0.1 * 0.5 * (1 + math.cos(math.pi * min(step / 2000, 1))),
-                   images_per_s=2400 + 150 * rng.random())
+        stream.log(
+            step,
+            loss=2.3 * math.exp(-step / 150) + 0.25 + 0.08 * rng.random(),
+            accuracy=0.92 * (1 - math.exp(-step / 120)) + 0.02 * rng.random(),
+            lr=0.1 * 0.5 * (1 + math.cos(math.pi * min(step / 2000, 1))),
+            images_per_s=2400 + 150 * rng.random(),
+        )
         if step % 50 == 49:
-            stream.log(step, val_loss=2.3 * math.exp(-step / 150) + 0.32,
-                       val_accuracy=0.9 * (1 - math.exp(-step / 120)))
+            stream.log(
+                step,
+                val_loss=2.3 * math.exp(-step / 150) + 0.32,
+                val_accuracy=0.9 * (1 - math.exp(-step / 120)),
+            )
         if step % 5 == 0:
-            stream.append(step, {f"grad_norm/{name}": 10 ** (-i / 4) * (1 + 0.3 * rng.random())
-                                 * (1 + math.exp(-step / 100)) for i, name in enumerate(layers)})
+            stream.append(
+                step,
+                {
+                    f"grad_norm/{name}": 10 ** (-i / 4)
+                    * (1 + 0.3 * rng.random())
+                    * (1 + math.exp(-step / 100))
+                    for i, name in enumerate(layers)
+                },
+            )
         step += 1
         time.sleep(1 / steps_per_s)
 
@@ -56,8 +69,15 @@ def browser_and_agg() -> None:
     producer.start()
     monitor = SystemMonitor(stream, interval=0.5).start()
     panels = ["loss", "accuracy", "lr", "throughput", "cpu", "ram", "grad_norms", "sys/rss_gb"]
-    dash = Dashboard(panels, stream=stream, backend="webagg", ncols=4, panel_size=(3.2, 2.6),
-                     title="resnetv2-mini on Fashion-MNIST (simulated)", draw_budget=0.5)
+    dash = Dashboard(
+        panels,
+        stream=stream,
+        backend="webagg",
+        ncols=4,
+        panel_size=(3.2, 2.6),
+        title="resnetv2-mini on Fashion-MNIST (simulated)",
+        draw_budget=0.5,
+    )
     dash.start(rate_hz=2)
     try:
         with sync_playwright() as p:
@@ -77,8 +97,12 @@ def browser_and_agg() -> None:
 
 def jupyterlab() -> None:
     env = {**os.environ, "RESNETLAB_SCREENSHOTS": str(IMG)}
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/live/test_jupyterlab.py"],
-                   cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "tests/live/test_jupyterlab.py"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
 
 
 if __name__ == "__main__":

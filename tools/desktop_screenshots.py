@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 MODEL = "resnetv2-micro"
-TRAIN_IMAGES = 10_000     # the first N training images (1,000 of them held out to validate)
+TRAIN_IMAGES = 10_000  # the first N training images (1,000 of them held out to validate)
 EPOCHS = 3
 # The run is real; the window shows it replayed from the run store.
 TITLE = f"{MODEL} on Fashion-MNIST: first {TRAIN_IMAGES:,} images, {EPOCHS} epochs (real run)"
@@ -34,11 +34,22 @@ def record_run(db: Path) -> int:
     """Train for real and record the run in the store at ``db``; returns the run id."""
     import resnetlab
 
-    result = resnetlab.train(MODEL, data="fashion-mnist", epochs=EPOCHS,
-                             train_limit=TRAIN_IMAGES, val_size=1000, test_limit=1000,
-                             batch_size=64, log_every=5, store=db, live=None)
-    print(f"trained {MODEL}: test accuracy {result.test_accuracy:.3f} "
-          f"in {result.wall_time:.0f} s (run {result.run_id})")
+    result = resnetlab.train(
+        MODEL,
+        data="fashion-mnist",
+        epochs=EPOCHS,
+        train_limit=TRAIN_IMAGES,
+        val_size=1000,
+        test_limit=1000,
+        batch_size=64,
+        log_every=5,
+        store=db,
+        live=None,
+    )
+    print(
+        f"trained {MODEL}: test accuracy {result.test_accuracy:.3f} "
+        f"in {result.wall_time:.0f} s (run {result.run_id})"
+    )
     return int(result.run_id)
 
 
@@ -62,8 +73,14 @@ def window(kit: str, out: Path, db: Path, run_id: int) -> None:
     recorder = _Recorder()
     RunFollower(RunStore(db), run_id, recorder).poll()  # the run's records, as watch sees them
     stream = MetricStream(name=f"{MODEL} fashion-mnist")
-    dash = Dashboard(["loss", "accuracy", "lr", "throughput"], stream=stream, backend=kit,
-                     mode="window", ncols=2, title=TITLE)
+    dash = Dashboard(
+        ["loss", "accuracy", "lr", "throughput"],
+        stream=stream,
+        backend=kit,
+        mode="window",
+        ncols=2,
+        title=TITLE,
+    )
     dash.start(rate_hz=5)
     pause = 4.0 / max(len(recorder.records), 1)  # the whole run in about 4 s
     for step, metrics, t, epoch in recorder.records:
@@ -88,16 +105,22 @@ def main() -> int:
                 print("no DISPLAY and no Xvfb (apt-get install xvfb)", file=sys.stderr)
                 return 2
             display = ":93"
-            xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1600x1200x24",
-                                     "-nolisten", "tcp"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            xvfb = subprocess.Popen(
+                ["Xvfb", display, "-screen", "0", "1600x1200x24", "-nolisten", "tcp"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(1.0)
             env["DISPLAY"] = display
         try:
             for kit in ("qt", "tk"):
                 out = ROOT / "docs" / "img" / f"desktop-{kit}.png"
-                subprocess.run([sys.executable, __file__, "--child", kit, str(out), str(db),
-                                str(run_id)], env=env, check=True, timeout=120)
+                subprocess.run(
+                    [sys.executable, __file__, "--child", kit, str(out), str(db), str(run_id)],
+                    env=env,
+                    check=True,
+                    timeout=120,
+                )
                 print(f"wrote {out.relative_to(ROOT)}")
         finally:
             if xvfb is not None:

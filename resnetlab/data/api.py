@@ -26,12 +26,19 @@ def get_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of "
-                          f"{', '.join(DATASETS)}") from None
+        raise ConfigError(
+            f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}"
+        ) from None
 
 
-def find(spec: DatasetSpec, split: str, root: str | os.PathLike[str] | None = None, *,
-         download: bool = True, progress: bool = True) -> Located:
+def find(
+    spec: DatasetSpec,
+    split: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    progress: bool = True,
+) -> Located:
     """Locate the files of ``split``, downloading them when allowed and needed."""
     found = locate(spec, split, root)
     if found is not None:
@@ -56,17 +63,19 @@ def find(spec: DatasetSpec, split: str, root: str | os.PathLike[str] | None = No
     raise DataError(not_found_message(spec, split, root, problem))
 
 
-def _parse(spec: DatasetSpec, split: str, found: Located,
-           options: dict[str, Any]) -> dict[str, Any]:
+def _parse(
+    spec: DatasetSpec, split: str, found: Located, options: dict[str, Any]
+) -> dict[str, Any]:
     if spec.format == "idx":
         from resnetlab.data.formats.idx import read_idx_pair
 
         images_file, labels_file = (found.files[f.name] for f in spec.split_files(split))
-        images, labels = read_idx_pair(images_file, labels_file, len(spec.classes),
-                                       spec.shape)
-        return {"images": torch.from_numpy(np.ascontiguousarray(images)),
-                "labels": torch.from_numpy(labels.astype(np.int64)),
-                "classes": list(spec.classes)}
+        images, labels = read_idx_pair(images_file, labels_file, len(spec.classes), spec.shape)
+        return {
+            "images": torch.from_numpy(np.ascontiguousarray(images)),
+            "labels": torch.from_numpy(labels.astype(np.int64)),
+            "classes": list(spec.classes),
+        }
     if spec.format == "cifar":
         from resnetlab.data.formats.cifar import read_cifar
 
@@ -75,9 +84,16 @@ def _parse(spec: DatasetSpec, split: str, found: Located,
     raise ConfigError(f"{spec.name}: no parser for format {spec.format!r}")
 
 
-def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = None, *,
-         download: bool = True, cache_parsed: bool = True, progress: bool = True,
-         **options: Any) -> ImageDataset:
+def load(
+    name: str,
+    split: str = "train",
+    root: str | os.PathLike[str] | None = None,
+    *,
+    download: bool = True,
+    cache_parsed: bool = True,
+    progress: bool = True,
+    **options: Any,
+) -> ImageDataset:
     """Load one split of a dataset as uint8 tensors.
 
     ``name`` is one of ``DATASETS`` ("fashion-mnist", "mnist", "cifar10", "cifar100",
@@ -94,10 +110,10 @@ def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = 
     if spec.format == "celeba":
         from resnetlab.data.formats.celeba import load_celeba
 
-        found = find(spec, _check_split(spec, split), root, download=download,
-                     progress=progress)
-        return load_celeba(spec, split, found, cache_parsed=cache_parsed, progress=progress,
-                           **options)
+        found = find(spec, _check_split(spec, split), root, download=download, progress=progress)
+        return load_celeba(
+            spec, split, found, cache_parsed=cache_parsed, progress=progress, **options
+        )
     if spec.format == "image-folder":
         from resnetlab.data.formats.image_folder import load_image_folder
 
@@ -115,9 +131,14 @@ def load(name: str, split: str = "train", root: str | os.PathLike[str] | None = 
         payload = _parse(spec, split, found, options)
         if cache_parsed:
             cache.save_cached(path, payload)
-    return ImageDataset(images=payload["images"], labels=payload["labels"],
-                        classes=list(payload["classes"]), name=spec.name,
-                        source=Path(found.folder), split=split)
+    return ImageDataset(
+        images=payload["images"],
+        labels=payload["labels"],
+        classes=list(payload["classes"]),
+        name=spec.name,
+        source=Path(found.folder),
+        split=split,
+    )
 
 
 def check_options(spec: DatasetSpec, options: dict[str, Any]) -> None:
@@ -129,14 +150,15 @@ def check_options(spec: DatasetSpec, options: dict[str, Any]) -> None:
     for option in unknown:
         close = difflib.get_close_matches(option, spec.options, n=1)
         hints.append(f"{option!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    takes = (f"it takes {', '.join(spec.options)}" if spec.options
-             else "it takes no options")
+    takes = f"it takes {', '.join(spec.options)}" if spec.options else "it takes no options"
     raise ConfigError(f"{spec.name}: unknown option(s) {', '.join(hints)}; {takes}")
 
 
 def _check_split(spec: DatasetSpec, split: str) -> str:
     if split not in spec.splits:
-        raise ConfigError(f"{spec.name} has no split {split!r}; choose one of "
-                          f"{', '.join(spec.splits)} (carve a validation set from 'train' "
-                          "with split_validation)")
+        raise ConfigError(
+            f"{spec.name} has no split {split!r}; choose one of "
+            f"{', '.join(spec.splits)} (carve a validation set from 'train' "
+            "with split_validation)"
+        )
     return split

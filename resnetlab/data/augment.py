@@ -43,7 +43,7 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
     b, c, h, w = x.shape
     p = padding
     padded = x.new_zeros(b, c, h + 2 * p, w + 2 * p)
-    padded[:, :, p:p + h, p:p + w] = x
+    padded[:, :, p : p + h, p : p + w] = x
     offsets = torch.randint(0, 2 * p + 1, (2, b), generator=gen).to(x.device)
     rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (B, H)
     cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # (B, W)
@@ -60,18 +60,20 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
     """Zero a ``size`` x ``size`` square (clipped at the border) at a random centre."""
     b, _, h, w = x.shape
-    centres = torch.stack([torch.randint(0, h, (b,), generator=gen),
-                           torch.randint(0, w, (b,), generator=gen)]).to(x.device)
+    centres = torch.stack(
+        [torch.randint(0, h, (b,), generator=gen), torch.randint(0, w, (b,), generator=gen)]
+    ).to(x.device)
     top = centres[0] - size // 2
     left = centres[1] - size // 2
-    rows = torch.arange(h, device=x.device)[None, :] - top[:, None]   # (B, H)
+    rows = torch.arange(h, device=x.device)[None, :] - top[:, None]  # (B, H)
     cols = torch.arange(w, device=x.device)[None, :] - left[:, None]  # (B, W)
     inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
     return x * ~inside[:, None, :, :]
 
 
-def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator,
-                  shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor, aug: Augment, gen: torch.Generator, shift: torch.Tensor, scale: torch.Tensor
+) -> torch.Tensor:
     """Raw batch -> augmented float32 batch ``(x - shift) / scale`` (see :func:`to_float`)."""
     if aug.crop_padding:
         x = random_crop(x, aug.crop_padding, gen)  # on uint8: 4x less memory traffic

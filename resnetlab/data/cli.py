@@ -14,20 +14,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="find, download and describe datasets")
     sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     info = sub.add_parser("info", help="where a dataset was found, counts, shapes, mean/std")
-    info.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100, celeba, "
-                                   "image-folder")
-    info.add_argument("--data-dir", default=None,
-                      help="folder holding the files (default: search RESNETLAB_DATA, "
-                           "~/.cache/resnetlab/NAME, /usr/share/datasets/NAME)")
-    info.add_argument("--split", action="append", default=None,
-                      help="split(s) to describe (default: train and test; for image-folder, "
-                           "test only when DIR/test exists)")
-    info.add_argument("--no-download", action="store_true",
-                      help="fail instead of downloading missing files")
-    info.add_argument("--attributes", default=None,
-                      help="celeba: comma-separated attribute names (default Smiling)")
-    info.add_argument("--image-size", type=int, default=None,
-                      help="celeba / image-folder: resize images to this size")
+    info.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100, celeba, image-folder")
+    info.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding the files (default: search RESNETLAB_DATA, "
+        "~/.cache/resnetlab/NAME, /usr/share/datasets/NAME)",
+    )
+    info.add_argument(
+        "--split",
+        action="append",
+        default=None,
+        help="split(s) to describe (default: train and test; for image-folder, "
+        "test only when DIR/test exists)",
+    )
+    info.add_argument(
+        "--no-download", action="store_true", help="fail instead of downloading missing files"
+    )
+    info.add_argument(
+        "--attributes",
+        default=None,
+        help="celeba: comma-separated attribute names (default Smiling)",
+    )
+    info.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="celeba / image-folder: resize images to this size",
+    )
     info.set_defaults(func=_info)
     data.set_defaults(func=lambda args: (data.print_help(), 1)[1])
 
@@ -47,8 +61,7 @@ def _info(args: argparse.Namespace) -> int:
     if spec.homepage:
         print(f"  homepage: {spec.homepage}")
     for split in splits:
-        ds = load(args.name, split, root=args.data_dir, download=not args.no_download,
-                  **options)
+        ds = load(args.name, split, root=args.data_dir, download=not args.no_download, **options)
         mean, std = channel_stats(ds)
         counts = ds.class_counts()
         c, h, w = ds.shape

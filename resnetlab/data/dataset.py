@@ -37,11 +37,15 @@ class ImageDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"{self.name}: images must be a uint8 tensor (N, C, H, W), got "
-                            f"{self.images.dtype} with shape {tuple(self.images.shape)}")
+            raise DataError(
+                f"{self.name}: images must be a uint8 tensor (N, C, H, W), got "
+                f"{self.images.dtype} with shape {tuple(self.images.shape)}"
+            )
         if self.labels.shape != (self.images.shape[0],):
-            raise DataError(f"{self.name}: {self.images.shape[0]} images but labels of shape "
-                            f"{tuple(self.labels.shape)}; each image needs exactly one label")
+            raise DataError(
+                f"{self.name}: {self.images.shape[0]} images but labels of shape "
+                f"{tuple(self.labels.shape)}; each image needs exactly one label"
+            )
         self.images = self.images.contiguous()
         self.labels = self.labels.to(torch.int64)
         self.source = Path(self.source)
@@ -65,20 +69,29 @@ class ImageDataset:
 
     def subset(self, indices: torch.Tensor, split: str | None = None) -> ImageDataset:
         """A new dataset holding the samples at ``indices`` (copied, contiguous)."""
-        extra = {k: v[indices] if isinstance(v, torch.Tensor) and len(v) == len(self) else v
-                 for k, v in self.extra.items()}
-        return replace(self, images=self.images[indices].contiguous(),
-                       labels=self.labels[indices].clone(), split=split or self.split,
-                       extra=extra)
+        extra = {
+            k: v[indices] if isinstance(v, torch.Tensor) and len(v) == len(self) else v
+            for k, v in self.extra.items()
+        }
+        return replace(
+            self,
+            images=self.images[indices].contiguous(),
+            labels=self.labels[indices].clone(),
+            split=split or self.split,
+            extra=extra,
+        )
 
     def __repr__(self) -> str:
         c, h, w = self.shape
-        return (f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
-                f"shape=({c}, {h}, {w}), num_classes={self.num_classes}, source='{self.source}')")
+        return (
+            f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, "
+            f"shape=({c}, {h}, {w}), num_classes={self.num_classes}, source='{self.source}')"
+        )
 
 
-def split_validation(ds: ImageDataset, size: int | float = 5000,
-                     seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+def split_validation(
+    ds: ImageDataset, size: int | float = 5000, seed: int = 0
+) -> tuple[ImageDataset, ImageDataset]:
     """Carve a deterministic validation split off ``ds``: returns ``(train, val)``.
 
     ``size`` is a count, or a fraction in (0, 1). The same ``(size, seed)`` always picks
@@ -87,14 +100,18 @@ def split_validation(ds: ImageDataset, size: int | float = 5000,
     n = len(ds)
     if isinstance(size, float) and not size.is_integer():
         if not 0 < size < 1:
-            raise ConfigError(f"split_validation: size={size} is neither a count nor a "
-                              "fraction in (0, 1); use e.g. 5000 or 0.1")
+            raise ConfigError(
+                f"split_validation: size={size} is neither a count nor a "
+                "fraction in (0, 1); use e.g. 5000 or 0.1"
+            )
         count = round(n * size)
     else:
         count = int(size)
     if not 0 < count < n:
-        raise ConfigError(f"split_validation: cannot take {count} validation samples from "
-                          f"{n} in {ds.name}/{ds.split}; choose a size between 1 and {n - 1}")
+        raise ConfigError(
+            f"split_validation: cannot take {count} validation samples from "
+            f"{n} in {ds.name}/{ds.split}; choose a size between 1 and {n - 1}"
+        )
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=gen)
     val_idx, _ = perm[:count].sort()
@@ -102,21 +119,23 @@ def split_validation(ds: ImageDataset, size: int | float = 5000,
     return ds.subset(train_idx, "train"), ds.subset(val_idx, "val")
 
 
-def channel_stats(ds: ImageDataset | torch.Tensor,
-                  chunk: int = 8192) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def channel_stats(
+    ds: ImageDataset | torch.Tensor, chunk: int = 8192
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of the pixels, in [0, 1] units.
 
     Accumulates in float64 over chunks, so it never holds a float copy of the split.
     """
     images = ds.images if isinstance(ds, ImageDataset) else ds
     if images.ndim != 4 or images.shape[0] == 0:
-        raise DataError(f"channel_stats needs a non-empty (N, C, H, W) tensor, got shape "
-                        f"{tuple(images.shape)}")
+        raise DataError(
+            f"channel_stats needs a non-empty (N, C, H, W) tensor, got shape {tuple(images.shape)}"
+        )
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     total_sq = torch.zeros(c, dtype=torch.float64)
     for start in range(0, images.shape[0], chunk):
-        block = images[start:start + chunk].to(torch.float64).transpose(0, 1).reshape(c, -1)
+        block = images[start : start + chunk].to(torch.float64).transpose(0, 1).reshape(c, -1)
         total += block.sum(1)
         total_sq += (block * block).sum(1)
     count = images.numel() // c

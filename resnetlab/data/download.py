@@ -58,7 +58,8 @@ def verify(path: Path, remote: RemoteFile, url: str) -> None:
             f"found {found} ({size} bytes). The download was deleted. The server sent a "
             "different or damaged file (a proxy or captive-portal page?); try again later or "
             "download it by hand and check it with "
-            f"`{algorithm}sum {remote.name}`")
+            f"`{algorithm}sum {remote.name}`"
+        )
 
 
 def _progress(total: int | None, initial: int, name: str, enabled: bool):
@@ -66,12 +67,26 @@ def _progress(total: int | None, initial: int, name: str, enabled: bool):
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return contextlib.nullcontext(None)
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=name, disable=None if enabled else True, leave=False)
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=name,
+        disable=None if enabled else True,
+        leave=False,
+    )
 
 
-def download_file(remote: RemoteFile, folder: Path, *, url: str | None = None,
-                  timeout: float = 30.0, progress: bool = True) -> Path:
+def download_file(
+    remote: RemoteFile,
+    folder: Path,
+    *,
+    url: str | None = None,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> Path:
     """Fetch ``remote`` into ``folder`` (verified, atomic, resumable); returns its path."""
     url = url or remote.url
     if not url:
@@ -87,8 +102,9 @@ def download_file(remote: RemoteFile, folder: Path, *, url: str | None = None,
     received = 0
     try:
         try:
-            response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                              timeout=timeout)
+            response = urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers), timeout=timeout
+            )
         except urllib.error.HTTPError as exc:
             if exc.code != 416 or not offset:  # 416: the .part is already complete
                 raise
@@ -100,8 +116,10 @@ def download_file(remote: RemoteFile, folder: Path, *, url: str | None = None,
                 length = response.headers.get("Content-Length")
                 expected = int(length) if length is not None else None
                 total = offset + expected if expected is not None else (remote.size or None)
-                with open(part, "ab" if offset else "wb") as fh, \
-                        _progress(total, offset, remote.name, progress) as bar:
+                with (
+                    open(part, "ab" if offset else "wb") as fh,
+                    _progress(total, offset, remote.name, progress) as bar,
+                ):
                     while block := response.read(CHUNK):
                         fh.write(block)
                         received += len(block)
@@ -111,12 +129,12 @@ def download_file(remote: RemoteFile, folder: Path, *, url: str | None = None,
                     os.fsync(fh.fileno())
                 if expected is not None and received != expected:
                     raise http.client.IncompleteRead(b"", expected - received)
-    except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
-            TimeoutError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
         kept = part.stat().st_size if part.exists() else 0
         reason = getattr(exc, "reason", None) or exc.__class__.__name__
-        resume = (f"; {kept} bytes are kept in {part} and the next attempt resumes them"
-                  if kept else "")
+        resume = (
+            f"; {kept} bytes are kept in {part} and the next attempt resumes them" if kept else ""
+        )
         raise DownloadFailed(f"download of {url} failed ({reason}){resume}") from exc
     try:
         verify(part, remote, url)

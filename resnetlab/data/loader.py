@@ -38,23 +38,38 @@ def _mix(*parts: int) -> int:
 class TensorLoader:
     """Yields ``(x, y)`` batches: x float32 ``(B, C, H, W)`` normalised, y int64 ``(B,)``."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
-                 shuffle: bool = True, augment: Augment | None = None,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 device: str | torch.device = "cpu", channels_last: bool = False,
-                 drop_last: bool = False, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        augment: Augment | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        device: str | torch.device = "cpu",
+        channels_last: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if images.ndim != 4:
-            raise ConfigError(f"TensorLoader: images must be (N, C, H, W), got shape "
-                              f"{tuple(images.shape)}")
+            raise ConfigError(
+                f"TensorLoader: images must be (N, C, H, W), got shape {tuple(images.shape)}"
+            )
         if labels.shape != (images.shape[0],):
-            raise ConfigError(f"TensorLoader: {images.shape[0]} images but labels of shape "
-                              f"{tuple(labels.shape)}")
+            raise ConfigError(
+                f"TensorLoader: {images.shape[0]} images but labels of shape {tuple(labels.shape)}"
+            )
         if batch_size < 1:
             raise ConfigError(f"TensorLoader: batch_size must be >= 1, got {batch_size}")
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ConfigError(f"TensorLoader: need 0 <= rank < world_size, got rank={rank}, "
-                              f"world_size={world_size}")
+            raise ConfigError(
+                f"TensorLoader: need 0 <= rank < world_size, got rank={rank}, "
+                f"world_size={world_size}"
+            )
         if images.shape[0] == 0:
             raise ConfigError("TensorLoader: the split is empty")
         self.device = torch.device(device)
@@ -75,8 +90,9 @@ class TensorLoader:
         self.std = tuple(float(s) for s in std) if std is not None else None
         for label, values in (("mean", self.mean), ("std", self.std)):
             if values is not None and len(values) != channels:
-                raise ConfigError(f"TensorLoader: {label} has {len(values)} values for "
-                                  f"{channels} channels")
+                raise ConfigError(
+                    f"TensorLoader: {label} has {len(values)} values for {channels} channels"
+                )
         if self.std is not None and min(self.std) <= 0:
             raise ConfigError(f"TensorLoader: std must be > 0, got {self.std}")
         shift = torch.tensor(self.mean or (0.0,) * channels) * pixel
@@ -119,9 +135,9 @@ class TensorLoader:
         if total > n:  # pad by wrapping around so every rank gets num_samples
             order = order.repeat(math.ceil(total / n))
         order = order[:total]
-        shard = order[self.rank::self.world_size]
+        shard = order[self.rank :: self.world_size]
         if self.drop_last:
-            shard = shard[:len(self) * self.batch_size]
+            shard = shard[: len(self) * self.batch_size]
         return shard
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -133,7 +149,7 @@ class TensorLoader:
         indices = self.epoch_indices(epoch).to(self.device)
         gen = torch.Generator().manual_seed(_mix(self.seed, epoch, self.rank, 1))
         for start in range(0, len(indices), self.batch_size):
-            sel = indices[start:start + self.batch_size]
+            sel = indices[start : start + self.batch_size]
             x = self.images[sel]  # (B, C, H, W) uint8
             y = self.labels[sel]
             if self.augment is not None:
@@ -145,6 +161,8 @@ class TensorLoader:
             yield x, y
 
     def __repr__(self) -> str:
-        return (f"TensorLoader(n={self.dataset_size}, batch_size={self.batch_size}, "
-                f"batches={len(self)}, shuffle={self.shuffle}, augment={self.augment}, "
-                f"device='{self.device}', rank={self.rank}/{self.world_size})")
+        return (
+            f"TensorLoader(n={self.dataset_size}, batch_size={self.batch_size}, "
+            f"batches={len(self)}, shuffle={self.shuffle}, augment={self.augment}, "
+            f"device='{self.device}', rank={self.rank}/{self.world_size})"
+        )

@@ -78,8 +78,9 @@ class Located:
     files: dict[str, Path]  # official file name -> path found (maybe an alias)
 
 
-def locate(spec: DatasetSpec, split: str,
-           root: str | os.PathLike[str] | None = None) -> Located | None:
+def locate(
+    spec: DatasetSpec, split: str, root: str | os.PathLike[str] | None = None
+) -> Located | None:
     """The first candidate folder that holds all files ``split`` needs, or None."""
     wanted = spec.split_files(split)
     for cand in candidate_dirs(spec.name, root):
@@ -91,8 +92,9 @@ def locate(spec: DatasetSpec, split: str,
     return None
 
 
-def not_found_message(spec: DatasetSpec, split: str, root: str | os.PathLike[str] | None,
-                      download_problem: str) -> str:
+def not_found_message(
+    spec: DatasetSpec, split: str, root: str | os.PathLike[str] | None, download_problem: str
+) -> str:
     """A message listing exactly which files were looked for where and how to provide them."""
     wanted = spec.split_files(split)
     lines = [f"{spec.name} ({split} split) not found.", "Looked for:"]
@@ -109,13 +111,17 @@ def not_found_message(spec: DatasetSpec, split: str, root: str | os.PathLike[str
     target = download_dir(spec.name, root)
     lines.append("How to fix, any one of:")
     if spec.apt_package:
-        lines.append(f"  - sudo apt-get install {spec.apt_package}   "
-                     f"(installs {SYSTEM_DIRS[0] / spec.name}/)")
+        lines.append(
+            f"  - sudo apt-get install {spec.apt_package}   "
+            f"(installs {SYSTEM_DIRS[0] / spec.name}/)"
+        )
     if spec.downloadable:
         lines.append(f"  - download these files into {target}/ :")
         lines.extend(f"      {f.url}" for f in wanted)
     if spec.manual_hint:
         lines.append(f"  - {spec.manual_hint}, into {target}/")
-    lines.append(f"  - pass root=/path/to/folder (CLI: --data-dir), or set {ENV_VAR}=/data so "
-                 f"that /data/{spec.name}/ holds the files")
+    lines.append(
+        f"  - pass root=/path/to/folder (CLI: --data-dir), or set {ENV_VAR}=/data so "
+        f"that /data/{spec.name}/ holds the files"
+    )
     return "\n".join(lines)

@@ -61,14 +61,17 @@ def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.dev
     dev = torch.device(device)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r}: CUDA is not available here; use device='cpu' "
-                              "or 'auto'")
+            raise ConfigError(
+                f"device={device!r}: CUDA is not available here; use device='cpu' or 'auto'"
+            )
         if dev.index is None:
             count = torch.cuda.device_count()
             if local_rank >= count:
-                raise ConfigError(f"LOCAL_RANK={local_rank} but this machine has {count} GPU(s); "
-                                  f"start at most {count} processes per node "
-                                  f"(torchrun --nproc-per-node {count})")
+                raise ConfigError(
+                    f"LOCAL_RANK={local_rank} but this machine has {count} GPU(s); "
+                    f"start at most {count} processes per node "
+                    f"(torchrun --nproc-per-node {count})"
+                )
             dev = torch.device("cuda", local_rank)
     return dev
 
@@ -176,12 +179,18 @@ class DistContext:
         if self._heartbeat is not None:
             self._heartbeat.disarm()
             lost = self._heartbeat.silent_ranks()
-        message = describe_loss(lost or [], operation=operation, timeout_s=self.timeout_s,
-                                timed_out=timed_out, store_unreachable=lost is None,
-                                store_address=self.store_address)
+        message = describe_loss(
+            lost or [],
+            operation=operation,
+            timeout_s=self.timeout_s,
+            timed_out=timed_out,
+            store_unreachable=lost is None,
+            store_address=self.store_address,
+        )
         lost_ranks = [0] if lost is None else lost
-        return RankLostError(f"(rank {self.rank}) {message}", lost_ranks=lost_ranks,
-                             operation=operation)
+        return RankLostError(
+            f"(rank {self.rank}) {message}", lost_ranks=lost_ranks, operation=operation
+        )
 
     # -- collectives ----------------------------------------------------------------------
     def barrier(self) -> None:
@@ -189,6 +198,7 @@ class DistContext:
         if not self.is_distributed:
             return
         import torch.distributed as dist
+
         with self.guard("barrier"):
             if self.backend == "nccl":
                 dist.barrier(device_ids=[self.device.index])
@@ -203,6 +213,7 @@ class DistContext:
         if not self.is_distributed:
             return tensor
         import torch.distributed as dist
+
         with self.guard("all_reduce of metrics"):
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
@@ -212,6 +223,7 @@ class DistContext:
         if not self.is_distributed:
             return [obj]
         import torch.distributed as dist
+
         out: list[Any] = [None] * self.world_size
         with self.guard("all_gather_object"):
             dist.all_gather_object(out, obj)
@@ -222,13 +234,15 @@ class DistContext:
         if not self.is_distributed:
             return obj
         import torch.distributed as dist
+
         box = [obj if self.rank == src else None]
         with self.guard("broadcast_object"):
             dist.broadcast_object_list(box, src=src)
         return box[0]
 
-    def reduce_metrics(self, metrics: Mapping[str, Any], weight: float = 1.0, *,
-                       sum_keys: Iterable[str] = SUM_KEYS) -> dict[str, Any]:
+    def reduce_metrics(
+        self, metrics: Mapping[str, Any], weight: float = 1.0, *, sum_keys: Iterable[str] = SUM_KEYS
+    ) -> dict[str, Any]:
         """The job-wide values of this rank's ``metrics``, on every rank.
 
         Loss, accuracy and other means are averaged weighted by ``weight`` (the number of
@@ -251,8 +265,12 @@ class DistContext:
 
     def _tag(self, sample: Mapping[str, Any]) -> dict[str, Any]:
         values = {k: plain_value(v) for k, v in sample.items()}
-        return {"rank": self.rank, "host": socket.gethostname(), "device": str(self.device),
-                **values}
+        return {
+            "rank": self.rank,
+            "host": socket.gethostname(),
+            "device": str(self.device),
+            **values,
+        }
 
     def publish_system_metrics(self, sample: Mapping[str, Any]) -> None:
         """Leave this rank's latest system sample where rank 0 can read it, at any time.
@@ -280,8 +298,9 @@ class DistContext:
         return [json.loads(raw[r]) for r in sorted(raw)]
 
     # -- model and batch ------------------------------------------------------------------
-    def wrap_model(self, model: nn.Module, sync_batchnorm: bool = False,
-                   **ddp_options: Any) -> nn.Module:
+    def wrap_model(
+        self, model: nn.Module, sync_batchnorm: bool = False, **ddp_options: Any
+    ) -> nn.Module:
         """Move ``model`` to this rank's device and wrap it in DistributedDataParallel.
 
         DDP broadcasts rank 0's weights at construction, so every rank starts identical,
@@ -294,15 +313,18 @@ class DistContext:
         model = model.to(self.device)
         if not self.is_distributed:
             if sync_batchnorm:
-                log.warning("sync_batchnorm=True ignored: this is a single process (no "
-                            "torchrun job), so BatchNorm already sees the whole batch")
+                log.warning(
+                    "sync_batchnorm=True ignored: this is a single process (no "
+                    "torchrun job), so BatchNorm already sees the whole batch"
+                )
             return model
         if sync_batchnorm:
             if self.device.type != "cuda":
                 raise ConfigError(
                     f"sync_batchnorm=True needs CUDA devices (PyTorch's SyncBatchNorm has no "
                     f"CPU kernel), but rank {self.rank} runs on {self.device}; set "
-                    "sync_batchnorm=False (each rank then uses its own batch statistics)")
+                    "sync_batchnorm=False (each rank then uses its own batch statistics)"
+                )
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if self.device.type == "cuda":
             ddp_options.setdefault("device_ids", [self.device.index])
@@ -319,12 +341,22 @@ class DistContext:
         """
         return eval_shard(n, self.rank, self.world_size)
 
-    def batch_plan(self, base_lr: float, *, per_rank_batch: int | None = None,
-                   global_batch: int | None = None,
-                   reference_batch: int | None = None) -> BatchPlan:
+    def batch_plan(
+        self,
+        base_lr: float,
+        *,
+        per_rank_batch: int | None = None,
+        global_batch: int | None = None,
+        reference_batch: int | None = None,
+    ) -> BatchPlan:
         """The global batch and scaled learning rate of this job (logged on rank 0)."""
-        plan = plan_batches(self.world_size, base_lr, per_rank_batch=per_rank_batch,
-                            global_batch=global_batch, reference_batch=reference_batch)
+        plan = plan_batches(
+            self.world_size,
+            base_lr,
+            per_rank_batch=per_rank_batch,
+            global_batch=global_batch,
+            reference_batch=reference_batch,
+        )
         if self.is_main:
             log.info("%s", plan.describe())
         return plan
@@ -332,9 +364,11 @@ class DistContext:
     # -- rank-0-only work -----------------------------------------------------------------
     def main_only(self, fn: Callable[..., T]) -> Callable[..., T | None]:
         """``fn`` wrapped to run on rank 0 only (other ranks get None)."""
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> T | None:
             return fn(*args, **kwargs) if self.is_main else None
+
         return wrapper
 
     @contextlib.contextmanager
@@ -360,6 +394,7 @@ class DistContext:
         if not self.is_distributed or not self._owns_group:
             return
         import torch.distributed as dist
+
         if not self.failed:
             try:
                 self.barrier()
@@ -375,10 +410,15 @@ class DistContext:
         self.shutdown()
 
 
-def init_distributed(device: str | torch.device = "auto", *,
-                     timeout_s: float = DEFAULT_TIMEOUT_S, backend: str = "auto",
-                     heartbeat_s: float | None = 1.0, quiet_others: bool = True,
-                     environ: Mapping[str, str] | None = None) -> DistContext:
+def init_distributed(
+    device: str | torch.device = "auto",
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    backend: str = "auto",
+    heartbeat_s: float | None = 1.0,
+    quiet_others: bool = True,
+    environ: Mapping[str, str] | None = None,
+) -> DistContext:
     """Join the job torchrun started, or return a single-process context.
 
     ``timeout_s`` bounds every collective: a rank whose peer died or hangs fails after
@@ -393,26 +433,49 @@ def init_distributed(device: str | torch.device = "auto", *,
     if env is None or not env.is_distributed:
         local_rank = env.local_rank if env is not None else 0
         dev = resolve_device(device, local_rank)
-        return DistContext(rank=0, local_rank=local_rank, world_size=1, device=dev,
-                           backend=None, timeout_s=timeout_s)
-    return _join(env, device, timeout_s=timeout_s, backend=backend, heartbeat_s=heartbeat_s,
-                 quiet_others=quiet_others)
+        return DistContext(
+            rank=0,
+            local_rank=local_rank,
+            world_size=1,
+            device=dev,
+            backend=None,
+            timeout_s=timeout_s,
+        )
+    return _join(
+        env,
+        device,
+        timeout_s=timeout_s,
+        backend=backend,
+        heartbeat_s=heartbeat_s,
+        quiet_others=quiet_others,
+    )
 
 
-def _join(env: LaunchEnv, device: str | torch.device, *, timeout_s: float, backend: str,
-          heartbeat_s: float | None, quiet_others: bool) -> DistContext:
+def _join(
+    env: LaunchEnv,
+    device: str | torch.device,
+    *,
+    timeout_s: float,
+    backend: str,
+    heartbeat_s: float | None,
+    quiet_others: bool,
+) -> DistContext:
     import torch.distributed as dist
 
     if not dist.is_available():
-        raise DistributedError("this PyTorch build has no torch.distributed; install the "
-                               "official wheel from pytorch.org")
+        raise DistributedError(
+            "this PyTorch build has no torch.distributed; install the "
+            "official wheel from pytorch.org"
+        )
     dev = resolve_device(device, env.local_rank)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     chosen = backend if backend != "auto" else ("nccl" if dev.type == "cuda" else "gloo")
     if chosen == "nccl" and dev.type != "cuda":
-        raise ConfigError(f"backend='nccl' needs CUDA devices but rank {env.rank} runs on {dev}; "
-                          "use backend='gloo' or 'auto'")
+        raise ConfigError(
+            f"backend='nccl' needs CUDA devices but rank {env.rank} runs on {dev}; "
+            "use backend='gloo' or 'auto'"
+        )
     address = f"{env.master_addr}:{env.master_port}"
     owns = False
     if not dist.is_initialized():
@@ -420,31 +483,57 @@ def _join(env: LaunchEnv, device: str | torch.device, *, timeout_s: float, backe
         if dev.type == "cuda":
             options["device_id"] = dev
         try:
-            dist.init_process_group(chosen, init_method="env://", rank=env.rank,
-                                    world_size=env.world_size,
-                                    timeout=timedelta(seconds=timeout_s), **options)
+            dist.init_process_group(
+                chosen,
+                init_method="env://",
+                rank=env.rank,
+                world_size=env.world_size,
+                timeout=timedelta(seconds=timeout_s),
+                **options,
+            )
         except Exception as exc:
             raise DistributedError(
                 f"rank {env.rank}: could not join the job at {address} within {timeout_s:g} s "
                 f"({exc}); check that all {env.world_size} ranks were started with the same "
-                "--rdzv-endpoint / MASTER_ADDR:MASTER_PORT and that the port is reachable") from exc
+                "--rdzv-endpoint / MASTER_ADDR:MASTER_PORT and that the port is reachable"
+            ) from exc
         owns = True
-    ctx = DistContext(rank=env.rank, local_rank=env.local_rank, world_size=env.world_size,
-                      local_world_size=env.local_world_size, device=dev, backend=chosen, timeout_s=timeout_s, store_address=address,
-                      _owns_group=owns)
+    ctx = DistContext(
+        rank=env.rank,
+        local_rank=env.local_rank,
+        world_size=env.world_size,
+        local_world_size=env.local_world_size,
+        device=dev,
+        backend=chosen,
+        timeout_s=timeout_s,
+        store_address=address,
+        _owns_group=owns,
+    )
     if heartbeat_s is not None:
         try:
-            hb = Heartbeat(env.master_addr, env.master_port, env.rank, env.world_size,
-                           prefix=f"resnetlab/heartbeat/{env.restart_count}",
-                           interval_s=heartbeat_s, warn_after_s=max(5 * heartbeat_s, timeout_s / 2),
-                           exit_after_s=2 * timeout_s + 10 * heartbeat_s,
-                           store_timeout_s=min(timeout_s, 30.0))
+            hb = Heartbeat(
+                env.master_addr,
+                env.master_port,
+                env.rank,
+                env.world_size,
+                prefix=f"resnetlab/heartbeat/{env.restart_count}",
+                interval_s=heartbeat_s,
+                warn_after_s=max(5 * heartbeat_s, timeout_s / 2),
+                exit_after_s=2 * timeout_s + 10 * heartbeat_s,
+                store_timeout_s=min(timeout_s, 30.0),
+            )
             hb.start()
             ctx._heartbeat = hb
         except Exception as exc:
             log.warning("no heartbeats (store %s: %s); a lost rank will not be named", address, exc)
     if quiet_others and not ctx.is_main:
         logging.getLogger("resnetlab").setLevel(logging.ERROR)
-    log.info("distributed: %d ranks, backend %s, device %s, collective timeout %g s, store %s",
-             ctx.world_size, chosen, dev, timeout_s, address)
+    log.info(
+        "distributed: %d ranks, backend %s, device %s, collective timeout %g s, store %s",
+        ctx.world_size,
+        chosen,
+        dev,
+        timeout_s,
+        address,
+    )
     return ctx

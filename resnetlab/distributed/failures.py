@@ -22,8 +22,12 @@ EXIT_RANK_LOST = 75
 # Generic words ("socket", "timed out", "connection") are not enough: a local error of
 # the training code may use them too, and must not be reported as a lost peer.
 _FAILURE_MARKERS = (
-    "gloo", "nccl", "c10d", "tcpstore",
-    "caused pair closure", "watchdog caught collective operation timeout",
+    "gloo",
+    "nccl",
+    "c10d",
+    "tcpstore",
+    "caused pair closure",
+    "watchdog caught collective operation timeout",
 )
 
 
@@ -34,7 +38,9 @@ class DistributedError(ResnetlabError):
 class RankLostError(DistributedError):
     """A peer rank died or stopped responding during a collective operation."""
 
-    def __init__(self, message: str, *, lost_ranks: Sequence[int] = (), operation: str = "") -> None:
+    def __init__(
+        self, message: str, *, lost_ranks: Sequence[int] = (), operation: str = ""
+    ) -> None:
         super().__init__(message)
         # Ranks that stopped sending heartbeats (empty when it could not be told which).
         self.lost_ranks = tuple(lost_ranks)
@@ -51,6 +57,7 @@ def is_collective_failure(exc: BaseException) -> bool:
     """
     try:
         import torch.distributed as dist
+
         dist_error = getattr(dist, "DistError", None)
         if dist_error is not None and isinstance(exc, dist_error):
             return True
@@ -62,18 +69,29 @@ def is_collective_failure(exc: BaseException) -> bool:
     return any(marker in text for marker in _FAILURE_MARKERS)
 
 
-def describe_loss(lost: Sequence[int], *, operation: str, timeout_s: float, timed_out: bool,
-                  store_unreachable: bool = False, store_address: str = "") -> str:
+def describe_loss(
+    lost: Sequence[int],
+    *,
+    operation: str,
+    timeout_s: float,
+    timed_out: bool,
+    store_unreachable: bool = False,
+    store_address: str = "",
+) -> str:
     """The message of a :class:`RankLostError`: who, while doing what, and what to do."""
     fix = "restart the job with --resume (it continues from the last checkpoint)"
     during = f" during {operation}" if operation else ""
     if store_unreachable:
-        return (f"rank 0 stopped responding{during}: the rendezvous store at {store_address} "
-                f"(hosted by rank 0's machine or the torchrun agent) cannot be reached; {fix}")
+        return (
+            f"rank 0 stopped responding{during}: the rendezvous store at {store_address} "
+            f"(hosted by rank 0's machine or the torchrun agent) cannot be reached; {fix}"
+        )
     if not lost:
-        return (f"a peer rank stopped responding{during} (timeout {timeout_s:g} s), and "
-                f"every rank still sends heartbeats: look for an error in the other ranks' "
-                f"output; {fix}")
+        return (
+            f"a peer rank stopped responding{during} (timeout {timeout_s:g} s), and "
+            f"every rank still sends heartbeats: look for an error in the other ranks' "
+            f"output; {fix}"
+        )
     names = ", ".join(str(r) for r in lost)
     who = f"rank {names}" if len(lost) == 1 else f"ranks {names}"
     how = f"stopped responding (timeout {timeout_s:g} s)" if timed_out else "died"

@@ -28,9 +28,19 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """One rank's heartbeat sender and peer watcher (a daemon thread)."""
 
-    def __init__(self, host: str, port: int, rank: int, world_size: int, *, prefix: str,
-                 interval_s: float = 1.0, warn_after_s: float = 30.0,
-                 exit_after_s: float | None = 120.0, store_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        rank: int,
+        world_size: int,
+        *,
+        prefix: str,
+        interval_s: float = 1.0,
+        warn_after_s: float = 30.0,
+        exit_after_s: float | None = 120.0,
+        store_timeout_s: float = 10.0,
+    ) -> None:
         import torch.distributed as dist
 
         self.rank = rank
@@ -42,8 +52,13 @@ class Heartbeat:
         self.address = f"{host}:{port}"
         # Our own client connection, so heartbeats never queue behind a blocking call of
         # the process group on the default store connection.
-        self.store = dist.TCPStore(host, port, is_master=False, wait_for_workers=False,
-                                   timeout=timedelta(seconds=store_timeout_s))
+        self.store = dist.TCPStore(
+            host,
+            port,
+            is_master=False,
+            wait_for_workers=False,
+            timeout=timedelta(seconds=store_timeout_s),
+        )
         self._lock = threading.Lock()  # one store request at a time from this object
         self._stop = threading.Event()
         self._armed = True  # cleared once the main thread knows (shutdown or RankLostError)
@@ -59,8 +74,9 @@ class Heartbeat:
     def start(self) -> None:
         """Send the first beat and start the thread."""
         self._beat()
-        self._thread = threading.Thread(target=self._run, name=f"resnetlab-heartbeat-{self.rank}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"resnetlab-heartbeat-{self.rank}", daemon=True
+        )
         self._thread.start()
 
     def disarm(self) -> None:
@@ -119,8 +135,9 @@ class Heartbeat:
             after = self.counters()
         except Exception:
             return None
-        return sorted(r for r, n in before.items()
-                      if r != self.rank and r in after and after[r] == n)
+        return sorted(
+            r for r, n in before.items() if r != self.rank and r in after and after[r] == n
+        )
 
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -159,9 +176,14 @@ class Heartbeat:
     def _maybe_exit(self, silent_s: float, lost: list[int], *, store_down: bool) -> None:
         if not self._armed or self.exit_after_s is None or silent_s < self.exit_after_s:
             return
-        message = describe_loss(lost, operation="", timeout_s=self.exit_after_s, timed_out=True,
-                                store_unreachable=store_down, store_address=self.address)
+        message = describe_loss(
+            lost,
+            operation="",
+            timeout_s=self.exit_after_s,
+            timed_out=True,
+            store_unreachable=store_down,
+            store_address=self.address,
+        )
         sys.stderr.write(f"error: (rank {self.rank}, watchdog) {message}\n")
         sys.stderr.flush()
         os._exit(EXIT_RANK_LOST)
-

@@ -57,7 +57,8 @@ def read_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv | Non
             f"distributed launch: {', '.join(missing)} not set while "
             f"{'WORLD_SIZE' if 'WORLD_SIZE' in env else 'RANK'} is; start the job with "
             "`torchrun --nproc-per-node N -m resnetlab train ...` (it sets all of RANK, "
-            "LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or unset them for one process")
+            "LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) or unset them for one process"
+        )
 
     def integer(name: str, default: str | None = None) -> int:
         raw = env.get(name, default)
@@ -70,7 +71,9 @@ def read_launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv | Non
     world_size = integer("WORLD_SIZE")
     local_rank = integer("LOCAL_RANK", str(rank))
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ConfigError(f"distributed launch: RANK={rank} must be in [0, WORLD_SIZE={world_size})")
+        raise ConfigError(
+            f"distributed launch: RANK={rank} must be in [0, WORLD_SIZE={world_size})"
+        )
     return LaunchEnv(
         rank=rank,
         local_rank=local_rank,

@@ -12,9 +12,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 # Rates and counts add up over ranks (2 ranks at 500 images/s each: 1000 images/s).
-SUM_KEYS: frozenset[str] = frozenset({
-    "images_per_s", "samples_per_s", "val_images_per_s", "samples", "num_samples", "images",
-})
+SUM_KEYS: frozenset[str] = frozenset(
+    {
+        "images_per_s",
+        "samples_per_s",
+        "val_images_per_s",
+        "samples",
+        "num_samples",
+        "images",
+    }
+)
 
 
 def _number(value: Any) -> float | None:
@@ -38,8 +45,9 @@ def plain_value(value: Any) -> Any:
     return value if number is None else number
 
 
-def combine_metrics(per_rank: Sequence[tuple[Mapping[str, Any], float]],
-                    sum_keys: Iterable[str] = SUM_KEYS) -> dict[str, Any]:
+def combine_metrics(
+    per_rank: Sequence[tuple[Mapping[str, Any], float]], sum_keys: Iterable[str] = SUM_KEYS
+) -> dict[str, Any]:
     """Merge ``[(metrics, weight), ...]`` (one pair per rank, rank order) into one dict.
 
     * keys in ``sum_keys`` (throughput, counts) are summed;
@@ -72,7 +80,9 @@ def combine_metrics(per_rank: Sequence[tuple[Mapping[str, Any], float]],
             if total <= 0:
                 out[key] = math.fsum(floats) / len(floats)
             else:
-                out[key] = math.fsum(f * w for f, (_, w) in zip(floats, present, strict=True)) / total
+                out[key] = (
+                    math.fsum(f * w for f, (_, w) in zip(floats, present, strict=True)) / total
+                )
     return out
 
 
@@ -86,9 +96,14 @@ def format_rank_lines(samples: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per rank for the system panel: ``rank 0 host cuda:0  cpu_percent=41.0 ...``."""
     lines = []
     for sample in samples:
-        head = f"rank {sample.get('rank', '?')} {sample.get('host', '?')} {sample.get('device', '')}"
-        rest = "  ".join(f"{k}={_fmt(v)}" for k, v in sample.items()
-                         if k not in ("rank", "host", "device", "local_rank"))
+        head = (
+            f"rank {sample.get('rank', '?')} {sample.get('host', '?')} {sample.get('device', '')}"
+        )
+        rest = "  ".join(
+            f"{k}={_fmt(v)}"
+            for k, v in sample.items()
+            if k not in ("rank", "host", "device", "local_rank")
+        )
         lines.append(f"{head.rstrip()}  {rest}".rstrip())
     return lines
 

@@ -24,6 +24,7 @@ def eval_shard(n: int, rank: int, world_size: int) -> torch.Tensor:
     if n < 0:
         raise ConfigError(f"eval_shard: n must be >= 0, got {n}")
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ConfigError(f"eval_shard: need 0 <= rank < world_size, got rank={rank}, "
-                          f"world_size={world_size}")
+        raise ConfigError(
+            f"eval_shard: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}"
+        )
     return torch.arange(rank, n, world_size, dtype=torch.int64)

@@ -38,8 +38,9 @@ def _first_tensor(output: object) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def capture(model: nn.Module, layers: Sequence[str], *, stop_after: bool = False,
-            detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+def capture(
+    model: nn.Module, layers: Sequence[str], *, stop_after: bool = False, detach: bool = True
+) -> Iterator[dict[str, torch.Tensor]]:
     """Record the outputs of ``layers`` during forward passes inside the ``with`` block.
 
     With ``stop_after`` the forward pass ends (via an exception the block swallows) as soon
@@ -76,10 +77,15 @@ def run_to(model: nn.Module, layer: str, x: torch.Tensor, *, detach: bool = True
         model(x)
     if layer not in out:
         children = [f"{layer}.{name}" for name, _ in find_layer(model, layer).named_children()]
-        hint = (f"its parent calls its parts one by one; use one of {', '.join(children)}"
-                if children else "is it used by forward()?")
-        raise ConfigError(f"layer {layer!r} is not called as a whole in the forward pass of "
-                          f"{type(unwrap(model)).__name__} ({hint})")
+        hint = (
+            f"its parent calls its parts one by one; use one of {', '.join(children)}"
+            if children
+            else "is it used by forward()?"
+        )
+        raise ConfigError(
+            f"layer {layer!r} is not called as a whole in the forward pass of "
+            f"{type(unwrap(model)).__name__} ({hint})"
+        )
     return out[layer]
 
 
@@ -88,7 +94,7 @@ class FeatureMaps:
     """The activations of one layer for one input image."""
 
     layer: str
-    maps: torch.Tensor   # (C, H, W) float, on the CPU
+    maps: torch.Tensor  # (C, H, W) float, on the CPU
     image: torch.Tensor  # (C_in, H, W) the input as the model saw it
 
     def __len__(self) -> int:
@@ -120,12 +126,15 @@ def feature_maps(model: nn.Module, layer: str, image: torch.Tensor) -> FeatureMa
     finally:
         model.train(was_training)
     if out.dim() != 4:
-        raise ConfigError(f"layer {layer!r} gives shape {tuple(out.shape)}, not feature maps "
-                          "(B, C, H, W); choose a conv, norm, activation, unit or stack")
+        raise ConfigError(
+            f"layer {layer!r} gives shape {tuple(out.shape)}, not feature maps "
+            "(B, C, H, W); choose a conv, norm, activation, unit or stack"
+        )
     return FeatureMaps(layer, out[0].float().cpu(), image[0].float().cpu())
 
 
 # -- drawing ---------------------------------------------------------------------------
+
 
 def grid_shape(n: int, max_cols: int = 16) -> tuple[int, int]:
     """(rows, cols) of a near-square grid for ``n`` tiles, at most ``max_cols`` wide."""
@@ -133,8 +142,9 @@ def grid_shape(n: int, max_cols: int = 16) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def tile_grid(tiles: np.ndarray, *, max_cols: int = 16, pad: int = 1,
-              normalize: bool = True) -> np.ndarray:
+def tile_grid(
+    tiles: np.ndarray, *, max_cols: int = 16, pad: int = 1, normalize: bool = True
+) -> np.ndarray:
     """Arrange ``tiles`` ``(N, H, W)`` in one mosaic; gaps and unused cells are NaN.
 
     Each tile is scaled to [0, 1] on its own (``normalize``) so a weak map still shows its
@@ -149,17 +159,24 @@ def tile_grid(tiles: np.ndarray, *, max_cols: int = 16, pad: int = 1,
             lo, hi = float(tile.min()), float(tile.max())
             tile = (tile - lo) / (hi - lo) if hi > lo else np.zeros_like(tile)
         r, c = divmod(i, cols)
-        mosaic[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = tile
+        mosaic[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = tile
     return mosaic
 
 
-def tile_at(mosaic: np.ndarray, index: int, tile_shape: tuple[int, int], *,
-            max_cols: int, n: int, pad: int = 1) -> np.ndarray:
+def tile_at(
+    mosaic: np.ndarray,
+    index: int,
+    tile_shape: tuple[int, int],
+    *,
+    max_cols: int,
+    n: int,
+    pad: int = 1,
+) -> np.ndarray:
     """Cut tile ``index`` back out of a mosaic made by :func:`tile_grid`."""
     h, w = tile_shape
     _, cols = grid_shape(n, max_cols)
     r, c = divmod(index, cols)
-    return mosaic[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w]
+    return mosaic[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w]
 
 
 def image_for_display(image: torch.Tensor) -> np.ndarray:
@@ -170,8 +187,9 @@ def image_for_display(image: torch.Tensor) -> np.ndarray:
     return arr[0] if arr.shape[0] == 1 else np.transpose(arr[:3], (1, 2, 0))
 
 
-def plot_feature_maps(fm: FeatureMaps, *, max_cols: int = 16, cmap: str = "viridis",
-                      title: str | None = None) -> Figure:
+def plot_feature_maps(
+    fm: FeatureMaps, *, max_cols: int = 16, cmap: str = "viridis", title: str | None = None
+) -> Figure:
     """The maps of ``fm`` as a grid (one tile per channel) and their means as a bar chart.
 
     The grid's mosaic is the image of the axes labelled ``"feature-maps"``; tile ``i``

@@ -13,15 +13,23 @@ from typing import Any
 
 from resnetlab.errors import ConfigError
 
-MODEL_HELP = ("checkpoint file (.pt), run folder, or preset name such as resnetv2-mini "
-              "(fresh, untrained weights)")
+MODEL_HELP = (
+    "checkpoint file (.pt), run folder, or preset name such as resnetv2-mini "
+    "(fresh, untrained weights)"
+)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    p.add_argument("--in-channels", type=int, default=1,
-                   help="input channels for a preset (default 1: Fashion-MNIST)")
-    p.add_argument("--image-size", type=int, default=28, help="input side for a preset (default 28)")
+    p.add_argument(
+        "--in-channels",
+        type=int,
+        default=1,
+        help="input channels for a preset (default 1: Fashion-MNIST)",
+    )
+    p.add_argument(
+        "--image-size", type=int, default=28, help="input side for a preset (default 28)"
+    )
     p.add_argument("--num-classes", type=int, default=10, help="classes for a preset (default 10)")
 
 
@@ -35,63 +43,108 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``inspect`` (with its subcommands) and ``experiment`` subcommands."""
     ins = subparsers.add_parser(
-        "inspect", help="feature maps, filter patterns, gradient norms, model graph (PNG)",
-        description="Look inside a network: write a PNG of what a layer shows or reacts to.")
+        "inspect",
+        help="feature maps, filter patterns, gradient norms, model graph (PNG)",
+        description="Look inside a network: write a PNG of what a layer shows or reacts to.",
+    )
     sub = ins.add_subparsers(dest="inspect_command", metavar="WHAT")
     ins.set_defaults(func=lambda args: (ins.print_help(), 1)[1])
 
-    f = sub.add_parser("features", help="activation maps of one layer for one dataset image",
-                       description="Grid of every channel's activation map of LAYER for one "
-                                   "image, with the mean activation per map as a bar chart.")
+    f = sub.add_parser(
+        "features",
+        help="activation maps of one layer for one dataset image",
+        description="Grid of every channel's activation map of LAYER for one "
+        "image, with the mean activation per map as a bar chart.",
+    )
     _model_args(f)
-    f.add_argument("--layer", required=True,
-                   help="module path as printed by `resnetlab summary`, e.g. "
-                        "stacks.2.units.0.layers.1.conv")
+    f.add_argument(
+        "--layer",
+        required=True,
+        help="module path as printed by `resnetlab summary`, e.g. stacks.2.units.0.layers.1.conv",
+    )
     _data_args(f)
     f.add_argument("--cols", type=int, default=16, help="tiles per row (default 16)")
     f.add_argument("-o", "--out", default="features.png", help="PNG to write")
     f.set_defaults(func=cmd_features)
 
-    fl = sub.add_parser("filters", help="input patterns that excite maps most (gradient ascent)",
-                        description="Gradient ascent on the input from noise (normalised "
-                                    "gradients, jitter, blur, decay) for N maps of LAYER.")
+    fl = sub.add_parser(
+        "filters",
+        help="input patterns that excite maps most (gradient ascent)",
+        description="Gradient ascent on the input from noise (normalised "
+        "gradients, jitter, blur, decay) for N maps of LAYER.",
+    )
     _model_args(fl)
-    fl.add_argument("--layer", required=True, help="module path, e.g. stacks.1.units.0.layers.1.conv")
+    fl.add_argument(
+        "--layer", required=True, help="module path, e.g. stacks.1.units.0.layers.1.conv"
+    )
     fl.add_argument("--maps", type=int, default=16, help="first N maps of the layer (default 16)")
-    fl.add_argument("--channels", default=None, help="comma-separated maps instead of --maps, e.g. 0,5,9")
+    fl.add_argument(
+        "--channels", default=None, help="comma-separated maps instead of --maps, e.g. 0,5,9"
+    )
     fl.add_argument("--steps", type=int, default=64, help="ascent steps (default 64)")
     fl.add_argument("--step-size", type=float, default=0.1, help="step size (default 0.1)")
-    fl.add_argument("--jitter", type=int, default=0,
-                    help="random shift in pixels before each step (default 0: off; try 2 "
-                         "for trained nets on larger images)")
+    fl.add_argument(
+        "--jitter",
+        type=int,
+        default=0,
+        help="random shift in pixels before each step (default 0: off; try 2 "
+        "for trained nets on larger images)",
+    )
     fl.add_argument("--blur-every", type=int, default=4, help="blur every N steps (0: off)")
     fl.add_argument("--decay", type=float, default=0.01, help="shrink towards 0 per step")
     fl.add_argument("--seed", type=int, default=0, help="seed of the noise and the jitter")
     fl.add_argument("-o", "--out", default="filters.png", help="PNG to write")
     fl.set_defaults(func=cmd_filters)
 
-    g = sub.add_parser("graph", help="stack/unit/layer hierarchy with shapes and shortcuts",
-                       description="The model as a tree (text) and a block diagram (PNG): "
-                                   "shapes, shortcut kind and parameters of every part.")
+    g = sub.add_parser(
+        "graph",
+        help="stack/unit/layer hierarchy with shapes and shortcuts",
+        description="The model as a tree (text) and a block diagram (PNG): "
+        "shapes, shortcut kind and parameters of every part.",
+    )
     _model_args(g)
-    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field of a preset, e.g. --set stack_shortcut=true")
-    g.add_argument("--depth", type=int, default=None,
-                   help="text tree depth: 1 stacks, 2 units, default every layer")
-    g.add_argument("--max-units", type=int, default=6,
-                   help="units drawn per stack before the middle ones are folded (default 6)")
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field of a preset, e.g. --set stack_shortcut=true",
+    )
+    g.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="text tree depth: 1 stacks, 2 units, default every layer",
+    )
+    g.add_argument(
+        "--max-units",
+        type=int,
+        default=6,
+        help="units drawn per stack before the middle ones are folded (default 6)",
+    )
     g.add_argument("-o", "--out", default="graph.png", help="PNG to write")
-    g.add_argument("--text", default=None, help="also write the text tree to this file "
-                                               "(default: print it)")
+    g.add_argument(
+        "--text", default=None, help="also write the text tree to this file (default: print it)"
+    )
     g.set_defaults(func=cmd_graph)
 
-    gr = sub.add_parser("gradients", help="gradient norm of every conv layer on one batch",
-                        description="One forward/backward on a batch of the dataset (train "
-                                    "mode) and a log-scale plot of each conv layer's "
-                                    "gradient norm: the vanishing/exploding-gradient view.")
+    gr = sub.add_parser(
+        "gradients",
+        help="gradient norm of every conv layer on one batch",
+        description="One forward/backward on a batch of the dataset (train "
+        "mode) and a log-scale plot of each conv layer's "
+        "gradient norm: the vanishing/exploding-gradient view.",
+    )
     _model_args(gr)
-    gr.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                    help="override a config field of a preset")
+    gr.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field of a preset",
+    )
     gr.add_argument("--batch", type=int, default=64, help="images in the batch (default 64)")
     gr.add_argument("--by", choices=("layer", "unit", "stack"), default="layer")
     gr.add_argument("--dataset", default="fashion-mnist")
@@ -102,19 +155,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from resnetlab.inspect.experiments import EXPERIMENTS  # no torch import there at top
 
     e = subparsers.add_parser(
-        "experiment", help="run an experiment and write its Markdown report",
-        description="Experiments: " + "; ".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()))
+        "experiment",
+        help="run an experiment and write its Markdown report",
+        description="Experiments: " + "; ".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()),
+    )
     e.add_argument("name", metavar="NAME", choices=sorted(EXPERIMENTS), help=", ".join(EXPERIMENTS))
-    e.add_argument("--budget", default="1ep",
-                   help="epochs per run ('2', '2ep') or minutes for the whole experiment "
-                        "('5min', '90s', '1h'); default 1ep")
+    e.add_argument(
+        "--budget",
+        default="1ep",
+        help="epochs per run ('2', '2ep') or minutes for the whole experiment "
+        "('5min', '90s', '1h'); default 1ep",
+    )
     e.add_argument("--subset", type=int, default=4000, help="training images (default 4000)")
     e.add_argument("--test-subset", type=int, default=2000, help="test images (default 2000)")
     e.add_argument("--depths", default="20,56", help="depths 9n+2, comma-separated (default 20,56)")
-    e.add_argument("--width", type=int, default=8,
-                   help="bottleneck maps of the first stack (stack outputs 4x, later stacks "
-                        "double); 16 is the published CIFAR layout, 8 (default) suits a CPU")
-    e.add_argument("--seeds", type=int, default=None, help="seeds per variant (default per experiment)")
+    e.add_argument(
+        "--width",
+        type=int,
+        default=8,
+        help="bottleneck maps of the first stack (stack outputs 4x, later stacks "
+        "double); 16 is the published CIFAR layout, 8 (default) suits a CPU",
+    )
+    e.add_argument(
+        "--seeds", type=int, default=None, help="seeds per variant (default per experiment)"
+    )
     e.add_argument("--batch-size", type=int, default=128)
     e.add_argument("--lr", type=float, default=0.1, help="peak learning rate (one-cycle)")
     e.add_argument("--device", default="auto")
@@ -124,28 +188,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--store", default="runs/resnetlab.db", help="run store (SQLite file)")
     e.add_argument("--no-store", action="store_true", help="do not record the runs")
-    e.add_argument("-o", "--out", default="experiments",
-                   help="folder for NAME.md and its figures (default ./experiments)")
+    e.add_argument(
+        "-o",
+        "--out",
+        default="experiments",
+        help="folder for NAME.md and its figures (default ./experiments)",
+    )
     e.set_defaults(func=cmd_experiment)
 
 
 # -- handlers --------------------------------------------------------------------------
+
 
 def _load(args: argparse.Namespace, overrides: list[str] | None = None):
     from resnetlab.inspect.sources import load_model
 
     if overrides:
         if Path(args.model).exists():
-            raise ConfigError("--set changes a preset; it cannot change a checkpoint's architecture")
+            raise ConfigError(
+                "--set changes a preset; it cannot change a checkpoint's architecture"
+            )
         from resnetlab.models import create_model
         from resnetlab.models.cli import parse_overrides
 
-        model = create_model(args.model, in_channels=args.in_channels, image_size=args.image_size,
-                             num_classes=args.num_classes,
-                             **parse_overrides(overrides, args.model))
+        model = create_model(
+            args.model,
+            in_channels=args.in_channels,
+            image_size=args.image_size,
+            num_classes=args.num_classes,
+            **parse_overrides(overrides, args.model),
+        )
         return model.eval(), {}
-    return load_model(args.model, in_channels=args.in_channels, image_size=args.image_size,
-                      num_classes=args.num_classes)
+    return load_model(
+        args.model,
+        in_channels=args.in_channels,
+        image_size=args.image_size,
+        num_classes=args.num_classes,
+    )
 
 
 def _at_least_one(option: str, value: int | None) -> None:
@@ -163,12 +242,18 @@ def cmd_features(args: argparse.Namespace) -> int:
     from resnetlab.inspect.sources import dataset_sample
 
     model, ckpt = _load(args)
-    sample = dataset_sample(args.dataset, args.index, split=args.split, root=args.data_dir,
-                            checkpoint=ckpt)
+    sample = dataset_sample(
+        args.dataset, args.index, split=args.split, root=args.data_dir, checkpoint=ckpt
+    )
     fm = feature_maps(model, args.layer, sample.image)
-    fig = plot_feature_maps(fm, max_cols=args.cols, title=(
-        f"{_describe(args, ckpt)}: {sample.dataset} {args.split}[{sample.index}] "
-        f"({sample.class_name})"))
+    fig = plot_feature_maps(
+        fm,
+        max_cols=args.cols,
+        title=(
+            f"{_describe(args, ckpt)}: {sample.dataset} {args.split}[{sample.index}] "
+            f"({sample.class_name})"
+        ),
+    )
     path = save_figure(fig, args.out)
     print(f"{len(fm)} feature maps of {args.layer} -> {path}")
     return 0
@@ -186,15 +271,30 @@ def cmd_filters(args: argparse.Namespace) -> int:
             channels = [int(c) for c in args.channels.split(",") if c.strip()]
         except ValueError:
             raise ConfigError(f"--channels {args.channels!r} must be integers like 0,5,9") from None
-    cfg = FilterPatternConfig(steps=args.steps, step_size=args.step_size, jitter=args.jitter,
-                              blur_every=args.blur_every, decay=args.decay, seed=args.seed)
-    fp = filter_patterns(model, args.layer, channels, input_shape_of(
-        model, (args.in_channels, args.image_size, args.image_size)), cfg)
-    fig = plot_filter_patterns(fp, title=f"{_describe(args, ckpt)}: filter patterns of {args.layer}")
+    cfg = FilterPatternConfig(
+        steps=args.steps,
+        step_size=args.step_size,
+        jitter=args.jitter,
+        blur_every=args.blur_every,
+        decay=args.decay,
+        seed=args.seed,
+    )
+    fp = filter_patterns(
+        model,
+        args.layer,
+        channels,
+        input_shape_of(model, (args.in_channels, args.image_size, args.image_size)),
+        cfg,
+    )
+    fig = plot_filter_patterns(
+        fp, title=f"{_describe(args, ckpt)}: filter patterns of {args.layer}"
+    )
     path = save_figure(fig, args.out)
     gained = sum(f > s for s, f in zip(fp.start_activation, fp.final_activation, strict=True))
-    print(f"{len(fp.channels)} patterns of {args.layer} ({gained} maps more active than on "
-          f"the starting noise) -> {path}")
+    print(
+        f"{len(fp.channels)} patterns of {args.layer} ({gained} maps more active than on "
+        f"the starting noise) -> {path}"
+    )
     return 0
 
 
@@ -205,8 +305,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from resnetlab.utils.atomic import atomic_write_text
 
     model, _ = _load(args, args.overrides)
-    root = model_graph(model, input_shape_of(model, (args.in_channels, args.image_size,
-                                                     args.image_size)))
+    root = model_graph(
+        model, input_shape_of(model, (args.in_channels, args.image_size, args.image_size))
+    )
     text = format_graph(root, depth=args.depth)
     if args.text:
         atomic_write_text(args.text, text + "\n")
@@ -259,26 +360,59 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         raise ConfigError(f"--depths {args.depths!r} must be integers like 20,56") from None
     command = experiment_command(args)
     path = run_experiment(
-        args.name, budget=args.budget, out=args.out, subset=args.subset,
-        test_subset=args.test_subset, depths=depths, width=args.width, seeds=args.seeds,
-        batch_size=args.batch_size, lr=args.lr, device=args.device, threads=args.threads,
-        grad_every=args.grad_every, dataset=args.dataset, data_root=args.data_dir,
+        args.name,
+        budget=args.budget,
+        out=args.out,
+        subset=args.subset,
+        test_subset=args.test_subset,
+        depths=depths,
+        width=args.width,
+        seeds=args.seeds,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+        threads=args.threads,
+        grad_every=args.grad_every,
+        dataset=args.dataset,
+        data_root=args.data_dir,
         store=None if args.no_store else args.store,
-        command=command)
+        command=command,
+    )
     print(f"report -> {path}")
     return 0
 
 
 def experiment_command(args: argparse.Namespace) -> str:
     """The full command line of an experiment run, every option spelled out."""
-    parts = ["resnetlab", "experiment", args.name, "--budget", args.budget,
-             "--subset", args.subset, "--test-subset", args.test_subset, "--depths", args.depths,
-             "--width", args.width, "--batch-size", args.batch_size, "--lr", args.lr,
-             "--grad-every", args.grad_every]
-    optional = (("--seeds", args.seeds), ("--threads", args.threads),
-                ("--device", None if args.device == "auto" else args.device),
-                ("--dataset", None if args.dataset == "fashion-mnist" else args.dataset),
-                ("--data-dir", args.data_dir), ("--out", args.out))
+    parts = [
+        "resnetlab",
+        "experiment",
+        args.name,
+        "--budget",
+        args.budget,
+        "--subset",
+        args.subset,
+        "--test-subset",
+        args.test_subset,
+        "--depths",
+        args.depths,
+        "--width",
+        args.width,
+        "--batch-size",
+        args.batch_size,
+        "--lr",
+        args.lr,
+        "--grad-every",
+        args.grad_every,
+    ]
+    optional = (
+        ("--seeds", args.seeds),
+        ("--threads", args.threads),
+        ("--device", None if args.device == "auto" else args.device),
+        ("--dataset", None if args.dataset == "fashion-mnist" else args.dataset),
+        ("--data-dir", args.data_dir),
+        ("--out", args.out),
+    )
     parts += [x for flag, value in optional if value is not None for x in (flag, value)]
     parts += ["--no-store"] if args.no_store else ["--store", args.store]
     return " ".join(shlex.quote(str(p)) for p in parts)

@@ -76,7 +76,7 @@ class FilterPatterns:
 
     layer: str
     channels: list[int]
-    images: torch.Tensor        # (N, C_in, H, W) the patterns, normalised input space
+    images: torch.Tensor  # (N, C_in, H, W) the patterns, normalised input space
     start_activation: np.ndarray  # (N,) mean activation of each map for the starting noise
     final_activation: np.ndarray  # (N,) the same for the final pattern
 
@@ -95,8 +95,9 @@ def _blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(x, (pad,) * 4, mode="reflect"), kernel, groups=x.shape[1])
 
 
-def map_means(model: nn.Module, layer: str, x: torch.Tensor, channels: Sequence[int],
-              *, detach: bool = True) -> torch.Tensor:
+def map_means(
+    model: nn.Module, layer: str, x: torch.Tensor, channels: Sequence[int], *, detach: bool = True
+) -> torch.Tensor:
     """Mean activation of map ``channels[i]`` of ``layer`` for input ``x[i]``, shape (N,)."""
     out = run_to(model, layer, x, detach=detach)
     if out.dim() != 4:
@@ -138,16 +139,22 @@ def filter_patterns(
         channels = [int(c) for c in channels]
         bad = [c for c in channels if not 0 <= c < n_maps]
         if bad or not channels:
-            raise ConfigError(f"layer {layer!r} has maps 0..{n_maps - 1}; cannot show {bad or 'none'}")
+            raise ConfigError(
+                f"layer {layer!r} has maps 0..{n_maps - 1}; cannot show {bad or 'none'}"
+            )
 
         n = len(channels)
         x = (torch.randn(n, *input_shape, generator=gen) * cfg.noise_std).to(device)
         with torch.no_grad():
             start = map_means(base, layer, x, channels).cpu().numpy()
-        kernel = _gaussian_kernel(cfg.blur_sigma, input_shape[0], device) if cfg.blur_every else None
+        kernel = (
+            _gaussian_kernel(cfg.blur_sigma, input_shape[0], device) if cfg.blur_every else None
+        )
         for step in range(cfg.steps):
             if cfg.jitter:
-                dy, dx = (int(v) for v in torch.randint(-cfg.jitter, cfg.jitter + 1, (2,), generator=gen))
+                dy, dx = (
+                    int(v) for v in torch.randint(-cfg.jitter, cfg.jitter + 1, (2,), generator=gen)
+                )
                 x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
             x.requires_grad_(True)
             objective = map_means(base, layer, x, channels, detach=False).sum()
@@ -172,7 +179,9 @@ def filter_patterns(
     return FilterPatterns(layer, channels, x.detach().cpu(), start, final)
 
 
-def plot_filter_patterns(fp: FilterPatterns, *, max_cols: int = 8, title: str | None = None) -> Figure:
+def plot_filter_patterns(
+    fp: FilterPatterns, *, max_cols: int = 8, title: str | None = None
+) -> Figure:
     """The patterns as an image grid, each titled with its map and final mean activation."""
     from matplotlib.figure import Figure
 

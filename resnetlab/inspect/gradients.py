@@ -112,8 +112,10 @@ def main_path_ends(norms: Mapping[str, float]) -> tuple[str, str]:
     """
     main = [k for k in norms if "shortcut" not in k.split(".")]
     if len(main) < 2:
-        raise ConfigError("need gradient norms of at least two layers on the main path "
-                          f"(not shortcuts) for a ratio; got {', '.join(norms) or 'none'}")
+        raise ConfigError(
+            "need gradient norms of at least two layers on the main path "
+            f"(not shortcuts) for a ratio; got {', '.join(norms) or 'none'}"
+        )
     return main[0], main[-1]
 
 
@@ -148,8 +150,9 @@ class GradientNormCallback:
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
             raise ConfigError(f"GradientNormCallback.every={self.every!r} must be an integer >= 1")
         if self.by not in GROUPINGS:
-            raise ConfigError(f"GradientNormCallback.by={self.by!r}: choose one of "
-                              f"{', '.join(GROUPINGS)}")
+            raise ConfigError(
+                f"GradientNormCallback.by={self.by!r}: choose one of {', '.join(GROUPINGS)}"
+            )
         self.records = 0  # how many times norms were appended (for tests and progress)
 
     def on_after_backward(self, trainer: Any, logs: Mapping[str, Any] | None = None) -> None:
@@ -160,8 +163,11 @@ class GradientNormCallback:
         if not norms:
             log.debug("step %d: no conv layer has a gradient; nothing recorded", step)
             return
-        trainer.stream.append(step, {KEY_PREFIX + path: value for path, value in norms.items()},
-                              epoch=getattr(trainer, "epoch", None))
+        trainer.stream.append(
+            step,
+            {KEY_PREFIX + path: value for path, value in norms.items()},
+            epoch=getattr(trainer, "epoch", None),
+        )
         self.records += 1
 
 
@@ -180,4 +186,4 @@ def norms_from_stream(stream: Any) -> tuple[list[str], Any, Any]:
     grid = np.full((len(keys), steps.size), np.nan)
     for row, (s, v) in enumerate(series):
         grid[row, np.searchsorted(steps, s)] = v
-    return [k[len(KEY_PREFIX):] for k in keys], steps, grid
+    return [k[len(KEY_PREFIX) :] for k in keys], steps, grid

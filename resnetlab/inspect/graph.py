@@ -30,15 +30,15 @@ Shape = tuple[int, ...]
 class GraphNode:
     """One box of the graph: a stem, stack, unit, layer, shortcut, head or other module."""
 
-    path: str                 # module path, "" for the model itself
-    kind: str                 # "model", "stem", "stack", "unit", "layer", "shortcut", "head", "module"
-    label: str                # what the box says, e.g. "unit 0 (bottleneck)"
-    type: str                 # class name
+    path: str  # module path, "" for the model itself
+    kind: str  # "model", "stem", "stack", "unit", "layer", "shortcut", "head", "module"
+    label: str  # what the box says, e.g. "unit 0 (bottleneck)"
+    type: str  # class name
     params: int
-    in_shape: Shape | None = None    # per sample, no batch dimension
+    in_shape: Shape | None = None  # per sample, no batch dimension
     out_shape: Shape | None = None
-    shortcut: str | None = None      # units and stacks: "identity", "projection 1x1/2", "none"
-    detail: str = ""                 # layers: "BN-ReLU-Conv 3x3/1 16->16"
+    shortcut: str | None = None  # units and stacks: "identity", "projection 1x1/2", "none"
+    detail: str = ""  # layers: "BN-ReLU-Conv 3x3/1 16->16"
     children: list[GraphNode] = field(default_factory=list)
 
     def walk(self):
@@ -54,6 +54,7 @@ class GraphNode:
 
 # -- facts about modules ---------------------------------------------------------------
 
+
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -64,7 +65,7 @@ def _conv_text(conv: nn.Conv2d) -> str:
 
 
 def shortcut_kind(shortcut: nn.Module | None) -> str:
-    """"none" (plain), "identity", or "projection KxK/S" for a conv shortcut."""
+    """ "none" (plain), "identity", or "projection KxK/S" for a conv shortcut."""
     if shortcut is None:
         return "none"
     if isinstance(shortcut, nn.Identity):
@@ -77,7 +78,7 @@ def shortcut_kind(shortcut: nn.Module | None) -> str:
 
 
 def _layer_text(layer: nn.Module) -> str:
-    """"BN-ReLU-Conv 3x3/1 16->16" for a pre-activation layer, "Conv-BN-ReLU ..." for V1."""
+    """ "BN-ReLU-Conv 3x3/1 16->16" for a pre-activation layer, "Conv-BN-ReLU ..." for V1."""
     conv = getattr(layer, "conv", None)
     if not isinstance(conv, nn.Conv2d):
         return type(layer).__name__
@@ -90,8 +91,12 @@ def _layer_text(layer: nn.Module) -> str:
         if n == "conv":
             parts.append("Conv")
         elif n == "bn":
-            parts.append(type(child).__name__.replace("2d", "").replace("BatchNorm", "BN")
-                         .replace("GroupNorm", "GN"))
+            parts.append(
+                type(child)
+                .__name__.replace("2d", "")
+                .replace("BatchNorm", "BN")
+                .replace("GroupNorm", "GN")
+            )
         elif n == "act":
             parts.append(type(child).__name__)
     order = "-".join(parts) if parts else "Conv"
@@ -105,6 +110,7 @@ def _is_resnet(model: nn.Module) -> bool:
 
 # -- building the tree -----------------------------------------------------------------
 
+
 def _trace_shapes(model: nn.Module, input_size: Sequence[int]) -> dict[str, tuple[Shape, Shape]]:
     """(input shape, output shape) per module path, from one eval-mode forward pass."""
     shapes: dict[str, tuple[Shape, Shape]] = {}
@@ -113,7 +119,11 @@ def _trace_shapes(model: nn.Module, input_size: Sequence[int]) -> dict[str, tupl
         def hook(_m: nn.Module, args: tuple, output: object) -> None:
             x = args[0] if args and isinstance(args[0], torch.Tensor) else None
             if isinstance(output, torch.Tensor) and path not in shapes:
-                shapes[path] = (tuple(x.shape[1:]) if x is not None else (), tuple(output.shape[1:]))
+                shapes[path] = (
+                    tuple(x.shape[1:]) if x is not None else (),
+                    tuple(output.shape[1:]),
+                )
+
         return hook
 
     handles = [m.register_forward_hook(hook_for(p)) for p, m in model.named_modules()]
@@ -125,8 +135,9 @@ def _trace_shapes(model: nn.Module, input_size: Sequence[int]) -> dict[str, tupl
         with torch.no_grad():
             model(torch.zeros((1, *input_size), device=device))
     except RuntimeError as exc:
-        raise ConfigError(f"model does not accept an input of size {tuple(input_size)} "
-                          f"(C, H, W): {exc}") from exc
+        raise ConfigError(
+            f"model does not accept an input of size {tuple(input_size)} (C, H, W): {exc}"
+        ) from exc
     finally:
         model.train(was_training)
         for h in handles:
@@ -153,8 +164,9 @@ def model_graph(model: nn.Module, input_size: Sequence[int] | None = None) -> Gr
             ran = [p for p in shapes if p.startswith(path + ".")]
             if ran:
                 outs = shapes[ran[-1]][1]
-        return GraphNode(path, kind, label, type(module).__name__, _params(module),
-                         ins, outs, **extra)
+        return GraphNode(
+            path, kind, label, type(module).__name__, _params(module), ins, outs, **extra
+        )
 
     spec = getattr(model, "spec", None) or {}
     title = spec.get("preset") or type(model).__name__
@@ -168,31 +180,70 @@ def model_graph(model: nn.Module, input_size: Sequence[int] | None = None) -> Gr
     root.children.append(node("stem", model.stem, "stem", "stem"))
     root.children[-1].children = [
         node(f"stem.{n}", c, "layer", n, detail=_conv_text(c) if isinstance(c, nn.Conv2d) else "")
-        for n, c in model.stem.named_children() if not isinstance(c, nn.Identity)]
+        for n, c in model.stem.named_children()
+        if not isinstance(c, nn.Identity)
+    ]
     for i, stack in enumerate(model.stacks):
         s_path = f"stacks.{i}"
         bridge = getattr(stack, "shortcut", None)
-        s_node = node(s_path, stack, "stack", f"stack {i}",
-                      shortcut=shortcut_kind(bridge) if bridge is not None else None)
+        s_node = node(
+            s_path,
+            stack,
+            "stack",
+            f"stack {i}",
+            shortcut=shortcut_kind(bridge) if bridge is not None else None,
+        )
         for j, unit in enumerate(stack.units):
             u_path = f"{s_path}.units.{j}"
             unit_type = type(unit).__name__.replace("Unit", "").lower()
-            u_node = node(u_path, unit, "unit", f"unit {j} ({unit_type})",
-                          shortcut=shortcut_kind(getattr(unit, "shortcut", None)))
+            u_node = node(
+                u_path,
+                unit,
+                "unit",
+                f"unit {j} ({unit_type})",
+                shortcut=shortcut_kind(getattr(unit, "shortcut", None)),
+            )
             for k, layer in enumerate(unit.layers):
-                u_node.children.append(node(f"{u_path}.layers.{k}", layer, "layer",
-                                            f"layer {k}", detail=_layer_text(layer)))
+                u_node.children.append(
+                    node(
+                        f"{u_path}.layers.{k}",
+                        layer,
+                        "layer",
+                        f"layer {k}",
+                        detail=_layer_text(layer),
+                    )
+                )
             if isinstance(unit.shortcut, nn.Module) and not isinstance(unit.shortcut, nn.Identity):
-                u_node.children.append(node(f"{u_path}.shortcut", unit.shortcut, "shortcut",
-                                            "shortcut", detail=u_node.shortcut))
+                u_node.children.append(
+                    node(
+                        f"{u_path}.shortcut",
+                        unit.shortcut,
+                        "shortcut",
+                        "shortcut",
+                        detail=u_node.shortcut,
+                    )
+                )
             s_node.children.append(u_node)
         if isinstance(stack.shortcut, nn.Module):
-            s_node.children.append(node(f"{s_path}.shortcut", stack.shortcut, "shortcut",
-                                        "stack shortcut", detail=s_node.shortcut or ""))
+            s_node.children.append(
+                node(
+                    f"{s_path}.shortcut",
+                    stack.shortcut,
+                    "shortcut",
+                    "stack shortcut",
+                    detail=s_node.shortcut or "",
+                )
+            )
         root.children.append(s_node)
-    root.children.append(node("head", model.head, "head", "head",
-                              detail=f"pool -> Linear {model.head.fc.in_features}->"
-                                     f"{model.head.fc.out_features}"))
+    root.children.append(
+        node(
+            "head",
+            model.head,
+            "head",
+            "head",
+            detail=f"pool -> Linear {model.head.fc.in_features}->{model.head.fc.out_features}",
+        )
+    )
     return root
 
 
@@ -208,6 +259,7 @@ def _generic(path: str, module: nn.Module, node) -> GraphNode:
 
 
 # -- text ------------------------------------------------------------------------------
+
 
 def _shape(s: Shape | None) -> str:
     return "-" if s is None else "(" + ", ".join(map(str, s)) + ")"
@@ -226,8 +278,14 @@ def format_graph(root: GraphNode, *, depth: int | None = None) -> str:
             bits.append(f"[{'stack ' if n.kind == 'stack' else ''}shortcut: {n.shortcut}]")
         if n.detail:
             bits.append(n.detail)
-        rows.append((prefix + ("└─ " if last else "├─ ") + "  ".join(bits),
-                     _shape(n.out_shape), f"{n.params:,}", n.path))
+        rows.append(
+            (
+                prefix + ("└─ " if last else "├─ ") + "  ".join(bits),
+                _shape(n.out_shape),
+                f"{n.params:,}",
+                n.path,
+            )
+        )
         if depth is not None and level >= depth:
             return
         for i, c in enumerate(n.children):
@@ -236,12 +294,15 @@ def format_graph(root: GraphNode, *, depth: int | None = None) -> str:
     for i, c in enumerate(root.children):
         add(c, "", i == len(root.children) - 1, 1)
     headers = ("module", "output", "params", "path")
-    widths = [max(len(h), *(len(r[k]) for r in rows)) if rows else len(h)
-              for k, h in enumerate(headers)]
-    lines = [f"{root.label}  input {_shape(root.in_shape)} -> output {_shape(root.out_shape)}  "
-             f"params {root.params:,}",
-             f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:>{widths[2]}}  "
-             f"{headers[3]}"]
+    widths = [
+        max(len(h), *(len(r[k]) for r in rows)) if rows else len(h) for k, h in enumerate(headers)
+    ]
+    lines = [
+        f"{root.label}  input {_shape(root.in_shape)} -> output {_shape(root.out_shape)}  "
+        f"params {root.params:,}",
+        f"{headers[0]:<{widths[0]}}  {headers[1]:<{widths[1]}}  {headers[2]:>{widths[2]}}  "
+        f"{headers[3]}",
+    ]
     lines += [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}" for a, b, c, d in rows]
     return "\n".join(lines)
 
@@ -259,7 +320,9 @@ def _shown_units(units: list[GraphNode], max_units: int) -> list[GraphNode | int
     return [*head, len(units) - len(head) - len(tail), *tail]
 
 
-def plot_graph(root: GraphNode, *, max_units_per_stack: int = 6, title: str | None = None) -> Figure:
+def plot_graph(
+    root: GraphNode, *, max_units_per_stack: int = 6, title: str | None = None
+) -> Figure:
     """A block diagram of the graph (top to bottom) with the shortcuts drawn as arcs."""
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -302,30 +365,70 @@ def plot_graph(root: GraphNode, *, max_units_per_stack: int = 6, title: str | No
             text, colour = f"... {item} more units like these ...", "white"
         else:
             assert isinstance(item, GraphNode)
-            colour = _STACK_COLOURS[stack_idx % len(_STACK_COLOURS)] if stack_idx >= 0 else "#f2f2f2"
-            details = [c.detail.split(" ", 1)[-1] if kind == "unit" else c.detail
-                       for c in item.children if c.kind == "layer"]
+            colour = (
+                _STACK_COLOURS[stack_idx % len(_STACK_COLOURS)] if stack_idx >= 0 else "#f2f2f2"
+            )
+            details = [
+                c.detail.split(" ", 1)[-1] if kind == "unit" else c.detail
+                for c in item.children
+                if c.kind == "layer"
+            ]
             layers = " | ".join(d for d in details if d)
-            name = {"unit": f"stack {stack_idx} {item.label}", "module": item.path}.get(kind, item.label)
+            name = {"unit": f"stack {stack_idx} {item.label}", "module": item.path}.get(
+                kind, item.label
+            )
             text = f"{name}  {_shape(item.out_shape)}  {item.params:,} params"
             if layers:
                 text += f"\n{layers}"
-        ax.add_patch(FancyBboxPatch((x0, y), w, box_h, boxstyle="round,pad=0.02,rounding_size=0.08",
-                                    facecolor=colour, edgecolor="0.3", linewidth=0.8))
-        ax.text(x0 + w / 2, y + box_h / 2, text, ha="center", va="center", fontsize=6.5,
-                family="monospace")
+        ax.add_patch(
+            FancyBboxPatch(
+                (x0, y),
+                w,
+                box_h,
+                boxstyle="round,pad=0.02,rounding_size=0.08",
+                facecolor=colour,
+                edgecolor="0.3",
+                linewidth=0.8,
+            )
+        )
+        ax.text(
+            x0 + w / 2,
+            y + box_h / 2,
+            text,
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            family="monospace",
+        )
         if r:
-            ax.annotate("", xy=(x0 + w / 2, y), xytext=(x0 + w / 2, y_of[r - 1] + box_h),
-                        arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 0.8})
+            ax.annotate(
+                "",
+                xy=(x0 + w / 2, y),
+                xytext=(x0 + w / 2, y_of[r - 1] + box_h),
+                arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 0.8},
+            )
         if kind == "unit" and isinstance(item, GraphNode) and item.shortcut not in (None, "none"):
             dashed = item.shortcut != "identity"
-            ax.add_patch(FancyArrowPatch(
-                (x0 + w, y - gap / 2), (x0 + w, y + box_h + gap / 2),
-                connectionstyle="arc3,rad=-0.55", arrowstyle="-|>", mutation_scale=8,
-                linestyle="--" if dashed else "-", color="tab:red" if dashed else "tab:green",
-                lw=1.1))
-            ax.text(x0 + w + 0.55, y + box_h / 2, item.shortcut.replace("projection", "proj"),
-                    fontsize=6, va="center", color="tab:red" if dashed else "tab:green")
+            ax.add_patch(
+                FancyArrowPatch(
+                    (x0 + w, y - gap / 2),
+                    (x0 + w, y + box_h + gap / 2),
+                    connectionstyle="arc3,rad=-0.55",
+                    arrowstyle="-|>",
+                    mutation_scale=8,
+                    linestyle="--" if dashed else "-",
+                    color="tab:red" if dashed else "tab:green",
+                    lw=1.1,
+                )
+            )
+            ax.text(
+                x0 + w + 0.55,
+                y + box_h / 2,
+                item.shortcut.replace("projection", "proj"),
+                fontsize=6,
+                va="center",
+                color="tab:red" if dashed else "tab:green",
+            )
 
     # stack frames and stack shortcuts
     for idx, stack in enumerate(stacks):
@@ -333,17 +436,39 @@ def plot_graph(root: GraphNode, *, max_units_per_stack: int = 6, title: str | No
         if not ys:
             continue
         top, bottom = min(ys) - gap / 3, max(ys) + box_h + gap / 3
-        ax.add_patch(FancyBboxPatch((x0 - 0.25, top), w + 0.5, bottom - top,
-                                    boxstyle="round,pad=0.02,rounding_size=0.1", fill=False,
-                                    edgecolor=_STACK_COLOURS[idx % len(_STACK_COLOURS)], lw=2.0))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x0 - 0.25, top),
+                w + 0.5,
+                bottom - top,
+                boxstyle="round,pad=0.02,rounding_size=0.1",
+                fill=False,
+                edgecolor=_STACK_COLOURS[idx % len(_STACK_COLOURS)],
+                lw=2.0,
+            )
+        )
         if stack.shortcut not in (None, "none"):
             dashed = stack.shortcut != "identity"
-            ax.add_patch(FancyArrowPatch(
-                (x0 - 0.3, top - gap / 2), (x0 - 0.3, bottom + gap / 2),
-                connectionstyle="arc3,rad=0.35", arrowstyle="-|>", mutation_scale=10,
-                linestyle="--" if dashed else "-", color="tab:purple", lw=1.6))
-            ax.text(-1.55, (top + bottom) / 2, f"stack\nshortcut\n{stack.shortcut}",
-                    fontsize=6, va="center", color="tab:purple")
+            ax.add_patch(
+                FancyArrowPatch(
+                    (x0 - 0.3, top - gap / 2),
+                    (x0 - 0.3, bottom + gap / 2),
+                    connectionstyle="arc3,rad=0.35",
+                    arrowstyle="-|>",
+                    mutation_scale=10,
+                    linestyle="--" if dashed else "-",
+                    color="tab:purple",
+                    lw=1.6,
+                )
+            )
+            ax.text(
+                -1.55,
+                (top + bottom) / 2,
+                f"stack\nshortcut\n{stack.shortcut}",
+                fontsize=6,
+                va="center",
+                color="tab:purple",
+            )
     legend = "arcs: green = identity shortcut, red dashed = projection, purple = stack shortcut"
     if not any(n.shortcut not in (None, "none") for n in root.walk()):
         legend = "no shortcuts: a plain network"

@@ -42,7 +42,7 @@ def clean_path(path: str) -> str:
         changed = False
         for prefix in _WRAPPER_PREFIXES:
             if path.startswith(prefix):
-                path = path[len(prefix):]
+                path = path[len(prefix) :]
                 changed = True
     return path
 

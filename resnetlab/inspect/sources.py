@@ -32,8 +32,13 @@ class Sample:
     dataset: str
 
 
-def load_model(source: str | os.PathLike[str], *, in_channels: int = 1, image_size: int = 28,
-               num_classes: int = 10) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(
+    source: str | os.PathLike[str],
+    *,
+    in_channels: int = 1,
+    image_size: int = 28,
+    num_classes: int = 10,
+) -> tuple[nn.Module, dict[str, Any]]:
     """A model in eval mode from a checkpoint path/run folder, or a fresh preset by name.
 
     Returns ``(model, checkpoint data)``; the data is empty for a preset.
@@ -47,11 +52,13 @@ def load_model(source: str | os.PathLike[str], *, in_channels: int = 1, image_si
     from resnetlab.models import create_model
 
     try:
-        model = create_model(str(source), in_channels=in_channels, num_classes=num_classes,
-                             image_size=image_size)
+        model = create_model(
+            str(source), in_channels=in_channels, num_classes=num_classes, image_size=image_size
+        )
     except ConfigError as exc:
-        raise ConfigError(f"{source!r} is neither a checkpoint file/run folder nor a model "
-                          f"preset ({exc})") from None
+        raise ConfigError(
+            f"{source!r} is neither a checkpoint file/run folder nor a model preset ({exc})"
+        ) from None
     return model.eval(), {}
 
 
@@ -64,27 +71,36 @@ def input_shape_of(model: nn.Module, default: Sequence[int] = (1, 28, 28)) -> tu
     return int(c), int(h), int(w)
 
 
-def _normalisation(checkpoint: Mapping[str, Any], dataset: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _normalisation(
+    checkpoint: Mapping[str, Any], dataset: Any
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     extra = (checkpoint.get("config") or {}).get("extra") or {}
     if extra.get("mean") is not None and extra.get("std") is not None:
         return tuple(extra["mean"]), tuple(extra["std"])
     from resnetlab.data import channel_stats, load
 
-    train = dataset if dataset.split == "train" else load(dataset.name, "train",
-                                                          root=dataset.source, progress=False)
+    train = (
+        dataset
+        if dataset.split == "train"
+        else load(dataset.name, "train", root=dataset.source, progress=False)
+    )
     return channel_stats(train)
 
 
-def dataset_sample(dataset: str = "fashion-mnist", index: int = 0, *, split: str = "test",
-                   root: str | os.PathLike[str] | None = None,
-                   checkpoint: Mapping[str, Any] | None = None) -> Sample:
+def dataset_sample(
+    dataset: str = "fashion-mnist",
+    index: int = 0,
+    *,
+    split: str = "test",
+    root: str | os.PathLike[str] | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
+) -> Sample:
     """Sample ``index`` of a dataset split as the model sees it (float, normalised)."""
     from resnetlab.data import load
 
     ds = load(dataset, split, root=root, progress=False)
     if not 0 <= index < len(ds):
-        raise ConfigError(f"--index {index} is outside {ds.name}/{ds.split} "
-                          f"(0..{len(ds) - 1})")
+        raise ConfigError(f"--index {index} is outside {ds.name}/{ds.split} (0..{len(ds) - 1})")
     mean, std = _normalisation(checkpoint or {}, ds)
     image = ds.images[index].float() / 255.0
     image = (image - torch.tensor(mean).view(-1, 1, 1)) / torch.tensor(std).view(-1, 1, 1)

@@ -25,17 +25,34 @@ from resnetlab.jobs.loop import BackgroundLoop, TaskFuture
 from resnetlab.jobs.registry import JobRegistry, StatusTable
 
 __all__ = [
-    "BackgroundLoop", "TaskFuture", "Job", "LoopJob", "ThreadJob", "JobRegistry",
-    "StatusTable", "OutputSink", "Text", "current", "registry",
-    "new", "get", "status", "result", "traceback", "stop", "remove", "stop_all",
+    "BackgroundLoop",
+    "TaskFuture",
+    "Job",
+    "LoopJob",
+    "ThreadJob",
+    "JobRegistry",
+    "StatusTable",
+    "OutputSink",
+    "Text",
+    "current",
+    "registry",
+    "new",
+    "get",
+    "status",
+    "result",
+    "traceback",
+    "stop",
+    "remove",
+    "stop_all",
     "start_training",
 ]
 
 registry = JobRegistry()
 
 
-def new(fn_or_coro: Any, *args: Any, name: str | None = None, kind: str | None = None,
-        **kwargs: Any) -> Job:
+def new(
+    fn_or_coro: Any, *args: Any, name: str | None = None, kind: str | None = None, **kwargs: Any
+) -> Job:
     """Start background work; see :meth:`JobRegistry.new`."""
     return registry.new(fn_or_coro, *args, name=name, kind=kind, **kwargs)
 

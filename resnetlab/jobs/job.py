@@ -93,8 +93,18 @@ class Job(StopAware):
 
     kind = "?"
 
-    def __init__(self, job_id: int, name: str, fn: Any, args: tuple, kwargs: dict,
-                 *, log_path: Path, stream: MetricStream | None, tail_lines: int) -> None:
+    def __init__(
+        self,
+        job_id: int,
+        name: str,
+        fn: Any,
+        args: tuple,
+        kwargs: dict,
+        *,
+        log_path: Path,
+        stream: MetricStream | None,
+        tail_lines: int,
+    ) -> None:
         self.id = job_id
         self.name = name
         self.fn = fn
@@ -173,30 +183,39 @@ class Job(StopAware):
             ) from exc
         widget = self.output.widget
         if widget is None:
-            widget = ipywidgets.Output(layout={"max_height": "16em", "overflow": "auto",
-                                               "border": "1px solid #ccc"})
+            widget = ipywidgets.Output(
+                layout={"max_height": "16em", "overflow": "auto", "border": "1px solid #ccc"}
+            )
             self.output.attach_widget(widget, lines)
         display(widget)
 
     def wait(self, timeout: float | None = None) -> str:
         """Block until the job ends (or ``timeout``); returns its state."""
         if current() is self:
-            raise JobError(f"job {self.id} {self.name!r} called wait() on itself; that never returns")
+            raise JobError(
+                f"job {self.id} {self.name!r} called wait() on itself; that never returns"
+            )
         self._done.wait(timeout)
         return self.state
 
     def result(self) -> Any:
         """The value the work returned; a clear error if it failed, was stopped or still runs."""
         if self.state == "running":
-            raise JobError(f"job {self.id} {self.name!r} is still running; wait for it with "
-                           f"jobs.get({self.id}).wait() or look at jobs.status()")
+            raise JobError(
+                f"job {self.id} {self.name!r} is still running; wait for it with "
+                f"jobs.get({self.id}).wait() or look at jobs.status()"
+            )
         if self._exception is not None:
-            raise JobError(f"job {self.id} {self.name!r} {self.state}: "
-                           f"{type(self._exception).__name__}: {self._exception} "
-                           f"(full traceback: jobs.traceback({self.id}))") from self._exception
+            raise JobError(
+                f"job {self.id} {self.name!r} {self.state}: "
+                f"{type(self._exception).__name__}: {self._exception} "
+                f"(full traceback: jobs.traceback({self.id}))"
+            ) from self._exception
         if self._result is _MISSING:
-            raise JobError(f"job {self.id} {self.name!r} was {self.state} "
-                           f"({self.stop_reason or 'ended'}) before it returned a result")
+            raise JobError(
+                f"job {self.id} {self.name!r} was {self.state} "
+                f"({self.stop_reason or 'ended'}) before it returned a result"
+            )
         return self._result
 
     @property
@@ -214,21 +233,35 @@ class Job(StopAware):
         raise NotImplementedError
 
     def kill(self, grace: float = 3.0) -> str:
-        raise JobError(f"job {self.id} {self.name!r} is a {self.kind} job; only kind='process' "
-                       "jobs can be killed (a thread cannot be killed): use stop() instead")
+        raise JobError(
+            f"job {self.id} {self.name!r} is a {self.kind} job; only kind='process' "
+            "jobs can be killed (a thread cannot be killed): use stop() instead"
+        )
 
     # -- bookkeeping -------------------------------------------------------------------
-    def _finish(self, state: str, *, result: Any = _MISSING,
-                exception: BaseException | None = None, tb: str | None = None) -> None:
+    def _finish(
+        self,
+        state: str,
+        *,
+        result: Any = _MISSING,
+        exception: BaseException | None = None,
+        tb: str | None = None,
+    ) -> None:
         with self._finish_lock:
             if self._done.is_set():
                 return
             if exception is not None:
                 self._exception = exception
-                self._traceback = tb or "".join(_traceback.format_exception(
-                    type(exception), exception, exception.__traceback__))
-                log.info("job %s %r failed: %s: %s", self.id, self.name,
-                            type(exception).__name__, exception)
+                self._traceback = tb or "".join(
+                    _traceback.format_exception(type(exception), exception, exception.__traceback__)
+                )
+                log.info(
+                    "job %s %r failed: %s: %s",
+                    self.id,
+                    self.name,
+                    type(exception).__name__,
+                    exception,
+                )
             self._result = result
             self.state = state
             self.ended_at = time.time()
@@ -237,11 +270,15 @@ class Job(StopAware):
             self._done.set()
 
     def _repr_state(self) -> str:
-        return f"{self.state}" + (f" ({self.stop_reason})" if self.stop_reason and self.state != "running" else "")
+        return f"{self.state}" + (
+            f" ({self.stop_reason})" if self.stop_reason and self.state != "running" else ""
+        )
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {self.id} {self.name!r} {self._repr_state()}, "
-                f"{self.duration:.1f} s>")
+        return (
+            f"<{type(self).__name__} {self.id} {self.name!r} {self._repr_state()}, "
+            f"{self.duration:.1f} s>"
+        )
 
 
 class LoopJob(Job):
@@ -255,8 +292,12 @@ class LoopJob(Job):
 
     def start(self, stop_timeout: float) -> None:
         self.loop = BackgroundLoop(
-            f"job-{self.id}-{self.name}", until_tasks_done=True, stop_timeout=stop_timeout,
-            output=self.output, setup=self._bind, on_exit=self._loop_ended,
+            f"job-{self.id}-{self.name}",
+            until_tasks_done=True,
+            stop_timeout=stop_timeout,
+            output=self.output,
+            setup=self._bind,
+            on_exit=self._loop_ended,
         )
         self.loop.start()
         self.main = self.loop.submit(self._main(), name=self.name)
@@ -305,8 +346,10 @@ class LoopJob(Job):
 
     def stop(self, how: str = "event", *, timeout: float | None = None) -> str:
         if how not in ("event", "loop", "cancel"):
-            raise JobError(f"jobs.stop(how={how!r}) for loop job {self.id}: use how='event' "
-                           "(clean, via the stop event), 'loop' (loop.stop now) or 'cancel'")
+            raise JobError(
+                f"jobs.stop(how={how!r}) for loop job {self.id}: use how='event' "
+                "(clean, via the stop event), 'loop' (loop.stop now) or 'cancel'"
+            )
         if not self.running:
             return self.state
         self.stop_reason = self.stop_reason or how
@@ -326,8 +369,9 @@ class ThreadJob(Job):
 
     def start(self, stop_timeout: float) -> None:
         self.stop_timeout = stop_timeout
-        self.thread = threading.Thread(target=self._main, name=f"job-{self.id}-{self.name}",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self._main, name=f"job-{self.id}-{self.name}", daemon=True
+        )
         self.thread.start()
 
     def _main(self) -> None:
@@ -338,8 +382,10 @@ class ThreadJob(Job):
                     close = getattr(result, "close", None)
                     if close is not None:
                         close()
-                    raise JobError(f"job {self.id} {self.name!r}: the function returned an "
-                                   "awaitable; start async work with kind='loop'")
+                    raise JobError(
+                        f"job {self.id} {self.name!r}: the function returned an "
+                        "awaitable; start async work with kind='loop'"
+                    )
             except BaseException as exc:
                 self._finish("failed", exception=exc)
             else:

@@ -250,16 +250,16 @@ class BackgroundLoop:
             for task in tasks:
                 task.cancel()
             if tasks:
-                _, stuck = loop.run_until_complete(
-                    asyncio.wait(tasks, timeout=self.cancel_timeout)
-                )
+                _, stuck = loop.run_until_complete(asyncio.wait(tasks, timeout=self.cancel_timeout))
                 if stuck:
                     names = ", ".join(t.get_name() for t in stuck)
-                    self._record(JobError(
-                        f"loop {self.name!r}: task(s) {names} ignored cancellation for "
-                        f"{self.cancel_timeout} s and were abandoned; do not swallow "
-                        "CancelledError (re-raise it after cleanup)"
-                    ))
+                    self._record(
+                        JobError(
+                            f"loop {self.name!r}: task(s) {names} ignored cancellation for "
+                            f"{self.cancel_timeout} s and were abandoned; do not swallow "
+                            "CancelledError (re-raise it after cleanup)"
+                        )
+                    )
             loop.run_until_complete(asyncio.sleep(0))  # let done-callbacks settle futures
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
@@ -271,10 +271,12 @@ class BackgroundLoop:
                 self._tasks.clear()
             for task, fut in leftovers:
                 if not fut.done():
-                    fut.set_exception(JobError(
-                        f"task {task.get_name()} of loop {self.name!r} never finished; "
-                        "the loop closed under it"
-                    ))
+                    fut.set_exception(
+                        JobError(
+                            f"task {task.get_name()} of loop {self.name!r} never finished; "
+                            "the loop closed under it"
+                        )
+                    )
             asyncio.set_event_loop(None)
             loop.close()
             with self._lock:
@@ -357,8 +359,9 @@ class BackgroundLoop:
         if fut is None:
             log.error("loop %r: %s: %s", self.name, type(exc).__name__, exc)
 
-    def call(self, fn: Callable[..., Any], *args: Any, wait: bool = True,
-             timeout: float | None = None) -> Any:
+    def call(
+        self, fn: Callable[..., Any], *args: Any, wait: bool = True, timeout: float | None = None
+    ) -> Any:
         """Run the plain function ``fn(*args)`` on the loop thread; its result (or a future)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
 
@@ -374,14 +377,17 @@ class BackgroundLoop:
             self._check_not_loop_thread("call(wait=True)")
         with self._lock:
             if not self._accepting:
-                raise JobError(f"background loop {self.name!r} is {self._describe()}; call() needs a running loop")
+                raise JobError(
+                    f"background loop {self.name!r} is {self._describe()}; call() needs a running loop"
+                )
             assert self._loop is not None and self._context is not None
             self._loop.call_soon_threadsafe(run, context=self._context.copy())
         return fut.result(timeout) if wait else fut
 
     # -- the three ways to stop --------------------------------------------------------
-    def cancel(self, task: TaskFuture | asyncio.Task, *, wait: bool = True,
-               timeout: float | None = None) -> bool:
+    def cancel(
+        self, task: TaskFuture | asyncio.Task, *, wait: bool = True, timeout: float | None = None
+    ) -> bool:
         """Cancel one task; with ``wait`` return once it has finished its cleanup.
 
         Returns False if it had already finished.
@@ -437,8 +443,9 @@ class BackgroundLoop:
                 )
         return len(futures)
 
-    def stop(self, hard: bool = False, *, timeout: float | None = None,
-             raise_errors: bool = True) -> None:
+    def stop(
+        self, hard: bool = False, *, timeout: float | None = None, raise_errors: bool = True
+    ) -> None:
         """Stop the loop and join its thread (idempotent).
 
         ``hard=False``: set the stop event, wait up to ``timeout`` (default
@@ -496,8 +503,13 @@ class BackgroundLoop:
         async def wait_then_stop() -> None:
             _, late = await asyncio.wait(tasks, timeout=timeout)
             if late:
-                log.warning("loop %r: %d task(s) still running %.1f s after the stop event; "
-                            "cancelling them", self.name, len(late), timeout)
+                log.warning(
+                    "loop %r: %d task(s) still running %.1f s after the stop event; "
+                    "cancelling them",
+                    self.name,
+                    len(late),
+                    timeout,
+                )
             self._stop_now()
 
         loop.create_task(wait_then_stop(), name=f"{self.name}-clean-stop")

@@ -71,30 +71,46 @@ class StatusTable:
 
     def _cells(self, row: StatusRow, width: int = 60) -> list[str]:
         line = row.last_line if len(row.last_line) <= width else row.last_line[: width - 1] + "…"
-        return [str(row.id), row.name, row.kind, row.state, row.started,
-                _format_duration(row.duration), line]
+        return [
+            str(row.id),
+            row.name,
+            row.kind,
+            row.state,
+            row.started,
+            _format_duration(row.duration),
+            line,
+        ]
 
     def __repr__(self) -> str:
         if not self.rows:
             return "no jobs"
         table = [list(self.columns)] + [self._cells(r) for r in self.rows]
         widths = [max(len(r[i]) for r in table) for i in range(len(self.columns))]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         if not self.rows:
             return "<p><i>no jobs</i></p>"
-        colors = {"running": "#1565c0", "completed": "#2e7d32", "stopped": "#6d4c41",
-                  "failed": "#c62828", "killed": "#ad1457"}
+        colors = {
+            "running": "#1565c0",
+            "completed": "#2e7d32",
+            "stopped": "#6d4c41",
+            "failed": "#c62828",
+            "killed": "#ad1457",
+        }
         head = "".join(f"<th style='text-align:left'>{c}</th>" for c in self.columns)
         body = []
         for row in self.rows:
             cells = [html.escape(c) for c in self._cells(row, width=100)]
             cells[3] = f"<b style='color:{colors.get(row.state, '#000')}'>{cells[3]}</b>"
             cells[6] = f"<code>{cells[6]}</code>"
-            body.append("<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>")
+            body.append(
+                "<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>"
+            )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -109,8 +125,13 @@ def _format_duration(seconds: float) -> str:
 class JobRegistry:
     """Creates jobs and keeps them until removed."""
 
-    def __init__(self, log_dir: str | os.PathLike[str] | None = None, *,
-                 stop_timeout: float = 5.0, tail_lines: int = 1000) -> None:
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str] | None = None,
+        *,
+        stop_timeout: float = 5.0,
+        tail_lines: int = 1000,
+    ) -> None:
         self._log_dir = Path(log_dir) if log_dir is not None else None
         # How long stop(how="event") waits for the work to notice before escalating.
         self.stop_timeout = stop_timeout
@@ -124,9 +145,16 @@ class JobRegistry:
     def log_dir(self) -> Path:
         return self._log_dir if self._log_dir is not None else default_log_dir()
 
-    def new(self, fn_or_coro: Any, *args: Any, name: str | None = None,
-            kind: str | None = None, stream: MetricStream | None = None,
-            job_class: type[Job] | None = None, **kwargs: Any) -> Job:
+    def new(
+        self,
+        fn_or_coro: Any,
+        *args: Any,
+        name: str | None = None,
+        kind: str | None = None,
+        stream: MetricStream | None = None,
+        job_class: type[Job] | None = None,
+        **kwargs: Any,
+    ) -> Job:
         """Start ``fn_or_coro(*args, **kwargs)`` as a background job and return it.
 
         ``kind``: ``"loop"`` (a coroutine on its own event loop; the default for async
@@ -138,13 +166,19 @@ class JobRegistry:
         if kind not in KINDS:
             raise JobError(f"jobs.new(kind={kind!r}): kind must be one of {', '.join(KINDS)}")
         if not callable(fn_or_coro) and not is_async(fn_or_coro):
-            raise JobError(f"jobs.new() needs a function or a coroutine, got {type(fn_or_coro).__name__}")
+            raise JobError(
+                f"jobs.new() needs a function or a coroutine, got {type(fn_or_coro).__name__}"
+            )
         if is_async(fn_or_coro) and not callable(fn_or_coro) and (args or kwargs):
-            raise JobError("jobs.new(coroutine, ...): a coroutine object is already called; "
-                           "pass the async function and its arguments instead")
+            raise JobError(
+                "jobs.new(coroutine, ...): a coroutine object is already called; "
+                "pass the async function and its arguments instead"
+            )
         if kind == "thread" and is_async(fn_or_coro):
-            raise JobError(f"jobs.new({make_callable_name(fn_or_coro)}, kind='thread'): async "
-                           "work needs an event loop; use kind='loop'")
+            raise JobError(
+                f"jobs.new({make_callable_name(fn_or_coro)}, kind='thread'): async "
+                "work needs an event loop; use kind='loop'"
+            )
         if job_class is None:
             if kind == "process":
                 from resnetlab.jobs.worker import ProcessJob
@@ -157,8 +191,16 @@ class JobRegistry:
             job_id = next(self._ids)
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40]
         log_path = self.log_dir / f"job-{job_id}-{slug}.log"
-        job = job_class(job_id, name, fn_or_coro, args, kwargs, log_path=log_path,
-                        stream=stream, tail_lines=self.tail_lines)
+        job = job_class(
+            job_id,
+            name,
+            fn_or_coro,
+            args,
+            kwargs,
+            log_path=log_path,
+            stream=stream,
+            tail_lines=self.tail_lines,
+        )
         with self._lock:
             self._jobs[job_id] = job
         try:
@@ -179,8 +221,9 @@ class JobRegistry:
             job = self._jobs.get(job_id)
             known = sorted(self._jobs)
         if job is None:
-            raise JobError(f"no job with id {job_id!r}; known ids: {known or 'none'} "
-                           "(see jobs.status())")
+            raise JobError(
+                f"no job with id {job_id!r}; known ids: {known or 'none'} (see jobs.status())"
+            )
         return job
 
     def all(self) -> list[Job]:
@@ -192,8 +235,17 @@ class JobRegistry:
         rows = []
         for job in self.all():
             started = _dt.datetime.fromtimestamp(job.started_at).strftime("%H:%M:%S")
-            rows.append(StatusRow(job.id, job.name, job.kind, job.state, started,
-                                  job.duration, job.output.last_line))
+            rows.append(
+                StatusRow(
+                    job.id,
+                    job.name,
+                    job.kind,
+                    job.state,
+                    started,
+                    job.duration,
+                    job.output.last_line,
+                )
+            )
         return StatusTable(rows)
 
     def result(self, job_id: int | Job) -> Any:
@@ -213,8 +265,10 @@ class JobRegistry:
         """Forget a finished job (its log file stays on disk)."""
         job = self.get(job_id)
         if job.running:
-            raise JobError(f"job {job.id} {job.name!r} is still running; stop it first with "
-                           f"jobs.stop({job.id}) and then remove it")
+            raise JobError(
+                f"job {job.id} {job.name!r} is still running; stop it first with "
+                f"jobs.stop({job.id}) and then remove it"
+            )
         with self._lock:
             self._jobs.pop(job.id, None)
 
@@ -230,8 +284,15 @@ class JobRegistry:
             return
         # Plain threads, not a ThreadPoolExecutor: this also runs from atexit, where an
         # executor refuses new work ("cannot schedule new futures after shutdown").
-        stoppers = [threading.Thread(target=self._stop_one, args=(job, wait_s), daemon=True,
-                                     name=f"resnetlab-stop-all-{job.id}") for job in running]
+        stoppers = [
+            threading.Thread(
+                target=self._stop_one,
+                args=(job, wait_s),
+                daemon=True,
+                name=f"resnetlab-stop-all-{job.id}",
+            )
+            for job in running
+        ]
         for stopper in stoppers:
             stopper.start()
         for stopper in stoppers:

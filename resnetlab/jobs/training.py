@@ -38,9 +38,9 @@ REPORT_INTERVAL = 0.1
 class TrainingProgress:
     """Where a background training run is: epoch, step, and its latest metrics."""
 
-    epoch: int = 0          # epochs completed
+    epoch: int = 0  # epochs completed
     epochs: int = 0
-    step: int = 0           # optimiser steps done
+    step: int = 0  # optimiser steps done
     total_steps: int = 0
     paused: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
@@ -52,10 +52,15 @@ class TrainingProgress:
     def __str__(self) -> str:
         if not self.total_steps:
             return "starting"
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in self.metrics.items()
-                          if k in ("loss", "accuracy", "val_loss", "val_accuracy"))
-        text = (f"epoch {min(self.epoch + 1, max(self.epochs, 1))}/{self.epochs}, step "
-                f"{self.step}/{self.total_steps} ({100 * self.fraction:.1f} %)")
+        shown = ", ".join(
+            f"{k} {v:.4g}"
+            for k, v in self.metrics.items()
+            if k in ("loss", "accuracy", "val_loss", "val_accuracy")
+        )
+        text = (
+            f"epoch {min(self.epoch + 1, max(self.epochs, 1))}/{self.epochs}, step "
+            f"{self.step}/{self.total_steps} ({100 * self.fraction:.1f} %)"
+        )
         return text + (f", {shown}" if shown else "") + (" [paused]" if self.paused else "")
 
     __repr__ = __str__
@@ -77,19 +82,31 @@ class TrainingControl:
         self._epochs = 0
         self._total = 0
 
-    def _report(self, trainer: Any, logs: dict[str, Any], *, paused: bool = False,
-                force: bool = False) -> None:
+    def _report(
+        self, trainer: Any, logs: dict[str, Any], *, paused: bool = False, force: bool = False
+    ) -> None:
         now = time.monotonic()
         if not force and now - self._last_report < REPORT_INTERVAL:
             return
         self._last_report = now
-        metrics = {k: float(v) for k, v in logs.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and k not in ("epoch", "step", "batch", "epochs_done")}
-        self.ctx.report("progress", TrainingProgress(
-            epoch=int(getattr(trainer, "epoch", 0)), epochs=self._epochs,
-            step=int(getattr(trainer, "step", 0)), total_steps=self._total,
-            paused=paused, metrics=metrics))
+        metrics = {
+            k: float(v)
+            for k, v in logs.items()
+            if isinstance(v, (int, float))
+            and not isinstance(v, bool)
+            and k not in ("epoch", "step", "batch", "epochs_done")
+        }
+        self.ctx.report(
+            "progress",
+            TrainingProgress(
+                epoch=int(getattr(trainer, "epoch", 0)),
+                epochs=self._epochs,
+                step=int(getattr(trainer, "step", 0)),
+                total_steps=self._total,
+                paused=paused,
+                metrics=metrics,
+            ),
+        )
 
     def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
         self._epochs = int(logs.get("epochs", getattr(trainer, "epochs", 0)) or 0)
@@ -123,8 +140,9 @@ class ForwardingStream(MetricStream):
         super().__init__(name=name)
         self._ctx = ctx
 
-    def append(self, step: int, metrics: Any, *, time: float | None = None,
-               epoch: int | None = None) -> None:
+    def append(
+        self, step: int, metrics: Any, *, time: float | None = None, epoch: int | None = None
+    ) -> None:
         super().append(step, metrics, time=time, epoch=epoch)
         self._ctx.append(step, dict(metrics), time=time, epoch=epoch)
 
@@ -169,8 +187,11 @@ def _portable(result: Any) -> Any:
             except Exception:
                 continue
             fields[key] = value
-        log.info("training result of type %s does not pickle; returning its fields %s",
-                 type(result).__name__, sorted(fields))
+        log.info(
+            "training result of type %s does not pickle; returning its fields %s",
+            type(result).__name__,
+            sorted(fields),
+        )
         return fields
 
 
@@ -227,7 +248,9 @@ class TrainingJob:
         self._check_running("pause")
         self.job.flag("pause").set()
         deadline = time.monotonic() + (wait or 0)
-        while wait and self.job.running and not self.progress.paused and time.monotonic() < deadline:
+        while (
+            wait and self.job.running and not self.progress.paused and time.monotonic() < deadline
+        ):
             time.sleep(0.01)
 
     def resume(self) -> None:
@@ -246,9 +269,11 @@ class TrainingJob:
         self.job.stop_reason = self.job.stop_reason or "event"
         self.job.flag("stop").set()
         if self.job.wait(timeout) == "running":
-            raise JobError(f"training job {self.id} did not stop within {timeout} s (a long "
-                           "validation pass?); wait longer with job.wait(), or job.kill() a "
-                           "kind='process' run")
+            raise JobError(
+                f"training job {self.id} did not stop within {timeout} s (a long "
+                "validation pass?); wait longer with job.wait(), or job.kill() a "
+                "kind='process' run"
+            )
         return self.job.state
 
     def kill(self, grace: float = 3.0) -> str:
@@ -275,9 +300,14 @@ class TrainingJob:
         return f"<TrainingJob {self.id} {self.kind} {self.status}: {self.progress}>"
 
 
-def start_training(*args: Any, kind: str = "thread", name: str | None = None,
-                   train_fn: Any = None, registry: Any = None,
-                   **train_kwargs: Any) -> TrainingJob:
+def start_training(
+    *args: Any,
+    kind: str = "thread",
+    name: str | None = None,
+    train_fn: Any = None,
+    registry: Any = None,
+    **train_kwargs: Any,
+) -> TrainingJob:
     """Start ``train(*args, **train_kwargs)`` as a background job; returns a TrainingJob.
 
     ``kind="thread"`` shares this process (and its GPU context); ``kind="process"`` runs in
@@ -305,8 +335,16 @@ def start_training(*args: Any, kind: str = "thread", name: str | None = None,
     # The live dashboard belongs here, in the caller's thread and process (its cell shows
     # it; a worker process has no display): it reads job.stream, which the run feeds.
     live = train_kwargs.pop("live", None) if train_fn is None else None
-    job = registry.new(run_training, train_fn, args, train_kwargs, name=label, kind=kind,
-                       job_class=job_class, stream=stream)
+    job = registry.new(
+        run_training,
+        train_fn,
+        args,
+        train_kwargs,
+        name=label,
+        kind=kind,
+        job_class=job_class,
+        stream=stream,
+    )
     dashboard = None
     if live not in (None, False):
         from pathlib import Path
@@ -314,6 +352,10 @@ def start_training(*args: Any, kind: str = "thread", name: str | None = None,
         from resnetlab.training.api import start_live
 
         run_dir = train_kwargs.get("run_dir")
-        dashboard = start_live(job.stream, live, Path(run_dir) if run_dir else None,
-                               callbacks=train_kwargs.get("callbacks") or ())
+        dashboard = start_live(
+            job.stream,
+            live,
+            Path(run_dir) if run_dir else None,
+            callbacks=train_kwargs.get("callbacks") or (),
+        )
     return TrainingJob(job, dashboard)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # -- worker side (runs in the spawned process) -------------------------------------------
 
+
 class WorkerContext(StopAware):
     """What ``jobs.current()`` returns inside a worker process."""
 
@@ -52,8 +53,9 @@ class WorkerContext(StopAware):
         try:
             return self._flags[name]
         except KeyError:
-            raise JobError(f"worker of job {self.id} has no flag {name!r}; it has "
-                           f"{sorted(self._flags)}") from None
+            raise JobError(
+                f"worker of job {self.id} has no flag {name!r}; it has {sorted(self._flags)}"
+            ) from None
 
     def report(self, kind: str, payload: Any) -> None:
         """Send a report (progress, state) to the parent job's listeners."""
@@ -62,11 +64,17 @@ class WorkerContext(StopAware):
     def log(self, step: int, **metrics: float) -> None:
         self.send("metric", int(step), {k: float(v) for k, v in metrics.items()}, None, time.time())
 
-    def append(self, step: int, metrics: dict, *, time: float | None = None,
-               epoch: int | None = None) -> None:
+    def append(
+        self, step: int, metrics: dict, *, time: float | None = None, epoch: int | None = None
+    ) -> None:
         """``MetricStream.append`` signature, so a worker can pass this as a trainer's stream."""
-        self.send("metric", int(step), {k: float(v) for k, v in metrics.items()}, epoch,
-                  time if time is not None else _now())
+        self.send(
+            "metric",
+            int(step),
+            {k: float(v) for k, v in metrics.items()},
+            epoch,
+            time if time is not None else _now(),
+        )
 
     def send(self, kind: str, *payload: Any) -> None:
         """Send one message to the parent (kinds: out, metric, event, result, error)."""
@@ -135,8 +143,16 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="resnetlab-parent-watch", daemon=True).start()
 
 
-def _worker_main(fn: Any, args: tuple, kwargs: dict, conn: Any, flags: dict[str, Any],
-                 log_path: str, job_id: int, name: str) -> None:
+def _worker_main(
+    fn: Any,
+    args: tuple,
+    kwargs: dict,
+    conn: Any,
+    flags: dict[str, Any],
+    log_path: str,
+    job_id: int,
+    name: str,
+) -> None:
     """Entry point of the spawned process."""
     global _worker
     # Descriptor-level output (C libraries, a crash dump) goes to the log file, never to
@@ -185,6 +201,7 @@ async def _await(awaitable: Any) -> Any:
 
 # -- parent side ---------------------------------------------------------------------------
 
+
 class ProcessJob(Job):
     """A function in a spawned worker process: stop by event, or ``kill()``."""
 
@@ -205,15 +222,25 @@ class ProcessJob(Job):
         assert self.log_path is not None
         self.output.flush()
         self.process = mp.Process(
-            target=_worker_main, name=f"job-{self.id}-{self.name}",
-            args=(self.fn, self.args, self.kwargs, writer, self._mp_flags, str(self.log_path),
-                  self.id, self.name),
+            target=_worker_main,
+            name=f"job-{self.id}-{self.name}",
+            args=(
+                self.fn,
+                self.args,
+                self.kwargs,
+                writer,
+                self._mp_flags,
+                str(self.log_path),
+                self.id,
+                self.name,
+            ),
         )
         self.process.start()
         writer.close()  # only the worker writes; its exit now means end-of-file for us
         self._reader = reader
-        self.pump = threading.Thread(target=self._pump_main, name=f"job-{self.id}-{self.name}-pump",
-                                     daemon=True)
+        self.pump = threading.Thread(
+            target=self._pump_main, name=f"job-{self.id}-{self.name}-pump", daemon=True
+        )
         self.pump.start()
 
     @property
@@ -228,8 +255,10 @@ class ProcessJob(Job):
         try:
             return self._mp_flags[name]
         except KeyError:
-            raise JobError(f"process job {self.id} has no flag {name!r}; declare it in "
-                           f"flag_names (has {sorted(self._mp_flags)})") from None
+            raise JobError(
+                f"process job {self.id} has no flag {name!r}; declare it in "
+                f"flag_names (has {sorted(self._mp_flags)})"
+            ) from None
 
     def _check_picklable(self) -> None:
         fn = self.fn
@@ -242,8 +271,10 @@ class ProcessJob(Job):
                 "or use kind='thread'/'loop'"
             )
         if asyncio.iscoroutine(fn):
-            raise JobError(f"process job {self.name!r}: pass the async function and its "
-                           "arguments, not a coroutine object (it cannot cross processes)")
+            raise JobError(
+                f"process job {self.name!r}: pass the async function and its "
+                "arguments, not a coroutine object (it cannot cross processes)"
+            )
         try:
             pickle.dumps((fn, self.args, self.kwargs))
         except Exception as exc:
@@ -298,17 +329,28 @@ class ProcessJob(Job):
             text, blob = error
             exc: BaseException
             try:
-                exc = pickle.loads(blob) if blob is not None else JobError(text.strip().splitlines()[-1])
+                exc = (
+                    pickle.loads(blob)
+                    if blob is not None
+                    else JobError(text.strip().splitlines()[-1])
+                )
             except Exception:
                 exc = JobError(text.strip().splitlines()[-1])
             self._finish("failed", exception=exc, tb=text)
         elif result is not _MISSING:
             self._finish("stopped" if self.stop_reason else "completed", result=result)
         else:
-            why = (f"its result could not be read here ({unreadable})" if unreadable
-                   else "killed by the system (out of memory?)" if code else "no result was sent")
-            exc = JobError(f"worker process of job {self.id} {self.name!r} exited with code "
-                           f"{code}: {why}; see {self.log_path}")
+            why = (
+                f"its result could not be read here ({unreadable})"
+                if unreadable
+                else "killed by the system (out of memory?)"
+                if code
+                else "no result was sent"
+            )
+            exc = JobError(
+                f"worker process of job {self.id} {self.name!r} exited with code "
+                f"{code}: {why}; see {self.log_path}"
+            )
             self._finish("failed", exception=exc, tb=str(exc))
 
     def on_message(self, msg: tuple) -> None:
@@ -319,17 +361,23 @@ class ProcessJob(Job):
         if how == "kill":
             return self.kill()
         if how != "event":
-            raise JobError(f"process job {self.id} {self.name!r} stops by how='event' "
-                           "(the worker checks jobs.current().stopping) or is killed with "
-                           "how='kill' / job.kill()")
+            raise JobError(
+                f"process job {self.id} {self.name!r} stops by how='event' "
+                "(the worker checks jobs.current().stopping) or is killed with "
+                "how='kill' / job.kill()"
+            )
         if not self.running:
             return self.state
         self.stop_reason = self.stop_reason or how
         self._mp_stop.set()
         wait_s = self.stop_timeout if timeout is None else timeout
         if not self._done.wait(wait_s):
-            log.warning("job %s %r ignored the stop event for %.1f s; killing it",
-                        self.id, self.name, wait_s)
+            log.warning(
+                "job %s %r ignored the stop event for %.1f s; killing it",
+                self.id,
+                self.name,
+                wait_s,
+            )
             return self.kill(grace=min(3.0, max(wait_s, 0.5)))
         return self.state
 
@@ -342,8 +390,9 @@ class ProcessJob(Job):
         self.process.terminate()
         self.process.join(grace)
         if self.process.is_alive():
-            log.warning("job %s %r survived SIGTERM for %.1f s; sending SIGKILL",
-                        self.id, self.name, grace)
+            log.warning(
+                "job %s %r survived SIGTERM for %.1f s; sending SIGKILL", self.id, self.name, grace
+            )
             self.process.kill()
             self.process.join(5.0)
         self._done.wait(10.0)

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 
 # matplotlib backend -> our driver that serves it (None: no live driver for it).
 DRIVER_FOR_BACKEND = {
-    "ipympl": "ipympl", "widget": "ipympl", "webagg": "webagg", "agg": "agg",
-    "qtagg": "qt", "qt5agg": "qt", "tkagg": "tk", "gtk3agg": "gtk", "gtk4agg": "gtk",
+    "ipympl": "ipympl",
+    "widget": "ipympl",
+    "webagg": "webagg",
+    "agg": "agg",
+    "qtagg": "qt",
+    "qt5agg": "qt",
+    "tkagg": "tk",
+    "gtk3agg": "gtk",
+    "gtk4agg": "gtk",
 }
 # Toolkit modules a desktop driver needs, in order of preference.
 DESKTOP_TOOLKITS = (("qt", ("PySide6", "PyQt6", "PyQt5")), ("tk", ("tkinter",)), ("gtk", ("gi",)))
@@ -96,8 +103,8 @@ def pick_backend() -> BackendChoice:
         if not display_works():
             where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
             return BackendChoice(
-                "agg", f"the display {where!r} cannot be opened (no X server there?): "
-                "PNG snapshots")
+                "agg", f"the display {where!r} cannot be opened (no X server there?): PNG snapshots"
+            )
         for driver, modules in DESKTOP_TOOLKITS:
             for module in modules:
                 if _module_available(module):
@@ -115,8 +122,16 @@ importlib.import_module(module)
 
 
 # Toolkit a backend needs; when it is not installed at all, no subprocess is needed to say so.
-_TOOLKIT_OF = {"gtk3": "gi", "gtk4": "gi", "qt": "matplotlib.backends.qt_compat", "tk": "tkinter",
-               "wx": "wx", "widget": "ipympl", "ipympl": "ipympl", "cairo": "cairo"}
+_TOOLKIT_OF = {
+    "gtk3": "gi",
+    "gtk4": "gi",
+    "qt": "matplotlib.backends.qt_compat",
+    "tk": "tkinter",
+    "wx": "wx",
+    "widget": "ipympl",
+    "ipympl": "ipympl",
+    "cairo": "cairo",
+}
 
 
 def _check_import(name: str, timeout: float = 60.0) -> tuple[bool, str]:
@@ -127,8 +142,13 @@ def _check_import(name: str, timeout: float = 60.0) -> tuple[bool, str]:
             return False, f"ModuleNotFoundError: No module named {module!r}"
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHECK, name], capture_output=True,
-                              text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHECK, name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return False, f"import took over {timeout:.0f} s"
     if proc.returncode == 0:
@@ -166,5 +186,7 @@ def list_backends(names: list[str] | None = None, jobs: int = 4) -> list[Backend
         names = known
     with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
         results = list(pool.map(_check_import, names))
-    return [BackendInfo(n, n in interactive, ok, detail, DRIVER_FOR_BACKEND.get(n))
-            for n, (ok, detail) in zip(names, results, strict=True)]
+    return [
+        BackendInfo(n, n in interactive, ok, detail, DRIVER_FOR_BACKEND.get(n))
+        for n, (ok, detail) in zip(names, results, strict=True)
+    ]

@@ -13,8 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List matplotlib's backends (each import-checked in a subprocess), "
         "whether they are interactive, and which live backend `--live auto` picks here.",
     )
-    p.add_argument("names", nargs="*", metavar="BACKEND",
-                   help="check only these backends (default: all of matplotlib's)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="BACKEND",
+        help="check only these backends (default: all of matplotlib's)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_backends)
 
@@ -25,10 +29,15 @@ def cmd_backends(args: argparse.Namespace) -> int:
     infos = list_backends(args.names or None)
     choice = pick_backend()
     if args.json:
-        print(json.dumps({
-            "auto": {"backend": choice.name, "reason": choice.reason},
-            "backends": [info.__dict__ for info in infos],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "auto": {"backend": choice.name, "reason": choice.reason},
+                    "backends": [info.__dict__ for info in infos],
+                },
+                indent=2,
+            )
+        )
         return 0
     width = max(len(i.name) for i in infos)
     print(f"{'backend':<{width}}  {'kind':<11}  {'importable':<10}  {'live driver':<11}  detail")

@@ -126,8 +126,14 @@ class _LineView:
         ax.tick_params(labelsize=8)
         ax.grid(True, alpha=0.3)
         self.placeholder = ax.text(
-            0.5, 0.5, "waiting for\n" + "\n".join(panel.keys[:3]), transform=ax.transAxes,
-            ha="center", va="center", fontsize=8, color="0.5",
+            0.5,
+            0.5,
+            "waiting for\n" + "\n".join(panel.keys[:3]),
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="0.5",
         )
 
     def _add_line(self, key: str) -> None:
@@ -142,8 +148,16 @@ class _LineView:
                 self.raw_lines[key] = raw
             # val_ lines are sparse (once per epoch): markers show each evaluation.
             marker = "o" if _is_val(key) else ""
-            (line,) = self.ax.plot([], [], lw=1.4, ls=style, color=color, marker=marker,
-                                   markersize=3, label=self.panel.label(key))
+            (line,) = self.ax.plot(
+                [],
+                [],
+                lw=1.4,
+                ls=style,
+                color=color,
+                marker=marker,
+                markersize=3,
+                label=self.panel.label(key),
+            )
         self.lines[key] = line
         self.drawn_n[key] = -1
         if self.placeholder.get_visible():
@@ -162,8 +176,15 @@ class _LineView:
             if xs.size == 0:
                 continue
             xs, ys = minmax_decimate(xs, ys, self.dash.max_points // 2)
-            self.ax.plot(xs, ys, lw=1.0, ls=":", alpha=0.7, color=self.dash._color_for(key),
-                         label=f"{self.panel.label(key)} ({label})")
+            self.ax.plot(
+                xs,
+                ys,
+                lw=1.0,
+                ls=":",
+                alpha=0.7,
+                color=self.dash._color_for(key),
+                label=f"{self.panel.label(key)} ({label})",
+            )
             self.compared.add((label, key))
             self.ax.legend(fontsize=7, loc="best")
 
@@ -257,16 +278,26 @@ class _HeatmapView:
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
         self.image = ax.imshow(
-            np.full((1, 1), np.nan), aspect="auto", origin="lower", interpolation="nearest",
-            cmap="viridis", extent=(0, 1, -0.5, 0.5),
+            np.full((1, 1), np.nan),
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            cmap="viridis",
+            extent=(0, 1, -0.5, 0.5),
         )
         ax.set_autoscale_on(False)  # update() sets sticky limits itself
         self.colorbar = ax.figure.colorbar(self.image, ax=ax, fraction=0.05, pad=0.02)
         self.colorbar.ax.tick_params(labelsize=7)
         ax.set_yticks([])
         self.placeholder = ax.text(
-            0.5, 0.5, "waiting for grad_norm/<layer> keys", transform=ax.transAxes,
-            ha="center", va="center", fontsize=8, color="0.5",
+            0.5,
+            0.5,
+            "waiting for grad_norm/<layer> keys",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="0.5",
         )
 
     def update(self, keys: Sequence[str]) -> bool:
@@ -383,21 +414,40 @@ def _blit_figure_class() -> type:
         blit_draws = 0
 
         def _signature(self, renderer: Any) -> tuple:
-            parts: list[Any] = [id(renderer), renderer.width, renderer.height, self.dpi,
-                                tuple(self.bbox.bounds), self.patch.get_facecolor(),
-                                len(self.get_children())]
+            parts: list[Any] = [
+                id(renderer),
+                renderer.width,
+                renderer.height,
+                self.dpi,
+                tuple(self.bbox.bounds),
+                self.patch.get_facecolor(),
+                len(self.get_children()),
+            ]
             for ax in self.axes:
-                parts.append((tuple(ax.viewLim.bounds), tuple(ax.get_position().bounds),
-                              ax.get_xscale(), ax.get_yscale(), len(ax.get_children()),
-                              tuple(t.get_visible() for t in ax.texts),
-                              tuple(im.get_clim() for im in ax.images), ax.get_visible()))
+                parts.append(
+                    (
+                        tuple(ax.viewLim.bounds),
+                        tuple(ax.get_position().bounds),
+                        ax.get_xscale(),
+                        ax.get_yscale(),
+                        len(ax.get_children()),
+                        tuple(t.get_visible() for t in ax.texts),
+                        tuple(im.get_clim() for im in ax.images),
+                        ax.get_visible(),
+                    )
+                )
             return tuple(parts)
 
         def draw(self, renderer: Any) -> None:
-            moving, legends = (self._resnetlab_moving() if self._resnetlab_moving is not None
-                               else ([], []))
-            if (not moving or not isinstance(renderer, RendererAgg) or self.get_animated()
-                    or not self.get_visible()):
+            moving, legends = (
+                self._resnetlab_moving() if self._resnetlab_moving is not None else ([], [])
+            )
+            if (
+                not moving
+                or not isinstance(renderer, RendererAgg)
+                or self.get_animated()
+                or not self.get_visible()
+            ):
                 self._resnetlab_background = None
                 return super().draw(renderer)
             if self._resnetlab_legend_limits is None:
@@ -405,8 +455,11 @@ def _blit_figure_class() -> type:
             signature = None
             if not isinstance(self.get_layout_engine(), ConstrainedLayoutEngine):
                 signature = self._signature(renderer)
-            if (self._resnetlab_background is not None and signature is not None
-                    and signature == self._resnetlab_signature):
+            if (
+                self._resnetlab_background is not None
+                and signature is not None
+                and signature == self._resnetlab_signature
+            ):
                 renderer.restore_region(self._resnetlab_background)
                 # Legends stay where the last full draw placed them (finding the "best"
                 # place again on every redraw costs more than the lines themselves).
@@ -437,7 +490,8 @@ def _blit_figure_class() -> type:
                 for leg in legends:  # where "best" puts it now, then fixed there
                     if id(leg) not in placed and leg.get_visible():
                         box = leg.get_window_extent(renderer).transformed(
-                            leg.axes.transAxes.inverted())
+                            leg.axes.transAxes.inverted()
+                        )
                         leg.set_loc((box.x0, box.y0))
                         placed[id(leg)] = (tuple(leg.axes.viewLim.bounds), leg)
                 for artist in (*moving, *legends):
@@ -486,6 +540,7 @@ class Dashboard:
         **driver_options: Any,
     ) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+
         figure_cls = _blit_figure_class()
         if ncols < 1:
             raise ConfigError(f"Dashboard(ncols={ncols}): needs at least one column")
@@ -513,8 +568,9 @@ class Dashboard:
         for number, group in enumerate(self.layout):
             cols = min(ncols, len(group))
             rows = math.ceil(len(group) / cols)
-            fig = figure_cls(figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi,
-                             layout="constrained")
+            fig = figure_cls(
+                figsize=(panel_size[0] * cols, panel_size[1] * rows), dpi=dpi, layout="constrained"
+            )
             canvas = locked_canvas_class(FigureCanvasAgg)(fig)  # drawable before any driver
             canvas._resnetlab_dashboard = self
             if title:
@@ -707,8 +763,11 @@ class Dashboard:
         with self.lock:
             self.refresh()
             for i, fig in enumerate(self.figures):
-                target = path if len(self.figures) == 1 else path.with_name(
-                    f"{path.stem}-{i + 1}{path.suffix}")
+                target = (
+                    path
+                    if len(self.figures) == 1
+                    else path.with_name(f"{path.stem}-{i + 1}{path.suffix}")
+                )
                 buf = io.BytesIO()
                 fig.savefig(buf, format=fmt, **savefig_kw)
                 atomic_write_bytes(target, buf.getvalue())
@@ -724,8 +783,14 @@ class Dashboard:
             writer = csv.writer(fh)
             writer.writerow(["step", "time", "epoch", *keys])
             for rec in records:
-                writer.writerow([rec.step, f"{rec.time:.3f}", "" if rec.epoch is None else rec.epoch,
-                                 *(repr(rec.metrics[k]) if k in rec.metrics else "" for k in keys)])
+                writer.writerow(
+                    [
+                        rec.step,
+                        f"{rec.time:.3f}",
+                        "" if rec.epoch is None else rec.epoch,
+                        *(repr(rec.metrics[k]) if k in rec.metrics else "" for k in keys),
+                    ]
+                )
         return path
 
     def compare(self, label: str, source: Any) -> None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def minmax_decimate(
-    x: np.ndarray, y: np.ndarray, buckets: int
-) -> tuple[np.ndarray, np.ndarray]:
+def minmax_decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
     """About ``2 * buckets`` points (at most 4 more) of ``(x, y)``, keeping bucket extremes.
 
     Buckets hold equal numbers of consecutive points (for evenly spaced steps that is

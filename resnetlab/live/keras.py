@@ -65,7 +65,7 @@ def _build() -> type:
 
                 raise ConfigError(f"LiveCallback(every={every}): must be >= 1")
             self.stream = stream
-            self.every = int(every)      # 1 = every batch; 10 = every tenth batch
+            self.every = int(every)  # 1 = every batch; 10 = every tenth batch
             # e.g. "keras/" to tell two models apart; preset panels then need the same
             # prefix: Dashboard([PRESETS["loss"].with_prefix("keras/"), ...]).
             self.prefix = prefix
@@ -95,7 +95,8 @@ def _build() -> type:
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             metrics = self._clean(
-                logs, keep=lambda k: k.startswith("val_") or k not in self._batch_keys)
+                logs, keep=lambda k: k.startswith("val_") or k not in self._batch_keys
+            )
             lr = self._learning_rate()
             if lr is not None and not any(k.endswith(("lr", "learning_rate")) for k in metrics):
                 metrics[self.prefix + "lr"] = lr

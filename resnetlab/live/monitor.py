@@ -64,7 +64,9 @@ class _Nvml:
                 out[f"gpu/{i}/mem_used_gb"] = mem.used / GB
                 out[f"gpu/{i}/mem_total_gb"] = mem.total / GB
             with contextlib.suppress(nv.NVMLError):
-                out[f"gpu/{i}/temp_c"] = float(nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU))
+                out[f"gpu/{i}/temp_c"] = float(
+                    nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
+                )
             with contextlib.suppress(nv.NVMLError):
                 out[f"gpu/{i}/power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
 

@@ -69,15 +69,18 @@ class Panel:
 
     def label(self, key: str) -> str:
         if self.strip_prefix and key.startswith(self.strip_prefix):
-            return key[len(self.strip_prefix):]
+            return key[len(self.strip_prefix) :]
         return key
 
     def with_prefix(self, prefix: str) -> Panel:
         """The same panel for keys logged under ``prefix``, e.g. ``LiveCallback(prefix="keras/")``:
         ``PRESETS["loss"].with_prefix("keras/")`` draws ``keras/loss`` and ``keras/val_loss``."""
-        return replace(self, keys=tuple(prefix + k for k in self.keys),
-                       minor=tuple(prefix + k for k in self.minor),
-                       strip_prefix=prefix + self.strip_prefix if self.strip_prefix else "")
+        return replace(
+            self,
+            keys=tuple(prefix + k for k in self.keys),
+            minor=tuple(prefix + k for k in self.minor),
+            strip_prefix=prefix + self.strip_prefix if self.strip_prefix else "",
+        )
 
     def with_options(self, **options: object) -> Panel:
         """A copy with some options changed: ``PRESETS["loss"].with_options(logy=True)``."""
@@ -121,8 +124,15 @@ PRESETS: dict[str, Panel] = {
         strip_prefix="grad_norm/",
     ),
 }
-ALIASES = {"acc": "accuracy", "learning_rate": "lr", "images/s": "throughput", "gpu_mem": "vram",
-           "grad_norm": "grad_norms", "gradients": "grad_norms", "memory": "ram"}
+ALIASES = {
+    "acc": "accuracy",
+    "learning_rate": "lr",
+    "images/s": "throughput",
+    "gpu_mem": "vram",
+    "grad_norm": "grad_norms",
+    "gradients": "grad_norms",
+    "memory": "ram",
+}
 
 TRAINING_PANELS = ("loss", "accuracy", "lr", "throughput")
 SYSTEM_PANELS = ("cpu", "ram")

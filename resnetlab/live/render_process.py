@@ -39,8 +39,13 @@ def _child_main(feed: Any, ready: Any, config: dict[str, Any]) -> None:
         from resnetlab.live.dashboard import Dashboard
 
         stream = MetricStream(name=config["name"])
-        dash = Dashboard(config["panels"], stream=stream, backend=config["backend"],
-                         title=config["title"], **config["driver_options"])
+        dash = Dashboard(
+            config["panels"],
+            stream=stream,
+            backend=config["backend"],
+            title=config["title"],
+            **config["driver_options"],
+        )
         dash.start(rate_hz=config["rate_hz"])
         ready.put(("ok", dash.url))
     except BaseException as exc:  # report start-up errors to the caller, never swallow
@@ -93,9 +98,14 @@ class RenderProcess:
         self.start_timeout = start_timeout
         self.url: str | None = None
         self.config = {
-            "name": stream.name, "panels": panels, "backend": backend, "title": title,
-            "rate_hz": rate_hz, "driver_options": dict(driver_options),
-            "final_png": str(final_png) if final_png else None, "parent_pid": os.getpid(),
+            "name": stream.name,
+            "panels": panels,
+            "backend": backend,
+            "title": title,
+            "rate_hz": rate_hz,
+            "driver_options": dict(driver_options),
+            "final_png": str(final_png) if final_png else None,
+            "parent_pid": os.getpid(),
         }
         self._proc: Any = None
         self._feed: Any = None
@@ -107,8 +117,12 @@ class RenderProcess:
 
         ctx = multiprocessing.get_context("spawn")  # never fork a process holding torch threads
         self._feed, ready = ctx.Queue(), ctx.Queue()
-        self._proc = ctx.Process(target=_child_main, args=(self._feed, ready, self.config),
-                                 name=f"resnetlab-render-{self.backend}", daemon=True)
+        self._proc = ctx.Process(
+            target=_child_main,
+            args=(self._feed, ready, self.config),
+            name=f"resnetlab-render-{self.backend}",
+            daemon=True,
+        )
         self._proc.start()
         try:
             status, detail = ready.get(timeout=self.start_timeout)
@@ -122,8 +136,9 @@ class RenderProcess:
             self._proc.join(10)
             raise BackendError(f"the {self.backend} dashboard process failed to start: {detail}")
         self.url = detail
-        self._thread = threading.Thread(target=self._forward, name="resnetlab-render-feed",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._forward, name="resnetlab-render-feed", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -27,8 +27,13 @@ class LiveSession:
     ``in_process=True``); ``render_process`` the child that draws Agg/WebAgg otherwise.
     """
 
-    def __init__(self, dashboard: Dashboard | None, monitor: SystemMonitor | None,
-                 run_dir: Path | None, render_process: RenderProcess | None = None) -> None:
+    def __init__(
+        self,
+        dashboard: Dashboard | None,
+        monitor: SystemMonitor | None,
+        run_dir: Path | None,
+        render_process: RenderProcess | None = None,
+    ) -> None:
         self.dashboard = dashboard
         self.render_process = render_process
         self.monitor = monitor
@@ -123,8 +128,9 @@ def live_dashboard(
     monitor = SystemMonitor(stream, interval=monitor_interval) if system_monitor else None
     if name in PROCESS_BACKENDS and not in_process:
         final = run_path / "dashboard-final.png" if run_path is not None else None
-        proc = RenderProcess(stream, name, panels, rate_hz=rate_hz, title=title,
-                             final_png=final, **driver_options)
+        proc = RenderProcess(
+            stream, name, panels, rate_hz=rate_hz, title=title, final_png=final, **driver_options
+        )
         try:
             if monitor is not None:
                 monitor.start()

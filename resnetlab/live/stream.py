@@ -64,11 +64,14 @@ def _clean_metrics(step: Any, metrics: Any, t: Any) -> tuple[int, float, dict[st
     try:
         t_f = _time.time() if t is None else float(t)
     except (TypeError, ValueError):
-        raise ConfigError(f"metric time at step {step_i} must be seconds (a float), "
-                          f"got {t!r}") from None
+        raise ConfigError(
+            f"metric time at step {step_i} must be seconds (a float), got {t!r}"
+        ) from None
     if not isinstance(metrics, Mapping):
-        raise ConfigError(f"metrics at step {step_i} must be a mapping {{key: number}}, "
-                          f"got {type(metrics).__name__}")
+        raise ConfigError(
+            f"metrics at step {step_i} must be a mapping {{key: number}}, "
+            f"got {type(metrics).__name__}"
+        )
     clean: dict[str, float] = {}
     for key, value in metrics.items():
         try:
@@ -232,8 +235,8 @@ class MetricStream:
             col = self._columns.get(key)
             if col is None:
                 return np.empty(0), np.empty(0)
-            xs = (col.steps if x == "step" else col.times)[col.start: col.n]
-            ys = col.values[col.start: col.n]
+            xs = (col.steps if x == "step" else col.times)[col.start : col.n]
+            ys = col.values[col.start : col.n]
             start = 0
             if since is not None:
                 # x is non-decreasing for steps and times of one producer; searchsorted
@@ -273,7 +276,6 @@ class MetricStream:
                 if len(col) and math.isfinite(col.values[col.n - 1]):
                     out[key] = float(col.values[col.n - 1])
             return out
-
 
     # -- other processes and durable storage -------------------------------------------
     def queue_feed(self, context: Any = None) -> QueueFeed:

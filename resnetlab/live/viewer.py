@@ -60,13 +60,18 @@ def encode_panels(panels: Any) -> Any:
     if panels is None or isinstance(panels, str):
         return panels
     if dataclasses.is_dataclass(panels) and not isinstance(panels, type):
-        fields = {f.name: getattr(panels, f.name) for f in dataclasses.fields(panels)
-                  if f.name != "compare"}  # streams of other runs do not cross processes
+        fields = {
+            f.name: getattr(panels, f.name)
+            for f in dataclasses.fields(panels)
+            if f.name != "compare"
+        }  # streams of other runs do not cross processes
         return {"panel": fields}
     if isinstance(panels, (list, tuple)):
         return [encode_panels(p) for p in panels]
-    raise ConfigError(f"the viewer cannot send a panel of type {type(panels).__name__}; "
-                      "use preset names, stream keys or Panel objects")
+    raise ConfigError(
+        f"the viewer cannot send a panel of type {type(panels).__name__}; "
+        "use preset names, stream keys or Panel objects"
+    )
 
 
 def decode_panels(data: Any) -> Any:
@@ -101,10 +106,12 @@ class ViewerHandle:
         self._startup: queue.SimpleQueue = queue.SimpleQueue()
         # The viewer window's redraw count as of the last grab's answer (None before one).
         self.window_draws: int | None = None
-        self._listener = threading.Thread(target=self._listen, name="resnetlab-viewer-listen",
-                                          daemon=True)
-        self._feeder = threading.Thread(target=self._feed, name="resnetlab-viewer-feed",
-                                        daemon=True)
+        self._listener = threading.Thread(
+            target=self._listen, name="resnetlab-viewer-listen", daemon=True
+        )
+        self._feeder = threading.Thread(
+            target=self._feed, name="resnetlab-viewer-feed", daemon=True
+        )
 
     @property
     def pid(self) -> int:
@@ -132,9 +139,11 @@ class ViewerHandle:
             ) from None
         if msg.get("t") != "ready":
             self._kill()
-            raise BackendError(msg.get("message") or
-                               f"the {self.backend} viewer exited at start-up "
-                               f"(status {self.proc.poll()}); see its messages on stderr")
+            raise BackendError(
+                msg.get("message")
+                or f"the {self.backend} viewer exited at start-up "
+                f"(status {self.proc.poll()}); see its messages on stderr"
+            )
         self._feeder.start()
 
     def _listen(self) -> None:
@@ -175,8 +184,10 @@ class ViewerHandle:
                 break
             records = reader.read()
             for start in range(0, len(records), CHUNK):
-                rows = [[r.step, r.time, r.epoch, dict(r.metrics)]
-                        for r in records[start:start + CHUNK]]
+                rows = [
+                    [r.step, r.time, r.epoch, dict(r.metrics)]
+                    for r in records[start : start + CHUNK]
+                ]
                 if not self._send({"t": "records", "r": rows}):
                     log.info("viewer %s is gone; no longer feeding it", self.pid)
                     return
@@ -264,15 +275,28 @@ def open_viewer(
         options_json = json.dumps(dashboard_options)
     except TypeError as exc:
         raise ConfigError(f"viewer dashboard options must be JSON-able: {exc}") from exc
-    cmd = [sys.executable, "-m", "resnetlab.live.viewer", "--backend", backend,
-           "--panels", json.dumps(encode_panels(panels)), "--interval", str(interval),
-           "--parent-pid", str(os.getpid()), "--options", options_json]
+    cmd = [
+        sys.executable,
+        "-m",
+        "resnetlab.live.viewer",
+        "--backend",
+        backend,
+        "--panels",
+        json.dumps(encode_panels(panels)),
+        "--interval",
+        str(interval),
+        "--parent-pid",
+        str(os.getpid()),
+        "--options",
+        options_json,
+    ]
     if title:
         cmd += ["--title", title]
     # A new session: Ctrl-C in the parent's terminal (or interrupting a kernel) does not
     # reach the viewer; it leaves when the parent's pipe closes.
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            close_fds=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, start_new_session=True
+    )
     handle = ViewerHandle(proc, stream, backend)
     handle._start(start_timeout)
     return handle
@@ -332,11 +356,21 @@ class _Viewer:
                 # between grabs was moved by the refresh timer.
                 try:
                     self.driver.grab(msg["path"])
-                    self.say(t="grabbed", id=msg["id"], path=msg["path"], error=None,
-                             draws=self.driver.draws)
+                    self.say(
+                        t="grabbed",
+                        id=msg["id"],
+                        path=msg["path"],
+                        error=None,
+                        draws=self.driver.draws,
+                    )
                 except Exception as exc:
-                    self.say(t="grabbed", id=msg["id"], path=msg["path"], error=str(exc),
-                             draws=self.driver.draws)
+                    self.say(
+                        t="grabbed",
+                        id=msg["id"],
+                        path=msg["path"],
+                        error=str(exc),
+                        draws=self.driver.draws,
+                    )
 
     def run(self) -> int:
         from resnetlab.live.dashboard import Dashboard
@@ -344,10 +378,15 @@ class _Viewer:
 
         try:
             options = json.loads(self.args.options or "{}")
-            dash = Dashboard(decode_panels(json.loads(self.args.panels)), stream=self.stream,
-                             backend="agg", **options)
+            dash = Dashboard(
+                decode_panels(json.loads(self.args.panels)),
+                stream=self.stream,
+                backend="agg",
+                **options,
+            )
             self.driver = DRIVERS[self.args.backend](
-                dash, mode="window", interval=self.args.interval, title=self.args.title)
+                dash, mode="window", interval=self.args.interval, title=self.args.title
+            )
             self.driver.start()
         except Exception as exc:
             log.debug("viewer start-up failed", exc_info=True)
@@ -365,15 +404,21 @@ class _Viewer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m resnetlab.live.viewer``: started by :func:`open_viewer`, not by hand."""
-    parser = argparse.ArgumentParser(prog="python -m resnetlab.live.viewer",
-                                     description="Dashboard window fed over stdin (JSON lines).")
+    parser = argparse.ArgumentParser(
+        prog="python -m resnetlab.live.viewer",
+        description="Dashboard window fed over stdin (JSON lines).",
+    )
     parser.add_argument("--backend", default="qt", choices=("qt", "tk", "gtk"))
     parser.add_argument("--panels", default="null", help="JSON: panel names / Panel fields")
     parser.add_argument("--options", default="{}", help="JSON: more Dashboard options")
     parser.add_argument("--title", default=None)
     parser.add_argument("--interval", type=float, default=0.25)
-    parser.add_argument("--parent-pid", type=int, default=None,
-                        help="exit when this process is no longer our parent")
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        help="exit when this process is no longer our parent",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="viewer %(levelname)s %(name)s: %(message)s")
     # Our stdout is the reply channel: keep a private copy of it and send anything a

@@ -68,8 +68,9 @@ class RunFollower:
 
     def start(self) -> RunFollower:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"watch-run-{self.run_id}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name=f"watch-run-{self.run_id}", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -108,11 +109,15 @@ def watch_run(
     from resnetlab.store import RunStore, default_store_path
 
     if backend not in WATCH_BACKENDS:
-        raise ConfigError(f"watch --backend must be one of {', '.join(WATCH_BACKENDS)}, got {backend!r}")
+        raise ConfigError(
+            f"watch --backend must be one of {', '.join(WATCH_BACKENDS)}, got {backend!r}"
+        )
     path = Path(runs_db) if runs_db is not None else default_store_path()
     if not path.exists():
-        raise StoreError(f"no run store at {path}; pass --runs-db PATH (or set RESNETLAB_RUNS) "
-                         "to the database the training process writes")
+        raise StoreError(
+            f"no run store at {path}; pass --runs-db PATH (or set RESNETLAB_RUNS) "
+            "to the database the training process writes"
+        )
     store = RunStore(path)
     try:
         info = store.get_run(run)
@@ -121,8 +126,9 @@ def watch_run(
         follower.poll()
         name = choose_backend(backend)
         options: dict[str, Any] = {"port": port} if name == "webagg" else {"mode": "window"}
-        dash = Dashboard(panels, stream=stream, backend=name,
-                         title=f"run {info.id}: {info.name}", **options)
+        dash = Dashboard(
+            panels, stream=stream, backend=name, title=f"run {info.id}: {info.name}", **options
+        )
         follower.start()
         dash.start(rate_hz=rate_hz)
         try:
@@ -154,25 +160,46 @@ def watch_run(
 
 
 def _handle(args: argparse.Namespace) -> int:
-    return watch_run(args.run, runs_db=args.runs_db, backend=args.backend, panels=args.panels,
-                     poll_interval=args.poll, rate_hz=args.rate, port=args.port,
-                     exit_after=args.exit_after, grab=args.grab)
+    return watch_run(
+        args.run,
+        runs_db=args.runs_db,
+        backend=args.backend,
+        panels=args.panels,
+        poll_interval=args.poll,
+        rate_hz=args.rate,
+        port=args.port,
+        exit_after=args.exit_after,
+        grab=args.grab,
+    )
 
 
 def register(subparsers: Any) -> None:
     """Add ``resnetlab watch RUN``."""
     p = subparsers.add_parser(
-        "watch", help="live dashboard on a run training in another process",
+        "watch",
+        help="live dashboard on a run training in another process",
         description="Open a live dashboard (desktop window or browser page) on a run that "
-                    "is training in another process, by following the run store.",
+        "is training in another process, by following the run store.",
     )
     p.add_argument("run", help="run id or name (see `resnetlab runs`)")
-    p.add_argument("--backend", choices=WATCH_BACKENDS, default="auto",
-                   help="window toolkit, or webagg for a browser page (default: auto)")
-    p.add_argument("--runs-db", type=Path, default=None,
-                   help="run store the training writes (default: $RESNETLAB_RUNS or ./runs/resnetlab.db)")
-    p.add_argument("--panels", nargs="+", default=None,
-                   help="panel presets or metric keys (default: training + system panels)")
+    p.add_argument(
+        "--backend",
+        choices=WATCH_BACKENDS,
+        default="auto",
+        help="window toolkit, or webagg for a browser page (default: auto)",
+    )
+    p.add_argument(
+        "--runs-db",
+        type=Path,
+        default=None,
+        help="run store the training writes (default: $RESNETLAB_RUNS or ./runs/resnetlab.db)",
+    )
+    p.add_argument(
+        "--panels",
+        nargs="+",
+        default=None,
+        help="panel presets or metric keys (default: training + system panels)",
+    )
     p.add_argument("--poll", type=float, default=1.0, help="seconds between run-store polls")
     p.add_argument("--rate", type=float, default=2.0, help="dashboard refreshes per second")
     p.add_argument("--port", type=int, default=0, help="webagg port (default: a free one)")

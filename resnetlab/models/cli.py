@@ -15,25 +15,41 @@ from resnetlab.errors import ConfigError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``models`` and ``summary`` subcommands."""
-    p = subparsers.add_parser("models", help="list the model presets",
-                              description="Table of every preset: name, family, depth, "
-                                          "parameters and the input it was published for.")
+    p = subparsers.add_parser(
+        "models",
+        help="list the model presets",
+        description="Table of every preset: name, family, depth, "
+        "parameters and the input it was published for.",
+    )
     p.add_argument("--family", help="only this family (resnet_v2, resnet_v1, plain, simple_cnn)")
     p.set_defaults(func=cmd_models)
 
-    s = subparsers.add_parser("summary", help="layer table of a model (Keras-like)",
-                              description="Print every layer of MODEL with its module path, "
-                                          "output shape and parameters, then the totals.")
+    s = subparsers.add_parser(
+        "summary",
+        help="layer table of a model (Keras-like)",
+        description="Print every layer of MODEL with its module path, "
+        "output shape and parameters, then the totals.",
+    )
     s.add_argument("model", metavar="MODEL", help="preset name (see `resnetlab models`)")
     s.add_argument("--in-channels", type=int, help="input channels (default: the preset's)")
     s.add_argument("--num-classes", type=int, help="classes (default: the preset's)")
     s.add_argument("--image-size", type=int, help="input side in pixels (default: the preset's)")
-    s.add_argument("--depth", type=int, default=None,
-                   help="fold rows deeper than this many path parts (2: one row per stack, 4: "
-                        "per unit, 6: per residual layer); default: every layer")
-    s.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set bottleneck_ratio=0.5 "
-                        "--set stack_shortcut=true (repeatable)")
+    s.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="fold rows deeper than this many path parts (2: one row per stack, 4: "
+        "per unit, 6: per residual layer); default: every layer",
+    )
+    s.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set bottleneck_ratio=0.5 "
+        "--set stack_shortcut=true (repeatable)",
+    )
     s.set_defaults(func=cmd_summary)
 
 
@@ -78,8 +94,10 @@ def coerce_overrides(config: Any, overrides: dict[str, Any]) -> dict[str, Any]:
 
     hints = typing.get_type_hints(type(config))
     bools = {f.name for f in dataclasses.fields(config) if hints.get(f.name) is bool}
-    return {k: (bool(v) if k in bools and type(v) is int and v in (0, 1) else v)
-            for k, v in overrides.items()}
+    return {
+        k: (bool(v) if k in bools and type(v) is int and v in (0, 1) else v)
+        for k, v in overrides.items()
+    }
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -90,21 +108,36 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     presets = [p for p in list_presets() if args.family in (None, p.family)]
     if not presets:
-        raise ConfigError(f"--family {args.family!r} matches no preset; families are "
-                          f"{', '.join(sorted({p.family for p in list_presets()}))}")
+        raise ConfigError(
+            f"--family {args.family!r} matches no preset; families are "
+            f"{', '.join(sorted({p.family for p in list_presets()}))}"
+        )
     rows = []
     for p in presets:
         with torch.device("meta"):
             params = count_parameters(_instantiate(p.config, p.name))
         c, h, w = p.input_size
-        rows.append((p.name, p.family, str(p.depth), f"{params:,}", f"{c}x{h}x{w}",
-                     str(p.num_classes), p.description))
+        rows.append(
+            (
+                p.name,
+                p.family,
+                str(p.depth),
+                f"{params:,}",
+                f"{c}x{h}x{w}",
+                str(p.num_classes),
+                p.description,
+            )
+        )
     headers = ("name", "family", "depth", "params", "input", "classes", "description")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     right = {2, 3, 5}
     for r in [headers, *rows]:
-        print("  ".join(f"{v:>{w}}" if i in right else f"{v:<{w}}"
-                        for i, (v, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+        print(
+            "  ".join(
+                f"{v:>{w}}" if i in right else f"{v:<{w}}"
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
+        )
     return 0
 
 
@@ -116,8 +149,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.model)
     overrides = parse_overrides(args.overrides, preset.name)
-    for field, value in (("in_channels", args.in_channels), ("num_classes", args.num_classes),
-                         ("image_size", args.image_size)):
+    for field, value in (
+        ("in_channels", args.in_channels),
+        ("num_classes", args.num_classes),
+        ("image_size", args.image_size),
+    ):
         if value is not None:
             overrides[field] = value
     with torch.device("meta"):

@@ -32,8 +32,10 @@ def _choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         close = difflib.get_close_matches(str(value), choices, n=2, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"ResNetV2Config.{field_name}={value!r} is not allowed; {hint}"
-                          f"choose one of {', '.join(map(repr, choices))}")
+        raise ConfigError(
+            f"ResNetV2Config.{field_name}={value!r} is not allowed; {hint}"
+            f"choose one of {', '.join(map(repr, choices))}"
+        )
 
 
 def _kind(hint: Any) -> str:
@@ -58,8 +60,9 @@ def _checked(hint: Any, value: Any) -> tuple[bool, Any]:
         ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         return ok, int(value) if ok else value
     if hint is float:
-        ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-              and math.isfinite(value))
+        ok = (
+            isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        )
         return ok, (value if isinstance(value, int | float) else float(value)) if ok else value
     if hint is str:
         return isinstance(value, str), value
@@ -91,10 +94,10 @@ def check_field_types(config: Any) -> None:
         ok, normalised = _checked(hint, value)
         if not ok:
             default = f.default if f.default is not dataclasses.MISSING else None
-            example = (f", e.g. {f.name}={default!r}"
-                       if default is not None and hint is not bool else "")
-            raise ConfigError(f"{cls.__name__}.{f.name}={value!r} must be {_kind(hint)}"
-                              f"{example}")
+            example = (
+                f", e.g. {f.name}={default!r}" if default is not None and hint is not bool else ""
+            )
+            raise ConfigError(f"{cls.__name__}.{f.name}={value!r} must be {_kind(hint)}{example}")
         if normalised is not value:
             object.__setattr__(config, f.name, normalised)
 
@@ -169,8 +172,10 @@ class ResNetV2Config:
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 if isinstance(value, int | float | str):
-                    raise ConfigError(f"ResNetV2Config.{name}={value!r} must be a sequence "
-                                      f"(one entry per stack), e.g. {name}=(2, 2, 2)")
+                    raise ConfigError(
+                        f"ResNetV2Config.{name}={value!r} must be a sequence "
+                        f"(one entry per stack), e.g. {name}=(2, 2, 2)"
+                    )
                 object.__setattr__(self, name, tuple(value))
         check_field_types(self)
         n = len(self.stack_units)
@@ -194,8 +199,10 @@ class ResNetV2Config:
             positive("latent_dim", self.latent_dim)
         positive("stem_kernel", self.stem_kernel)
         if self.stem_kernel % 2 == 0:
-            raise ConfigError(f"ResNetV2Config.stem_kernel={self.stem_kernel} must be odd "
-                              "(3 or 7) so that 'same' padding keeps the map centred")
+            raise ConfigError(
+                f"ResNetV2Config.stem_kernel={self.stem_kernel} must be odd "
+                "(3 or 7) so that 'same' padding keeps the map centred"
+            )
         _choice("stem_pool", self.stem_pool, STEM_POOLS)
         _choice("unit", self.unit, UNIT_TYPES)
         _choice("stride_layer", self.stride_layer, STRIDE_LAYERS)
@@ -205,18 +212,24 @@ class ResNetV2Config:
 
         n = len(self.stack_units)
         if n == 0:
-            raise ConfigError("ResNetV2Config.stack_units is empty; give at least one stack, "
-                              "e.g. stack_units=(2, 2, 2)")
+            raise ConfigError(
+                "ResNetV2Config.stack_units is empty; give at least one stack, "
+                "e.g. stack_units=(2, 2, 2)"
+            )
         for name in ("stack_channels", "stack_strides"):
             value = getattr(self, name)
             if value is not None and len(value) != n:
-                raise ConfigError(f"ResNetV2Config.{name} has {len(value)} entries but "
-                                  f"stack_units has {n}; give one entry per stack")
+                raise ConfigError(
+                    f"ResNetV2Config.{name} has {len(value)} entries but "
+                    f"stack_units has {n}; give one entry per stack"
+                )
         for i, units in enumerate(self.stack_units):
             if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-                raise ConfigError(f"ResNetV2Config.stack_units[{i}]={units!r}: every stack needs "
-                                  "at least 1 unit; use a positive number or remove the stack "
-                                  "from stack_units and stack_channels")
+                raise ConfigError(
+                    f"ResNetV2Config.stack_units[{i}]={units!r}: every stack needs "
+                    "at least 1 unit; use a positive number or remove the stack "
+                    "from stack_units and stack_channels"
+                )
         for i, channels in enumerate(self.stack_channels):
             positive(f"stack_channels[{i}]", channels)
         for i, stride in enumerate(self.strides):
@@ -224,21 +237,26 @@ class ResNetV2Config:
 
         if self.unit == "bottleneck":
             if not self.bottleneck_ratio > 0:
-                raise ConfigError(f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} "
-                                  "must be > 0 (1/4 as He et al., 1/2 as Atienza)")
+                raise ConfigError(
+                    f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} "
+                    "must be > 0 (1/4 as He et al., 1/2 as Atienza)"
+                )
             for i, channels in enumerate(self.stack_channels):
                 if int(channels * self.bottleneck_ratio) < 1:
                     raise ConfigError(
                         f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} gives "
                         f"int({channels} * {self.bottleneck_ratio}) = 0 bottleneck channels in "
                         f"stack {i} (stack_channels[{i}]={channels}); use bottleneck_ratio >= "
-                        f"{1 / channels:.4g} or wider stacks")
+                        f"{1 / channels:.4g} or wider stacks"
+                    )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"ResNetV2Config.dropout={self.dropout!r} must be in [0, 1)")
         if self.zero_init_last and not self.residual:
-            raise ConfigError("ResNetV2Config.zero_init_last=True needs residual=True: in a "
-                              "plain network it would zero the signal itself; set one of them "
-                              "to False")
+            raise ConfigError(
+                "ResNetV2Config.zero_init_last=True needs residual=True: in a "
+                "plain network it would zero the signal itself; set one of them "
+                "to False"
+            )
         self._check_image_size()
 
     def stage_sizes(self) -> list[tuple[str, int]]:
@@ -266,7 +284,8 @@ class ResNetV2Config:
                     f"(stride {stride}) gets a {size}x{size} map and would shrink it to 0x0 "
                     f"(padding would only repeat {size}x{size}); use image_size >= "
                     f"{min_image_size(stages)} ({math.prod(s for _, s in stages)} halves exactly), "
-                    "or fewer stride-2 stacks (stack_strides)")
+                    "or fewer stride-2 stacks (stack_strides)"
+                )
             size = conv_out(size, stride)
 
     # -- derived facts ----------------------------------------------------------------
@@ -315,8 +334,9 @@ def check_fields(cls: type, data: dict[str, Any], where: str = "") -> None:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
-            raise ConfigError(f"{where}{cls.__name__} has no field {key!r}; {hint}"
-                              f"fields are: {', '.join(known)}")
+            raise ConfigError(
+                f"{where}{cls.__name__} has no field {key!r}; {hint}fields are: {', '.join(known)}"
+            )
 
 
 def min_image_size(stages: list[tuple[str, int]]) -> int:

@@ -48,8 +48,9 @@ NORMS: dict[str, Callable[[int], nn.Module]] = {
 
 def _unknown(kind: str, field: str, name: object, known: list[str]) -> ConfigError:
     if not isinstance(name, str):
-        return ConfigError(f"{field}={name!r} must be a name (text); choose one "
-                           f"of {', '.join(known)}")
+        return ConfigError(
+            f"{field}={name!r} must be a name (text); choose one of {', '.join(known)}"
+        )
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(map(repr, close))}? " if close else ""
     return ConfigError(
@@ -83,8 +84,9 @@ def make_norm(name: str, channels: int) -> nn.Module:
 
 def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
     """A bias-free convolution with "same" padding (a norm layer supplies the shift)."""
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                     padding=kernel_size // 2, bias=False)
+    return nn.Conv2d(
+        in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False
+    )
 
 
 class PreActLayer(nn.Module):
@@ -94,9 +96,17 @@ class PreActLayer(nn.Module):
     the activation by identities, because the stem has just applied them.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 stride: int = 1, norm: str = "batchnorm", activation: str = "relu",
-                 preactivated: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        norm: str = "batchnorm",
+        activation: str = "relu",
+        preactivated: bool = True,
+    ) -> None:
         super().__init__()
         self.bn = make_norm(norm, in_channels) if preactivated else nn.Identity()
         self.act = make_activation(activation) if preactivated else nn.Identity()
@@ -117,8 +127,16 @@ class PostActLayer(nn.Module):
     addition, in the unit.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 stride: int = 1, norm: str = "batchnorm", activation: str | None = "relu") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        norm: str = "batchnorm",
+        activation: str | None = "relu",
+    ) -> None:
         super().__init__()
         self.conv = conv2d(in_channels, out_channels, kernel_size, stride)
         self.bn = make_norm(norm, out_channels)
@@ -136,8 +154,9 @@ class Projection(nn.Module):
     unit's pre-activation normalises the sum).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, *,
-                 norm: str | None = None) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, *, norm: str | None = None
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
         self.bn = make_norm(norm, out_channels) if norm else None

@@ -24,8 +24,8 @@ from resnetlab.models.simple_cnn import SimpleCNN, SimpleCNNConfig
 # The CPU default for 28x28 grayscale images (Fashion-MNIST); see docs/models.md for why.
 DEFAULT_MODEL = "resnetv2-mini"
 
-CIFAR_DEPTHS = (20, 29, 56, 110, 164, 1001)   # 9n + 2 with n = 2, 3, 6, 12, 18, 111
-BASELINE_DEPTHS = (20, 29, 56, 110, 164)      # plain-N and resnetv1-N twins
+CIFAR_DEPTHS = (20, 29, 56, 110, 164, 1001)  # 9n + 2 with n = 2, 3, 6, 12, 18, 111
+BASELINE_DEPTHS = (20, 29, 56, 110, 164)  # plain-N and resnetv1-N twins
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class PresetInfo:
     """What ``resnetlab models`` shows about a preset."""
 
     name: str
-    family: str            # "resnet_v2", "resnet_v1", "plain" or "simple_cnn"
-    depth: int             # weighted layers on the main path, counted as He et al.
+    family: str  # "resnet_v2", "resnet_v1", "plain" or "simple_cnn"
+    depth: int  # weighted layers on the main path, counted as He et al.
     description: str
-    config: ResNetV2Config | SimpleCNNConfig   # at the preset's usual input (below)
+    config: ResNetV2Config | SimpleCNNConfig  # at the preset's usual input (below)
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -52,15 +52,25 @@ class PresetInfo:
 def _cifar(depth: int, **fields: Any) -> ResNetV2Config:
     n, rest = divmod(depth - 2, 9)
     assert rest == 0, depth
-    return ResNetV2Config(stack_units=(n, n, n), stack_channels=(64, 128, 256),
-                          stem_channels=16, **fields)
+    return ResNetV2Config(
+        stack_units=(n, n, n), stack_channels=(64, 128, 256), stem_channels=16, **fields
+    )
 
 
 def _imagenet(units: tuple[int, ...], unit: str) -> ResNetV2Config:
     widths = (256, 512, 1024, 2048) if unit == "bottleneck" else (64, 128, 256, 512)
-    return ResNetV2Config(in_channels=3, num_classes=1000, image_size=224, stem_channels=64,
-                          stem_kernel=7, stem_stride=2, stem_pool="max", stack_units=units,
-                          stack_channels=widths, unit=unit)
+    return ResNetV2Config(
+        in_channels=3,
+        num_classes=1000,
+        image_size=224,
+        stem_channels=64,
+        stem_kernel=7,
+        stem_stride=2,
+        stem_pool="max",
+        stack_units=units,
+        stack_channels=widths,
+        unit=unit,
+    )
 
 
 def _build_presets() -> dict[str, PresetInfo]:
@@ -69,46 +79,100 @@ def _build_presets() -> dict[str, PresetInfo]:
     def add(name: str, family: str, description: str, config: Any) -> None:
         presets.append(PresetInfo(name, family, config.depth, description, config))
 
-    add("resnetv2-micro", "resnet_v2",
+    add(
+        "resnetv2-micro",
+        "resnet_v2",
         "tiny (two stacks of one basic unit, 8/16 maps) for fast tests",
-        ResNetV2Config(in_channels=1, image_size=28, stem_channels=8, stack_units=(1, 1),
-                       stack_channels=(8, 16), unit="basic"))
-    add("resnetv2-mini", "resnet_v2",
+        ResNetV2Config(
+            in_channels=1,
+            image_size=28,
+            stem_channels=8,
+            stack_units=(1, 1),
+            stack_channels=(8, 16),
+            unit="basic",
+        ),
+    )
+    add(
+        "resnetv2-mini",
+        "resnet_v2",
         "CPU default for 28x28 grayscale: stride-2 stem, 3 stacks x 1 basic unit, "
         "32/64/128 maps, 14-7-4",
         # The stride-2 stem (28x28 -> 14x14 before the stacks) costs a few tenths of a
         # percent of accuracy and makes every epoch ~4x cheaper: what lets a 2-core CPU reach
         # 93% on Fashion-MNIST in minutes (docs/training.md, docs/bench/training.md).
-        ResNetV2Config(in_channels=1, image_size=28, stem_channels=32, stem_stride=2,
-                       stack_units=(1, 1, 1), stack_channels=(32, 64, 128), unit="basic"))
+        ResNetV2Config(
+            in_channels=1,
+            image_size=28,
+            stem_channels=32,
+            stem_stride=2,
+            stack_units=(1, 1, 1),
+            stack_channels=(32, 64, 128),
+            unit="basic",
+        ),
+    )
     for depth in CIFAR_DEPTHS:
         n = (depth - 2) // 9
-        add(f"resnetv2-{depth}", "resnet_v2",
+        add(
+            f"resnetv2-{depth}",
+            "resnet_v2",
             f"He et al. CIFAR layout, 3 stacks x {n} bottleneck units, ratio 1/4",
-            _cifar(depth))
-        add(f"resnetv2-{depth}-half", "resnet_v2",
+            _cifar(depth),
+        )
+        add(
+            f"resnetv2-{depth}-half",
+            "resnet_v2",
             f"resnetv2-{depth} with bottleneck ratio 1/2 (Atienza)",
-            _cifar(depth, bottleneck_ratio=0.5))
+            _cifar(depth, bottleneck_ratio=0.5),
+        )
     for depth in BASELINE_DEPTHS:
-        add(f"resnetv1-{depth}", "resnet_v1",
+        add(
+            f"resnetv1-{depth}",
+            "resnet_v1",
             f"resnetv2-{depth} with post-activation units (ResNet V1, He et al. 2015)",
-            _cifar(depth, activation_order="post"))
-        add(f"plain-{depth}", "plain",
+            _cifar(depth, activation_order="post"),
+        )
+        add(
+            f"plain-{depth}",
+            "plain",
             f"resnetv2-{depth} without any shortcut (the plain net of the same depth)",
-            _cifar(depth, residual=False))
-    add("resnetv2-18", "resnet_v2", "ImageNet layout, basic units 2-2-2-2, 64..512 maps",
-        _imagenet((2, 2, 2, 2), "basic"))
-    add("resnetv2-34", "resnet_v2", "ImageNet layout, basic units 3-4-6-3, 64..512 maps",
-        _imagenet((3, 4, 6, 3), "basic"))
-    add("resnetv2-50", "resnet_v2", "ImageNet layout, bottleneck 3-4-6-3, 256..2048 maps",
-        _imagenet((3, 4, 6, 3), "bottleneck"))
-    add("resnetv2-101", "resnet_v2", "ImageNet layout, bottleneck 3-4-23-3, 256..2048 maps",
-        _imagenet((3, 4, 23, 3), "bottleneck"))
-    add("resnetv2-152", "resnet_v2", "ImageNet layout, bottleneck 3-8-36-3, 256..2048 maps",
-        _imagenet((3, 8, 36, 3), "bottleneck"))
-    add("simple-cnn", "simple_cnn",
+            _cifar(depth, residual=False),
+        )
+    add(
+        "resnetv2-18",
+        "resnet_v2",
+        "ImageNet layout, basic units 2-2-2-2, 64..512 maps",
+        _imagenet((2, 2, 2, 2), "basic"),
+    )
+    add(
+        "resnetv2-34",
+        "resnet_v2",
+        "ImageNet layout, basic units 3-4-6-3, 64..512 maps",
+        _imagenet((3, 4, 6, 3), "basic"),
+    )
+    add(
+        "resnetv2-50",
+        "resnet_v2",
+        "ImageNet layout, bottleneck 3-4-6-3, 256..2048 maps",
+        _imagenet((3, 4, 6, 3), "bottleneck"),
+    )
+    add(
+        "resnetv2-101",
+        "resnet_v2",
+        "ImageNet layout, bottleneck 3-4-23-3, 256..2048 maps",
+        _imagenet((3, 4, 23, 3), "bottleneck"),
+    )
+    add(
+        "resnetv2-152",
+        "resnet_v2",
+        "ImageNet layout, bottleneck 3-8-36-3, 256..2048 maps",
+        _imagenet((3, 8, 36, 3), "bottleneck"),
+    )
+    add(
+        "simple-cnn",
+        "simple_cnn",
         "baseline: 2 x (3x3 conv, ReLU, 2x2 max-pool), Linear 128, dropout, Linear",
-        SimpleCNNConfig())
+        SimpleCNNConfig(),
+    )
     return {p.name: p for p in presets}
 
 
@@ -127,8 +191,9 @@ def get_preset(name: str) -> PresetInfo:
     except KeyError:
         close = difflib.get_close_matches(name, list(PRESETS), n=4, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ConfigError(f"unknown model {name!r}; {hint}"
-                          "`resnetlab models` lists every preset") from None
+        raise ConfigError(
+            f"unknown model {name!r}; {hint}`resnetlab models` lists every preset"
+        ) from None
 
 
 def preset_config(name: str, **overrides: Any) -> ResNetV2Config | SimpleCNNConfig:
@@ -146,14 +211,21 @@ def _instantiate(config: ResNetV2Config | SimpleCNNConfig, name: str | None) -> 
     return model
 
 
-def create_model(name: str, *, in_channels: int = 3, num_classes: int = 10,
-                 image_size: int = 32, **overrides: Any) -> nn.Module:
+def create_model(
+    name: str,
+    *,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    image_size: int = 32,
+    **overrides: Any,
+) -> nn.Module:
     """Build preset ``name`` for the given data; ``overrides`` are config fields.
 
     >>> model = create_model("resnetv2-56-half", in_channels=1, image_size=28, dropout=0.1)
     """
-    config = preset_config(name, in_channels=in_channels, num_classes=num_classes,
-                           image_size=image_size, **overrides)
+    config = preset_config(
+        name, in_channels=in_channels, num_classes=num_classes, image_size=image_size, **overrides
+    )
     return _instantiate(config, name)
 
 
@@ -168,16 +240,22 @@ _FAMILIES: dict[str, type] = {"resnet": ResNetV2Config, "simple_cnn": SimpleCNNC
 def rebuild_model(spec: dict[str, Any]) -> nn.Module:
     """The architecture ``model.spec`` describes (fresh weights; load a state dict after)."""
     if not isinstance(spec, dict) or "family" not in spec or "config" not in spec:
-        raise ConfigError("model spec must be a dict with 'family' and 'config' (as stored in "
-                          f"model.spec); got {type(spec).__name__} with keys "
-                          f"{sorted(spec) if isinstance(spec, dict) else '-'}")
+        raise ConfigError(
+            "model spec must be a dict with 'family' and 'config' (as stored in "
+            f"model.spec); got {type(spec).__name__} with keys "
+            f"{sorted(spec) if isinstance(spec, dict) else '-'}"
+        )
     if spec.get("format", SPEC_FORMAT) != SPEC_FORMAT:
-        raise ConfigError(f"model spec format {spec.get('format')!r} is not {SPEC_FORMAT}, the "
-                          "one this resnetlab reads; upgrade resnetlab to load it")
+        raise ConfigError(
+            f"model spec format {spec.get('format')!r} is not {SPEC_FORMAT}, the "
+            "one this resnetlab reads; upgrade resnetlab to load it"
+        )
     family = spec["family"]
     if family not in _FAMILIES:
-        raise ConfigError(f"model spec family {family!r} is unknown; known: "
-                          f"{', '.join(_FAMILIES)} (was it written by a newer resnetlab?)")
+        raise ConfigError(
+            f"model spec family {family!r} is unknown; known: "
+            f"{', '.join(_FAMILIES)} (was it written by a newer resnetlab?)"
+        )
     config_cls = _FAMILIES[family]
     data = copy.deepcopy(spec["config"])
     check_fields(config_cls, data, where="model spec: ")
@@ -189,6 +267,8 @@ def config_of(model: nn.Module) -> ResNetV2Config | SimpleCNNConfig:
     """The config a model built here carries."""
     config = getattr(model, "config", None)
     if not dataclasses.is_dataclass(config):
-        raise ConfigError(f"{type(model).__name__} was not built by resnetlab.models "
-                          "(no .config); build it with create_model or build_model")
+        raise ConfigError(
+            f"{type(model).__name__} was not built by resnetlab.models "
+            "(no .config); build it with create_model or build_model"
+        )
     return config

@@ -36,8 +36,9 @@ class Stem(nn.Module):
         if config.stem_pool == "max":
             self.pool: nn.Module | None = nn.MaxPool2d(3, stride=2, padding=1)
         elif config.stem_pool == "conv":
-            self.pool = nn.Sequential(conv2d(c, c, 3, 2), make_norm(config.norm, c),
-                                      make_activation(config.activation))
+            self.pool = nn.Sequential(
+                conv2d(c, c, 3, 2), make_norm(config.norm, c), make_activation(config.activation)
+            )
         else:
             self.pool = None
 
@@ -53,24 +54,40 @@ class ResidualStack(nn.Module):
     bridged by an identity or a projection.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, units: int, stride: int,
-                 config: ResNetV2Config, *, after_stem: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        units: int,
+        stride: int,
+        config: ResNetV2Config,
+        *,
+        after_stem: bool = False,
+    ) -> None:
         super().__init__()
         unit_cls = UNITS[config.unit]
         self.units = nn.ModuleList(
-            unit_cls(in_channels if i == 0 else out_channels, out_channels,
-                     stride=stride if i == 0 else 1, config=config,
-                     # the stem has just applied BN→ReLU: the net's first unit skips them
-                     preactivated=not (after_stem and i == 0))
-            for i in range(units))
+            unit_cls(
+                in_channels if i == 0 else out_channels,
+                out_channels,
+                stride=stride if i == 0 else 1,
+                config=config,
+                # the stem has just applied BN→ReLU: the net's first unit skips them
+                preactivated=not (after_stem and i == 0),
+            )
+            for i in range(units)
+        )
         self.shortcut: nn.Module | None = None
         if config.stack_shortcut:
             if in_channels == out_channels and stride == 1:
                 self.shortcut = nn.Identity()
             else:
-                self.shortcut = Projection(in_channels, out_channels, stride,
-                                           norm=config.norm if config.activation_order == "post"
-                                           else None)
+                self.shortcut = Projection(
+                    in_channels,
+                    out_channels,
+                    stride,
+                    norm=config.norm if config.activation_order == "post" else None,
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
@@ -117,15 +134,28 @@ class ResNet(nn.Module):
         stacks = []
         channels = config.stem_channels
         for i, (units, out, stride) in enumerate(
-                zip(config.stack_units, config.stack_channels, config.strides, strict=True)):
-            stacks.append(ResidualStack(channels, out, units, stride, config,
-                                        after_stem=i == 0 and config.activation_order == "pre"))
+            zip(config.stack_units, config.stack_channels, config.strides, strict=True)
+        ):
+            stacks.append(
+                ResidualStack(
+                    channels,
+                    out,
+                    units,
+                    stride,
+                    config,
+                    after_stem=i == 0 and config.activation_order == "pre",
+                )
+            )
             channels = out
         self.stacks = nn.ModuleList(stacks)
         self.num_features = channels
         self.head = Head(channels, config.latent_dim or config.num_classes, config)
-        self.spec: dict[str, Any] = {"format": SPEC_FORMAT, "preset": None, "family": "resnet",
-                                     "config": config.to_dict()}
+        self.spec: dict[str, Any] = {
+            "format": SPEC_FORMAT,
+            "preset": None,
+            "family": "resnet",
+            "config": config.to_dict(),
+        }
         init_weights(self, config)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,7 +190,9 @@ def init_weights(model: ResNet, config: ResNetV2Config) -> None:
             last = unit.layers[-1]
             if isinstance(last, PreActLayer):
                 nn.init.zeros_(last.conv.weight)
-            elif isinstance(last, PostActLayer) and isinstance(last.bn, nn.BatchNorm2d | nn.GroupNorm):
+            elif isinstance(last, PostActLayer) and isinstance(
+                last.bn, nn.BatchNorm2d | nn.GroupNorm
+            ):
                 nn.init.zeros_(last.bn.weight)
 
 

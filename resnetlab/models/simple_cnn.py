@@ -42,8 +42,10 @@ class SimpleCNNConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SimpleCNNConfig.{name}={value!r} must be a positive integer")
         if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"SimpleCNNConfig.channels={self.channels!r} needs at least one "
-                              "block, each with a positive number of maps, e.g. (32, 64)")
+            raise ConfigError(
+                f"SimpleCNNConfig.channels={self.channels!r} needs at least one "
+                "block, each with a positive number of maps, e.g. (32, 64)"
+            )
         if self.latent_dim is not None and self.latent_dim < 1:
             raise ConfigError(f"SimpleCNNConfig.latent_dim={self.latent_dim!r} must be positive")
         if not 0.0 <= self.dropout < 1.0:
@@ -55,7 +57,8 @@ class SimpleCNNConfig:
                 raise ConfigError(
                     f"SimpleCNNConfig.image_size={self.image_size} is too small: block {i}'s "
                     f"2x2 max-pool gets a {size}x{size} map and gives 0x0; use image_size >= "
-                    f"{2 ** len(self.channels)} or fewer blocks (channels)")
+                    f"{2 ** len(self.channels)} or fewer blocks (channels)"
+                )
             size //= 2
 
     @property
@@ -67,8 +70,10 @@ class SimpleCNNConfig:
         return len(self.channels) + 2
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimpleCNNConfig:
@@ -111,12 +116,17 @@ class SimpleCNN(nn.Module):
         super().__init__()
         self.config = config
         widths = (config.in_channels, *config.channels)
-        self.blocks = nn.ModuleList(ConvBlock(a, b, config.activation)
-                                    for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self.blocks = nn.ModuleList(
+            ConvBlock(a, b, config.activation) for a, b in zip(widths[:-1], widths[1:], strict=True)
+        )
         self.num_features = config.channels[-1]
-        self.head = MLPHead(config.channels[-1] * config.final_size ** 2, config)
-        self.spec: dict[str, Any] = {"format": SPEC_FORMAT, "preset": None,
-                                     "family": "simple_cnn", "config": config.to_dict()}
+        self.head = MLPHead(config.channels[-1] * config.final_size**2, config)
+        self.spec: dict[str, Any] = {
+            "format": SPEC_FORMAT,
+            "preset": None,
+            "family": "simple_cnn",
+            "config": config.to_dict(),
+        }
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The conv blocks: (B, C, H, W) -> (B, channels[-1], H/2^k, W/2^k)."""

@@ -18,10 +18,10 @@ from resnetlab.errors import ConfigError
 
 @dataclass(frozen=True)
 class SummaryRow:
-    path: str                          # e.g. "stacks.2.units.0.layers.1.conv"
-    type: str                          # class name, e.g. "Conv2d"
-    output_shape: tuple[int, ...] | None   # per sample (no batch dimension); None if not run
-    params: int                        # parameters of this module and its children
+    path: str  # e.g. "stacks.2.units.0.layers.1.conv"
+    type: str  # class name, e.g. "Conv2d"
+    output_shape: tuple[int, ...] | None  # per sample (no batch dimension); None if not run
+    params: int  # parameters of this module and its children
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Summary:
     rows: list[SummaryRow] = field(default_factory=list)
     trainable: int = 0
     non_trainable: int = 0
-    buffers: int = 0                   # BatchNorm running statistics (Keras counts these)
+    buffers: int = 0  # BatchNorm running statistics (Keras counts these)
     # Conv and Linear parameters only: what the ResNet papers count (ResNet-1001's "10.2M").
     conv_fc_weights: int = 0
 
@@ -56,20 +56,27 @@ class Summary:
         widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
 
         def line(c: Sequence[str]) -> str:
-            return (f"{c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:<{widths[2]}}  "
-                    f"{c[3]:>{widths[3]}}")
+            return (
+                f"{c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:<{widths[2]}}  "
+                f"{c[3]:>{widths[3]}}"
+            )
 
         rule = "=" * (sum(widths) + 6)
-        out = [f"Model: {self.title}   input (C, H, W) = {shape(self.input_size)}", rule,
-               line(headers), rule]
+        out = [
+            f"Model: {self.title}   input (C, H, W) = {shape(self.input_size)}",
+            rule,
+            line(headers),
+            rule,
+        ]
         out += [line(c) for c in cells]
-        out += [rule,
-                f"Total params: {self.total:,}",
-                f"Trainable params: {self.trainable:,}",
-                f"Non-trainable params: {self.non_trainable:,}",
-                f"Conv + linear weights (the papers' count, no BatchNorm): "
-                f"{self.conv_fc_weights:,}",
-                f"Buffers (BatchNorm running statistics, not parameters): {self.buffers:,}"]
+        out += [
+            rule,
+            f"Total params: {self.total:,}",
+            f"Trainable params: {self.trainable:,}",
+            f"Non-trainable params: {self.non_trainable:,}",
+            f"Conv + linear weights (the papers' count, no BatchNorm): {self.conv_fc_weights:,}",
+            f"Buffers (BatchNorm running statistics, not parameters): {self.buffers:,}",
+        ]
         return "\n".join(out)
 
 
@@ -78,8 +85,13 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
-                  depth: int | None = None, title: str | None = None) -> Summary:
+def model_summary(
+    model: nn.Module,
+    input_size: Sequence[int] | None = None,
+    *,
+    depth: int | None = None,
+    title: str | None = None,
+) -> Summary:
     """Summarise ``model`` for one input of ``input_size`` = (C, H, W).
 
     ``depth`` limits rows to module paths with at most that many dots + 1 parts (e.g. 2
@@ -89,8 +101,9 @@ def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
     config = getattr(model, "config", None)
     if input_size is None:
         if config is None:
-            raise ConfigError("model_summary needs input_size=(C, H, W) for a model without "
-                              ".config")
+            raise ConfigError(
+                "model_summary needs input_size=(C, H, W) for a model without .config"
+            )
         input_size = (config.in_channels, config.image_size, config.image_size)
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) != 3 or min(input_size) < 1:
@@ -104,18 +117,20 @@ def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
             continue
         level = path.count(".") + 1
         leaf = next(module.children(), None) is None
-        if (depth is None and leaf) or (depth is not None and (level == depth or
-                                                                (leaf and level < depth))):
+        if (depth is None and leaf) or (
+            depth is not None and (level == depth or (leaf and level < depth))
+        ):
             chosen.append((path, module))
 
     shapes: dict[str, tuple[int, ...]] = {}
-    order: dict[str, int] = {}   # path -> index of its first call, for every module
+    order: dict[str, int] = {}  # path -> index of its first call, for every module
 
     def hook_for(path: str):
         def hook(module: nn.Module, args: object, output: object) -> None:
             if isinstance(output, torch.Tensor):
                 shapes[path] = tuple(output.shape[1:])
             order.setdefault(path, len(order))
+
         return hook
 
     handles = [m.register_forward_hook(hook_for(p)) for p, m in model.named_modules() if p]
@@ -129,8 +144,9 @@ def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
             with torch.no_grad():
                 model(torch.zeros((1, *input_size), device=device, dtype=dtype))
         except RuntimeError as exc:
-            raise ConfigError(f"model does not accept an input of size {input_size} "
-                              f"(C, H, W): {exc}") from exc
+            raise ConfigError(
+                f"model does not accept an input of size {input_size} (C, H, W): {exc}"
+            ) from exc
         finally:
             model.train(was_training)
     finally:
@@ -153,14 +169,23 @@ def model_summary(model: nn.Module, input_size: Sequence[int] | None = None, *,
         if spec.get("preset"):
             title = f"{spec['preset']} ({title})"
         if config is not None and hasattr(config, "depth"):
-            title = f"{title[:-1]}, depth {config.depth})" if title.endswith(")") \
+            title = (
+                f"{title[:-1]}, depth {config.depth})"
+                if title.endswith(")")
                 else f"{title} (depth {config.depth})"
+            )
     trainable = count_parameters(model, trainable_only=True)
-    return Summary(title=title, input_size=input_size, rows=rows, trainable=trainable,
-                   non_trainable=count_parameters(model) - trainable,
-                   buffers=sum(b.numel() for _, b in model.named_buffers()
-                               if b.is_floating_point()),
-                   conv_fc_weights=sum(p.numel() for m in model.modules()
-                                       if isinstance(m, nn.Conv2d | nn.Linear)
-                                       for p in m.parameters(recurse=False)))
-
+    return Summary(
+        title=title,
+        input_size=input_size,
+        rows=rows,
+        trainable=trainable,
+        non_trainable=count_parameters(model) - trainable,
+        buffers=sum(b.numel() for _, b in model.named_buffers() if b.is_floating_point()),
+        conv_fc_weights=sum(
+            p.numel()
+            for m in model.modules()
+            if isinstance(m, nn.Conv2d | nn.Linear)
+            for p in m.parameters(recurse=False)
+        ),
+    )

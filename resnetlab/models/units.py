@@ -25,12 +25,18 @@ class ResidualUnit(nn.Module):
 
     shortcut: nn.Module | None
 
-    def __init__(self, layers: list[nn.Module], shortcut: nn.Module | None, *,
-                 preact: bool, post_activation: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        layers: list[nn.Module],
+        shortcut: nn.Module | None,
+        *,
+        preact: bool,
+        post_activation: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.shortcut = shortcut
-        self.act = post_activation   # None: ResNet V2 adds nothing after the addition
+        self.act = post_activation  # None: ResNet V2 adds nothing after the addition
         # A pre-activation unit with a projection feeds BN→ReLU(x) to both paths (He et al.'s
         # code, Keras, timm): the projection then sees a normalised input, not a raw sum.
         self.shares_preactivation = preact and isinstance(shortcut, Projection)
@@ -57,53 +63,99 @@ class ResidualUnit(nn.Module):
         return self.act(out) if self.act is not None else out
 
 
-def _shortcut(in_channels: int, out_channels: int, stride: int,
-              config: ResNetV2Config) -> nn.Module | None:
+def _shortcut(
+    in_channels: int, out_channels: int, stride: int, config: ResNetV2Config
+) -> nn.Module | None:
     if not config.residual:
         return None
     if in_channels == out_channels and stride == 1:
         return nn.Identity()
-    return Projection(in_channels, out_channels, stride,
-                      norm=config.norm if config.activation_order == "post" else None)
+    return Projection(
+        in_channels,
+        out_channels,
+        stride,
+        norm=config.norm if config.activation_order == "post" else None,
+    )
 
 
-def _layers(specs: list[tuple[int, int, int, int]], config: ResNetV2Config,
-            preactivated: bool) -> tuple[list[nn.Module], nn.Module | None]:
+def _layers(
+    specs: list[tuple[int, int, int, int]], config: ResNetV2Config, preactivated: bool
+) -> tuple[list[nn.Module], nn.Module | None]:
     """Residual layers from (in, out, kernel, stride) tuples, plus V1's post-sum activation."""
     if config.activation_order == "pre":
-        layers = [PreActLayer(i, o, k, stride=s, norm=config.norm, activation=config.activation,
-                              preactivated=preactivated or n > 0)
-                  for n, (i, o, k, s) in enumerate(specs)]
+        layers = [
+            PreActLayer(
+                i,
+                o,
+                k,
+                stride=s,
+                norm=config.norm,
+                activation=config.activation,
+                preactivated=preactivated or n > 0,
+            )
+            for n, (i, o, k, s) in enumerate(specs)
+        ]
         return layers, None
     last = len(specs) - 1
-    layers = [PostActLayer(i, o, k, stride=s, norm=config.norm,
-                           activation=None if n == last else config.activation)
-              for n, (i, o, k, s) in enumerate(specs)]
+    layers = [
+        PostActLayer(
+            i, o, k, stride=s, norm=config.norm, activation=None if n == last else config.activation
+        )
+        for n, (i, o, k, s) in enumerate(specs)
+    ]
     return layers, make_activation(config.activation)
 
 
 class BottleneckUnit(ResidualUnit):
     """Three layers: 1x1 to nF*ratio maps, 3x3 at that width, 1x1 back to nF."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 config: ResNetV2Config, preactivated: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        config: ResNetV2Config,
+        preactivated: bool = True,
+    ) -> None:
         mid = config.bottleneck_channels(out_channels)
         s_first, s_mid = (stride, 1) if config.stride_layer == "first" else (1, stride)
-        layers, post = _layers([(in_channels, mid, 1, s_first), (mid, mid, 3, s_mid),
-                                (mid, out_channels, 1, 1)], config, preactivated)
-        super().__init__(layers, _shortcut(in_channels, out_channels, stride, config),
-                         preact=config.activation_order == "pre", post_activation=post)
+        layers, post = _layers(
+            [(in_channels, mid, 1, s_first), (mid, mid, 3, s_mid), (mid, out_channels, 1, 1)],
+            config,
+            preactivated,
+        )
+        super().__init__(
+            layers,
+            _shortcut(in_channels, out_channels, stride, config),
+            preact=config.activation_order == "pre",
+            post_activation=post,
+        )
 
 
 class BasicUnit(ResidualUnit):
     """Two 3x3 layers at nF maps (ResNet-18/34); the stride goes on the first."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1,
-                 config: ResNetV2Config, preactivated: bool = True) -> None:
-        layers, post = _layers([(in_channels, out_channels, 3, stride),
-                                (out_channels, out_channels, 3, 1)], config, preactivated)
-        super().__init__(layers, _shortcut(in_channels, out_channels, stride, config),
-                         preact=config.activation_order == "pre", post_activation=post)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        stride: int = 1,
+        config: ResNetV2Config,
+        preactivated: bool = True,
+    ) -> None:
+        layers, post = _layers(
+            [(in_channels, out_channels, 3, stride), (out_channels, out_channels, 3, 1)],
+            config,
+            preactivated,
+        )
+        super().__init__(
+            layers,
+            _shortcut(in_channels, out_channels, stride, config),
+            preact=config.activation_order == "pre",
+            post_activation=post,
+        )
 
 
 UNITS: dict[str, type[ResidualUnit]] = {"bottleneck": BottleneckUnit, "basic": BasicUnit}

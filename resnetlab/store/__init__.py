@@ -14,6 +14,14 @@ from resnetlab.store.runstore import (
 )
 
 __all__ = [
-    "COMPLETED", "FAILED", "INTERRUPTED", "RUNNING", "STOPPED",
-    "MetricRow", "RunInfo", "RunStore", "StoreRecorder", "default_store_path",
+    "COMPLETED",
+    "FAILED",
+    "INTERRUPTED",
+    "RUNNING",
+    "STOPPED",
+    "MetricRow",
+    "RunInfo",
+    "RunStore",
+    "StoreRecorder",
+    "default_store_path",
 ]

@@ -15,14 +15,20 @@ from resnetlab.errors import ConfigError
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs-db", default=None,
-                   help="run store file (default $RESNETLAB_RUNS or ./runs/resnetlab.db)")
+    p.add_argument(
+        "--runs-db",
+        default=None,
+        help="run store file (default $RESNETLAB_RUNS or ./runs/resnetlab.db)",
+    )
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runs", help="table of recorded training runs")
-    p.add_argument("--status", default=None,
-                   help="only runs with this status (running, completed, stopped, failed, interrupted)")
+    p.add_argument(
+        "--status",
+        default=None,
+        help="only runs with this status (running, completed, stopped, failed, interrupted)",
+    )
     p.add_argument("--limit", type=int, default=50, help="newest N runs (default 50, 0: all)")
     _add_db(p)
     p.set_defaults(func=cmd_runs)
@@ -42,8 +48,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("compare", help="runs side by side: results and config differences")
     p.add_argument("runs", nargs="+", help="run ids or names")
     p.add_argument("--out", default=None, help="also plot their curves to this PNG")
-    p.add_argument("--keys", nargs="+", default=["val_accuracy", "loss"],
-                   help="metrics plotted with --out")
+    p.add_argument(
+        "--keys", nargs="+", default=["val_accuracy", "loss"], help="metrics plotted with --out"
+    )
     _add_db(p)
     p.set_defaults(func=cmd_compare)
 
@@ -52,7 +59,9 @@ def register(subparsers: Any) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per step (default)")
     fmt.add_argument("--json", action="store_true", help="JSON: the run record and all metric rows")
-    p.add_argument("--long", action="store_true", help="CSV in long form: step,epoch,time,key,value")
+    p.add_argument(
+        "--long", action="store_true", help="CSV in long form: step,epoch,time,key,value"
+    )
     p.add_argument("--out", "-o", default=None, help="file to write (default: standard output)")
     _add_db(p)
     p.set_defaults(func=cmd_export)
@@ -65,8 +74,10 @@ def _open(args: argparse.Namespace):
 
     path = args.runs_db or default_store_path()
     if not Path(path).exists():
-        raise ConfigError(f"no run store at {path}; train something first (`resnetlab train`) "
-                          "or point --runs-db / $RESNETLAB_RUNS at your database")
+        raise ConfigError(
+            f"no run store at {path}; train something first (`resnetlab train`) "
+            "or point --runs-db / $RESNETLAB_RUNS at your database"
+        )
     return RunStore(path)
 
 
@@ -92,8 +103,9 @@ def _fmt_num(v: Any, digits: int = 4) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -113,17 +125,44 @@ def cmd_runs(args: argparse.Namespace) -> int:
     with _open(args) as store:
         runs = store.list_runs(status=args.status, limit=args.limit or None)
         if not runs:
-            print(f"no runs in {store.path}" + (f" with status {args.status}" if args.status else ""))
+            print(
+                f"no runs in {store.path}" + (f" with status {args.status}" if args.status else "")
+            )
             return 0
         rows = []
         for r in runs:
             fm = r.final_metrics
-            rows.append([str(r.id), r.name, r.status, r.model or "-", r.dataset or "-",
-                         _epochs(store, r), _fmt_num(fm.get("val_accuracy")),
-                         _fmt_num(fm.get("test_accuracy")), _fmt_duration(r.duration),
-                         _fmt_time(r.started_at)])
-        print(_table(["ID", "NAME", "STATUS", "MODEL", "DATA", "EPOCHS", "VAL_ACC",
-                      "TEST_ACC", "TIME", "STARTED"], rows))
+            rows.append(
+                [
+                    str(r.id),
+                    r.name,
+                    r.status,
+                    r.model or "-",
+                    r.dataset or "-",
+                    _epochs(store, r),
+                    _fmt_num(fm.get("val_accuracy")),
+                    _fmt_num(fm.get("test_accuracy")),
+                    _fmt_duration(r.duration),
+                    _fmt_time(r.started_at),
+                ]
+            )
+        print(
+            _table(
+                [
+                    "ID",
+                    "NAME",
+                    "STATUS",
+                    "MODEL",
+                    "DATA",
+                    "EPOCHS",
+                    "VAL_ACC",
+                    "TEST_ACC",
+                    "TIME",
+                    "STARTED",
+                ],
+                rows,
+            )
+        )
         print(f"\n{len(runs)} run(s) in {store.path}")
     return 0
 
@@ -133,8 +172,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         r = store.get_run(args.run)
         print(f"run {r.id}  {r.name}  [{r.status}]")
         print(f"model    {r.model or '-'}    data {r.dataset or '-'}    epochs {_epochs(store, r)}")
-        print(f"started  {_fmt_time(r.started_at)}    ended {_fmt_time(r.ended_at)}    "
-              f"duration {_fmt_duration(r.duration)}")
+        print(
+            f"started  {_fmt_time(r.started_at)}    ended {_fmt_time(r.ended_at)}    "
+            f"duration {_fmt_duration(r.duration)}"
+        )
         if r.owner_pid:
             print(f"process  pid {r.owner_pid} on {r.owner_host}")
         print(f"run dir  {r.run_dir or '-'}")
@@ -152,8 +193,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             for k in keys:
                 rows = store.metrics(r.id, keys=[k])
                 last = rows[-1]
-                print(f"  {k:<16} {_fmt_num(last.value):>12}  at step {last.step} "
-                      f"({len(rows)} values)")
+                print(
+                    f"  {k:<16} {_fmt_num(last.value):>12}  at step {last.step} "
+                    f"({len(rows)} values)"
+                )
         if r.config:
             print("\nconfig")
             for k in sorted(r.config):
@@ -171,8 +214,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
         out = args.out or f"run-{r.id}.png"
         drawn = plot_run(store, r, out, keys=args.keys)
         if not drawn:
-            raise ConfigError(f"run {r.id} has none of the metrics {args.keys}; it has "
-                              f"{store.metric_keys(r.id)}")
+            raise ConfigError(
+                f"run {r.id} has none of the metrics {args.keys}; it has {store.metric_keys(r.id)}"
+            )
     print(f"wrote {out} ({', '.join(drawn)})")
     return 0
 
@@ -183,19 +227,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = []
         for r in runs:
             fm = r.final_metrics
-            rows.append([str(r.id), r.name, r.status, r.model or "-", _epochs(store, r),
-                         _fmt_num(fm.get("loss")), _fmt_num(fm.get("val_accuracy")),
-                         _fmt_num(fm.get("test_accuracy")), _fmt_duration(r.duration)])
-        print(_table(["ID", "NAME", "STATUS", "MODEL", "EPOCHS", "LOSS", "VAL_ACC",
-                      "TEST_ACC", "TIME"], rows))
+            rows.append(
+                [
+                    str(r.id),
+                    r.name,
+                    r.status,
+                    r.model or "-",
+                    _epochs(store, r),
+                    _fmt_num(fm.get("loss")),
+                    _fmt_num(fm.get("val_accuracy")),
+                    _fmt_num(fm.get("test_accuracy")),
+                    _fmt_duration(r.duration),
+                ]
+            )
+        print(
+            _table(
+                ["ID", "NAME", "STATUS", "MODEL", "EPOCHS", "LOSS", "VAL_ACC", "TEST_ACC", "TIME"],
+                rows,
+            )
+        )
         keys = sorted({k for r in runs for k in r.config})
-        differ = [k for k in keys
-                  if len({json.dumps(r.config.get(k), sort_keys=True) for r in runs}) > 1]
+        differ = [
+            k for k in keys if len({json.dumps(r.config.get(k), sort_keys=True) for r in runs}) > 1
+        ]
         if differ:
             print("\nconfig differences")
             hdr = ["FIELD", *(f"{r.id} {r.name}" for r in runs)]
-            print(_table(hdr, [[k, *(json.dumps(r.config.get(k), sort_keys=True)[:40]
-                                     for r in runs)] for k in differ]))
+            print(
+                _table(
+                    hdr,
+                    [
+                        [k, *(json.dumps(r.config.get(k), sort_keys=True)[:40] for r in runs)]
+                        for k in differ
+                    ],
+                )
+            )
         else:
             print("\nsame config")
         if args.out:
@@ -215,16 +281,25 @@ def cmd_export(args: argparse.Namespace) -> int:
         buf = io.StringIO()
         if args.json:
             record = {k: getattr(r, k) for k in r.__dataclass_fields__}
-            record["metrics"] = [{"step": m.step, "epoch": m.epoch, "time": m.time,
-                                  "key": m.key, "value": m.value} for m in rows]
+            record["metrics"] = [
+                {"step": m.step, "epoch": m.epoch, "time": m.time, "key": m.key, "value": m.value}
+                for m in rows
+            ]
             json.dump(record, buf, indent=1, default=str)
             buf.write("\n")
         elif args.long:
             w = csv.writer(buf)
             w.writerow(["step", "epoch", "time", "key", "value"])
             for m in rows:
-                w.writerow([m.step, "" if m.epoch is None else m.epoch, f"{m.time:.3f}",
-                            m.key, repr(m.value)])
+                w.writerow(
+                    [
+                        m.step,
+                        "" if m.epoch is None else m.epoch,
+                        f"{m.time:.3f}",
+                        m.key,
+                        repr(m.value),
+                    ]
+                )
         else:
             keys = store.metric_keys(r.id)
             table: dict[int, dict[str, Any]] = {}
@@ -237,8 +312,14 @@ def cmd_export(args: argparse.Namespace) -> int:
             w.writerow(["step", "epoch", "time", *keys])
             for step in sorted(table):
                 e = table[step]
-                w.writerow([step, "" if e["epoch"] is None else e["epoch"], f"{e['time']:.3f}",
-                            *("" if k not in e else repr(e[k]) for k in keys)])
+                w.writerow(
+                    [
+                        step,
+                        "" if e["epoch"] is None else e["epoch"],
+                        f"{e['time']:.3f}",
+                        *("" if k not in e else repr(e[k]) for k in keys),
+                    ]
+                )
     text = buf.getvalue()
     if args.out:
         atomic_write_text(args.out, text)

@@ -24,8 +24,9 @@ def _save(fig, out: str | os.PathLike[str]) -> None:
     atomic_write_bytes(out, buf.getvalue())
 
 
-def plot_run(store: RunStore, run: RunInfo, out: str | os.PathLike[str],
-             keys: Sequence[str] | None = None) -> list[str]:
+def plot_run(
+    store: RunStore, run: RunInfo, out: str | os.PathLike[str], keys: Sequence[str] | None = None
+) -> list[str]:
     """Write the run's curves (by optimiser step) to ``out``; returns the keys drawn."""
     from matplotlib.figure import Figure
 
@@ -51,14 +52,21 @@ def plot_run(store: RunStore, run: RunInfo, out: str | os.PathLike[str],
             ax.legend(fontsize=8)
     axes[-1].set_xlabel("step")
     acc = run.final_metrics.get("test_accuracy")
-    fig.suptitle(f"run {run.id} {run.name} ({run.status})"
-                 + (f" test accuracy {acc:.4f}" if acc is not None else ""), fontsize=11)
+    fig.suptitle(
+        f"run {run.id} {run.name} ({run.status})"
+        + (f" test accuracy {acc:.4f}" if acc is not None else ""),
+        fontsize=11,
+    )
     _save(fig, out)
     return drawn
 
 
-def plot_compare(store: RunStore, runs: Sequence[RunInfo], out: str | os.PathLike[str],
-                 keys: Sequence[str] = ("val_accuracy", "loss")) -> None:
+def plot_compare(
+    store: RunStore,
+    runs: Sequence[RunInfo],
+    out: str | os.PathLike[str],
+    keys: Sequence[str] = ("val_accuracy", "loss"),
+) -> None:
     """One panel per key, one line per run."""
     from matplotlib.figure import Figure
 
@@ -68,8 +76,13 @@ def plot_compare(store: RunStore, runs: Sequence[RunInfo], out: str | os.PathLik
         for run in runs:
             steps, values = store.series(run.id, key)
             if steps:
-                ax.plot(steps, values, label=f"{run.id} {run.name}",
-                        marker="o" if len(steps) < 60 else None, markersize=3)
+                ax.plot(
+                    steps,
+                    values,
+                    label=f"{run.id} {run.name}",
+                    marker="o" if len(steps) < 60 else None,
+                    markersize=3,
+                )
         ax.set_title(key, fontsize=10)
         ax.grid(alpha=0.3)
         if ax.lines:

@@ -42,11 +42,15 @@ class StoreRecorder:
             self._reader = trainer.stream.reader(from_start=False)
         skip = self.exclude_prefixes
         for rec in self._reader.read():
-            metrics = ({k: v for k, v in rec.metrics.items() if not k.startswith(skip)}
-                       if skip else rec.metrics)
+            metrics = (
+                {k: v for k, v in rec.metrics.items() if not k.startswith(skip)}
+                if skip
+                else rec.metrics
+            )
             if metrics:
-                self.store.log_metrics(self.run_id, rec.step, metrics,
-                                       epoch=rec.epoch, time_s=rec.time)
+                self.store.log_metrics(
+                    self.run_id, rec.step, metrics, epoch=rec.epoch, time_s=rec.time
+                )
 
     def flush(self, trainer: Any = None) -> None:
         if trainer is not None or self._reader is not None:

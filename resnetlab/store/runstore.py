@@ -45,7 +45,11 @@ ENV_VAR = "RESNETLAB_RUNS"
 
 # Statuses a run can have. "running" is the only one that is not final.
 RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = (
-    "running", "completed", "stopped", "failed", "interrupted",
+    "running",
+    "completed",
+    "stopped",
+    "failed",
+    "interrupted",
 )
 FINAL_STATUSES = (COMPLETED, STOPPED, FAILED, INTERRUPTED)
 # Columns holding file system paths: written absolute, resolved when read.
@@ -190,7 +194,9 @@ class RunStore:
     # Runs of another host count as interrupted when their heartbeat is older than this.
     stale_after_s: float = 6 * 3600.0
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0
+    ) -> None:
         # Absolute: run folders are made beside it and their paths stored, and those must
         # stay valid when the store is later opened from another directory.
         self.path = Path(os.path.abspath(path if path is not None else default_store_path()))
@@ -234,7 +240,8 @@ class RunStore:
         with self._lock:
             rows = self._conn.execute(
                 "SELECT id, owner_pid, owner_host, owner_started, heartbeat FROM runs "
-                "WHERE status = ?", (RUNNING,)
+                "WHERE status = ?",
+                (RUNNING,),
             ).fetchall()
         dead = []
         now = time.time()
@@ -289,10 +296,19 @@ class RunStore:
                 "INSERT INTO runs (name, status, model, dataset, config, started_at, run_dir, "
                 "owner_pid, owner_host, owner_started, heartbeat) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name or "", RUNNING, model, dataset,
-                 json.dumps(dict(config or {}), default=_json_default, sort_keys=True),
-                 now, os.path.abspath(run_dir) if run_dir else None, pid, socket.gethostname(),
-                 _process_start_time(pid), now),
+                (
+                    name or "",
+                    RUNNING,
+                    model,
+                    dataset,
+                    json.dumps(dict(config or {}), default=_json_default, sort_keys=True),
+                    now,
+                    os.path.abspath(run_dir) if run_dir else None,
+                    pid,
+                    socket.gethostname(),
+                    _process_start_time(pid),
+                    now,
+                ),
             )
             run_id = int(cur.lastrowid)
             if not name:
@@ -301,8 +317,18 @@ class RunStore:
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         """Set columns of a run: ``run_dir``, ``checkpoint_last``, ``config``, ..."""
-        allowed = {"name", "status", "model", "dataset", "config", "run_dir",
-                   "checkpoint_last", "checkpoint_best", "error", "final_metrics"}
+        allowed = {
+            "name",
+            "status",
+            "model",
+            "dataset",
+            "config",
+            "run_dir",
+            "checkpoint_last",
+            "checkpoint_best",
+            "error",
+            "final_metrics",
+        }
         bad = set(fields) - allowed
         if bad:
             raise StoreError(f"update_run: unknown run fields {sorted(bad)}; use {sorted(allowed)}")
@@ -319,8 +345,10 @@ class RunStore:
             values.append(value)
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self._tx() as c:
-            c.execute(f"UPDATE runs SET {sets}, heartbeat = ? WHERE id = ?",
-                      (*values, time.time(), run_id))
+            c.execute(
+                f"UPDATE runs SET {sets}, heartbeat = ? WHERE id = ?",
+                (*values, time.time(), run_id),
+            )
 
     def claim_run(self, run_id: int) -> None:
         """Make this process the owner of an existing run (resume): status ``running``."""
@@ -350,10 +378,14 @@ class RunStore:
                 row = c.execute("SELECT final_metrics FROM runs WHERE id = ?", (run_id,)).fetchone()
                 merged = json.loads(row["final_metrics"]) if row else {}
                 merged.update({k: _finite_or_none(v) for k, v in final_metrics.items()})
-                c.execute("UPDATE runs SET final_metrics = ? WHERE id = ?",
-                          (json.dumps(merged, sort_keys=True), run_id))
-            c.execute("UPDATE runs SET status = ?, ended_at = ?, heartbeat = ?, error = ? "
-                      "WHERE id = ?", (status, now, now, error, run_id))
+                c.execute(
+                    "UPDATE runs SET final_metrics = ? WHERE id = ?",
+                    (json.dumps(merged, sort_keys=True), run_id),
+                )
+            c.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, heartbeat = ?, error = ? WHERE id = ?",
+                (status, now, now, error, run_id),
+            )
 
     def add_final_metrics(self, run_id: int, metrics: Mapping[str, float]) -> None:
         """Merge values (e.g. the test accuracy measured after training) into final metrics."""
@@ -363,8 +395,10 @@ class RunStore:
                 raise StoreError(f"no run {run_id} in {self.path}")
             merged = json.loads(row["final_metrics"] or "{}")
             merged.update({k: _finite_or_none(v) for k, v in metrics.items()})
-            c.execute("UPDATE runs SET final_metrics = ? WHERE id = ?",
-                      (json.dumps(merged, sort_keys=True), run_id))
+            c.execute(
+                "UPDATE runs SET final_metrics = ? WHERE id = ?",
+                (json.dumps(merged, sort_keys=True), run_id),
+            )
 
     def stored_path(self, value: str | None) -> str | None:
         """A path column's value as an absolute path where it can be found.
@@ -387,15 +421,22 @@ class RunStore:
 
     def _row_to_info(self, row: sqlite3.Row) -> RunInfo:
         return RunInfo(
-            id=row["id"], name=row["name"], status=row["status"], model=row["model"],
-            dataset=row["dataset"], config=json.loads(row["config"] or "{}"),
-            started_at=row["started_at"], ended_at=row["ended_at"],
+            id=row["id"],
+            name=row["name"],
+            status=row["status"],
+            model=row["model"],
+            dataset=row["dataset"],
+            config=json.loads(row["config"] or "{}"),
+            started_at=row["started_at"],
+            ended_at=row["ended_at"],
             final_metrics=json.loads(row["final_metrics"] or "{}"),
             checkpoint_last=self.stored_path(row["checkpoint_last"]),
             checkpoint_best=self.stored_path(row["checkpoint_best"]),
-            run_dir=self.stored_path(row["run_dir"]), error=row["error"],
+            run_dir=self.stored_path(row["run_dir"]),
+            error=row["error"],
             owner_pid=row["owner_pid"],
-            owner_host=row["owner_host"], heartbeat=row["heartbeat"],
+            owner_host=row["owner_host"],
+            heartbeat=row["heartbeat"],
         )
 
     def get_run(self, id_or_name: int | str) -> RunInfo:
@@ -450,8 +491,9 @@ class RunStore:
     ) -> None:
         """Buffer metric values; they reach the database at the next :meth:`flush`."""
         t = time.time() if time_s is None else float(time_s)
-        rows = [(run_id, int(step), epoch, str(k), _finite_or_none(v), t)
-                for k, v in metrics.items()]
+        rows = [
+            (run_id, int(step), epoch, str(k), _finite_or_none(v), t) for k, v in metrics.items()
+        ]
         with self._lock:
             self._pending.setdefault(run_id, []).extend(rows)
 
@@ -473,15 +515,22 @@ class RunStore:
                 with self._tx() as c:
                     c.executemany(
                         "INSERT INTO metrics (run_id, step, epoch, key, value, time) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", rows)
-                    c.executemany("UPDATE runs SET heartbeat = ? WHERE id = ?",
-                                  [(now, rid) for rid in pending])
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    c.executemany(
+                        "UPDATE runs SET heartbeat = ? WHERE id = ?",
+                        [(now, rid) for rid in pending],
+                    )
             except sqlite3.Error as exc:
-                raise StoreError(f"{self.path}: writing {len(rows)} metric rows failed: {exc}") from exc
+                raise StoreError(
+                    f"{self.path}: writing {len(rows)} metric rows failed: {exc}"
+                ) from exc
             return len(rows)
 
-    def truncate_metrics(self, run_id: int, after_step: int, *,
-                         logged_after: float | None = None) -> int:
+    def truncate_metrics(
+        self, run_id: int, after_step: int, *, logged_after: float | None = None
+    ) -> int:
         """Delete a run's metric rows (stored and buffered) of steps after ``after_step``.
 
         Resuming from a checkpoint at step S replays the steps after S; without this, the
@@ -490,14 +539,17 @@ class RunStore:
         was written (gradient norms recorded before step S+1, a finished run's test
         metrics). Returns how many stored rows were deleted.
         """
+
         def replayed(step: int, t: float) -> bool:
             return step > after_step or (
-                logged_after is not None and step == after_step and t > logged_after)
+                logged_after is not None and step == after_step and t > logged_after
+            )
 
         with self._lock:
             if run_id in self._pending:
-                self._pending[run_id] = [r for r in self._pending[run_id]
-                                         if not replayed(r[1], r[5])]
+                self._pending[run_id] = [
+                    r for r in self._pending[run_id] if not replayed(r[1], r[5])
+                ]
             sql = "DELETE FROM metrics WHERE run_id = ? AND (step > ?"
             params: list[Any] = [run_id, int(after_step)]
             if logged_after is not None:
@@ -506,8 +558,12 @@ class RunStore:
             with self._tx() as c:
                 deleted = c.execute(sql + ")", params).rowcount
         if deleted:
-            log.info("run %s: removed %d metric rows after step %d (replayed on resume)",
-                     run_id, deleted, after_step)
+            log.info(
+                "run %s: removed %d metric rows after step %d (replayed on resume)",
+                run_id,
+                deleted,
+                after_step,
+            )
         return deleted
 
     def metrics(
@@ -521,8 +577,10 @@ class RunStore:
         Polling with the last seen rowid gives only new rows, which is how another
         process follows a live run.
         """
-        sql = ("SELECT rowid, step, epoch, key, value, time FROM metrics "
-               "WHERE run_id = ? AND rowid > ?")
+        sql = (
+            "SELECT rowid, step, epoch, key, value, time FROM metrics "
+            "WHERE run_id = ? AND rowid > ?"
+        )
         params: list[Any] = [run_id, int(since_rowid)]
         if keys:
             sql += f" AND key IN ({', '.join('?' for _ in keys)})"
@@ -530,16 +588,26 @@ class RunStore:
         sql += " ORDER BY rowid"
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [MetricRow(r["rowid"], r["step"], r["epoch"], r["key"],
-                          float("nan") if r["value"] is None else r["value"], r["time"])
-                for r in rows]
+        return [
+            MetricRow(
+                r["rowid"],
+                r["step"],
+                r["epoch"],
+                r["key"],
+                float("nan") if r["value"] is None else r["value"],
+                r["time"],
+            )
+            for r in rows
+        ]
 
     def metric_keys(self, run_id: int) -> list[str]:
         """Every metric key stored for a run, in first-seen order."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT key, MIN(rowid) AS first FROM metrics WHERE run_id = ? "
-                "GROUP BY key ORDER BY first", (run_id,)).fetchall()
+                "GROUP BY key ORDER BY first",
+                (run_id,),
+            ).fetchall()
         return [r["key"] for r in rows]
 
     def series(self, run_id: int, key: str) -> tuple[list[int], list[float]]:

@@ -32,22 +32,23 @@ DEFAULT_DATA = "fashion-mnist"
 # "store=DEFAULT_STORE" means: the RunStore at $RESNETLAB_RUNS or ./runs/resnetlab.db.
 DEFAULT_STORE = "default"
 
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns."""
 
-    history: list[dict[str, Any]]           # one logs dict per epoch (loss, val_accuracy, ...)
-    test_metrics: dict[str, float]          # test_loss, test_accuracy (empty if not evaluated)
-    run_id: int | None                      # id in the run store (None without a store)
-    checkpoint: Path | None                 # the last checkpoint (resume from it)
-    best_checkpoint: Path | None            # the best by config.monitor
+    history: list[dict[str, Any]]  # one logs dict per epoch (loss, val_accuracy, ...)
+    test_metrics: dict[str, float]  # test_loss, test_accuracy (empty if not evaluated)
+    run_id: int | None  # id in the run store (None without a store)
+    checkpoint: Path | None  # the last checkpoint (resume from it)
+    best_checkpoint: Path | None  # the best by config.monitor
     run_dir: Path | None
-    status: str                             # completed or stopped
-    wall_time: float                        # seconds, data loading to test evaluation
+    status: str  # completed or stopped
+    wall_time: float  # seconds, data loading to test evaluation
     config: TrainConfig
-    model: Any = None                       # the trained nn.Module (EMA weights if kept)
+    model: Any = None  # the trained nn.Module (EMA weights if kept)
     classes: list[str] = field(default_factory=list)
-    confusion: Any = None                   # (K, K) int64 tensor on the test set
+    confusion: Any = None  # (K, K) int64 tensor on the test set
     stream: Any = field(default=None, repr=False)  # the MetricStream of the run
     dashboard: Any = field(default=None, repr=False)
 
@@ -65,8 +66,10 @@ class TrainResult:
         """The lines ``resnetlab train`` prints at the end."""
         lines = []
         if self.test_metrics:
-            lines.append(f"test accuracy {self.test_metrics['test_accuracy']:.4f}  "
-                         f"(test loss {self.test_metrics['test_loss']:.4f})")
+            lines.append(
+                f"test accuracy {self.test_metrics['test_accuracy']:.4f}  "
+                f"(test loss {self.test_metrics['test_loss']:.4f})"
+            )
         lines.append(f"wall time {_fmt_seconds(self.wall_time)}  status {self.status}")
         if self.run_id is not None:
             lines.append(f"run id {self.run_id}")
@@ -128,8 +131,9 @@ def records_grad_norms(callbacks: Iterable[Any]) -> bool:
     return any(isinstance(cb, GradientNormCallback) for cb in callbacks)
 
 
-def start_live(stream: Any, live: Any, run_dir: Path | None, *,
-               callbacks: Iterable[Any] = ()) -> Any:
+def start_live(
+    stream: Any, live: Any, run_dir: Path | None, *, callbacks: Iterable[Any] = ()
+) -> Any:
     """Start ``resnetlab.live.live_dashboard`` if asked and available; None otherwise.
 
     The default panels, plus the gradient-norm heat map when one of the run's
@@ -146,11 +150,11 @@ def start_live(stream: Any, live: Any, run_dir: Path | None, *,
         log.warning("live dashboard unavailable (%s); training without it", exc)
         return None
     resolve_backend_name(backend)  # a misspelt name is an error (BackendError), not a warning
-    panels = (default_panel_names(with_grad_norms=True) if records_grad_norms(callbacks)
-              else None)
+    panels = default_panel_names(with_grad_norms=True) if records_grad_norms(callbacks) else None
     try:
-        return live_dashboard(stream, backend=backend, run_dir=run_dir, system_monitor=True,
-                              panels=panels)
+        return live_dashboard(
+            stream, backend=backend, run_dir=run_dir, system_monitor=True, panels=panels
+        )
     except Exception as exc:  # a missing display must not cost the training run
         log.warning("live dashboard %r could not start (%s); training without it", backend, exc)
         return None
@@ -161,8 +165,10 @@ def _check_limit(name: str, value: Any) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         flag = "--" + name.replace("_", "-")
-        raise ConfigError(f"{name}={value!r} ({flag}): must be a positive number of images; "
-                          "leave it out to use the whole split")
+        raise ConfigError(
+            f"{name}={value!r} ({flag}): must be a positive number of images; "
+            "leave it out to use the whole split"
+        )
 
 
 # Settings that may differ on resume: where and how the job runs, not what it trains.
@@ -185,8 +191,11 @@ def _resume_conflicts(saved: TrainConfig, asked: Mapping[str, Any]) -> list[str]
         old = saved.extra.get("base_lr", saved.lr) if name == "lr" else getattr(saved, name)
         if isinstance(old, tuple) and isinstance(value, list):
             value = tuple(value)
-        same = (math.isclose(float(value), float(old), rel_tol=1e-9)
-                if isinstance(value, float) and isinstance(old, (int, float)) else value == old)
+        same = (
+            math.isclose(float(value), float(old), rel_tol=1e-9)
+            if isinstance(value, float) and isinstance(old, (int, float))
+            else value == old
+        )
         if not same:
             out.append(f"{name}={value!r} (checkpoint: {old!r})")
     return out
@@ -206,8 +215,10 @@ def _resolve_resume(resume: str | os.PathLike[str], store: Any) -> Path:
             if not run.checkpoint_last:
                 raise ConfigError(f"run {run.id} ({run.name}) has no checkpoint to resume from")
             return Path(run.checkpoint_last)
-    raise ConfigError(f"--resume {resume}: neither a checkpoint file/folder nor a run id or "
-                      "name in the run store; `resnetlab runs` lists runs")
+    raise ConfigError(
+        f"--resume {resume}: neither a checkpoint file/folder nor a run id or "
+        "name in the run store; `resnetlab runs` lists runs"
+    )
 
 
 def train(
@@ -258,8 +269,11 @@ def train(
         from resnetlab.jobs.training import start_training
 
         kind = background if isinstance(background, str) else "thread"
-        kwargs = {k: v for k, v in locals().items()
-                  if k not in ("background", "kind", "start_training", "config_fields")}
+        kwargs = {
+            k: v
+            for k, v in locals().items()
+            if k not in ("background", "kind", "start_training", "config_fields")
+        }
         kwargs.update(config_fields)
         model = kwargs.pop("model_or_preset")
         return start_training(model, kind=kind, **kwargs)
@@ -279,7 +293,8 @@ def train(
     t0 = time.perf_counter()
     # -- the job: one process, or one rank of a torchrun job ------------------------------
     timeout_s = config_fields.get("dist_timeout_s") or (
-        config.dist_timeout_s if config is not None else TrainConfig.dist_timeout_s)
+        config.dist_timeout_s if config is not None else TrainConfig.dist_timeout_s
+    )
     ctx = init_distributed(device, timeout_s=float(timeout_s))
     # Rank 0 alone records the run: the other ranks never open the store.
     run_store, own_store = open_store(store) if ctx.is_main else (None, False)
@@ -297,47 +312,79 @@ def train(
                     raise ConfigError(f"{ckpt_path}: holds weights only; cannot resume training")
             resume_state = ctx.broadcast_object(resume_state)
             cfg = TrainConfig.from_dict(resume_state["config"])
-            asked = {f.name: getattr(config, f.name)
-                     for f in dataclasses.fields(TrainConfig)} if config is not None else {}
-            asked.update({k: v for k, v in dict(
-                epochs=epochs, batch_size=batch_size, optimizer=optimizer, schedule=schedule,
-                lr=lr, precision=precision, seed=seed, **config_fields).items()
-                if v is not None})
+            asked = (
+                {f.name: getattr(config, f.name) for f in dataclasses.fields(TrainConfig)}
+                if config is not None
+                else {}
+            )
+            asked.update(
+                {
+                    k: v
+                    for k, v in dict(
+                        epochs=epochs,
+                        batch_size=batch_size,
+                        optimizer=optimizer,
+                        schedule=schedule,
+                        lr=lr,
+                        precision=precision,
+                        seed=seed,
+                        **config_fields,
+                    ).items()
+                    if v is not None
+                }
+            )
             conflicts = _resume_conflicts(cfg, asked)
             saved_extra = cfg.extra
             if isinstance(model_or_preset, str) and model_or_preset != saved_extra.get("model"):
-                conflicts.append(f"model={model_or_preset!r} (checkpoint: "
-                                 f"{saved_extra.get('model')!r})")
+                conflicts.append(
+                    f"model={model_or_preset!r} (checkpoint: {saved_extra.get('model')!r})"
+                )
             if model_overrides and dict(model_overrides) != saved_extra.get("model_overrides"):
-                conflicts.append(f"model_overrides={dict(model_overrides)!r} (checkpoint: "
-                                 f"{saved_extra.get('model_overrides')!r})")
+                conflicts.append(
+                    f"model_overrides={dict(model_overrides)!r} (checkpoint: "
+                    f"{saved_extra.get('model_overrides')!r})"
+                )
             if data != DEFAULT_DATA and data != saved_extra.get("dataset", data):
                 conflicts.append(f"data={data!r} (checkpoint: {saved_extra.get('dataset')!r})")
             if train_limit is not None and train_limit != saved_extra.get("train_limit"):
-                conflicts.append(f"train_limit={train_limit!r} (checkpoint: "
-                                 f"{saved_extra.get('train_limit')!r})")
+                conflicts.append(
+                    f"train_limit={train_limit!r} (checkpoint: {saved_extra.get('train_limit')!r})"
+                )
             if conflicts:
                 raise ConfigError(
                     f"resume {resume}: a resumed run continues with its checkpoint's settings, "
                     f"but these were given with other values: {', '.join(conflicts)}. Leave "
                     "them out to continue the run as saved, or start a new run (without "
-                    "--resume) to train with new settings.")
+                    "--resume) to train with new settings."
+                )
             cfg.device = device  # may change on resume, as may the world size
             cfg.compile = cfg.compile or bool(compile)
             cfg.rank, cfg.world_size = ctx.rank, ctx.world_size
             cfg.dist_timeout_s = ctx.timeout_s  # --dist-timeout of this launch, or the default
             ranks = "rank" if ctx.world_size == 1 else "ranks"
-            cfg.extra = {**cfg.extra, "batch_plan": (
-                f"global batch {cfg.batch_size * ctx.world_size} = {cfg.batch_size} per rank x "
-                f"{ctx.world_size} {ranks}; lr {cfg.lr:g} (kept from the checkpoint, not "
-                "rescaled)")}
+            cfg.extra = {
+                **cfg.extra,
+                "batch_plan": (
+                    f"global batch {cfg.batch_size * ctx.world_size} = {cfg.batch_size} per rank x "
+                    f"{ctx.world_size} {ranks}; lr {cfg.lr:g} (kept from the checkpoint, not "
+                    "rescaled)"
+                ),
+            }
             data = cfg.extra.get("dataset", data)
             train_limit = cfg.extra.get("train_limit", train_limit)
             test_limit = test_limit or cfg.extra.get("test_limit")
         else:
-            fields = dict(epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                          schedule=schedule, lr=lr, precision=precision, seed=seed,
-                          device=device, **config_fields)
+            fields = dict(
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                schedule=schedule,
+                lr=lr,
+                precision=precision,
+                seed=seed,
+                device=device,
+                **config_fields,
+            )
             if compile:
                 fields["compile"] = True
             base = config if config is not None else TrainConfig()
@@ -349,10 +396,17 @@ def train(
                 cfg.extra["test_limit"] = int(test_limit)
             cfg.rank, cfg.world_size = ctx.rank, ctx.world_size
             # The global batch and the scaled LR, explicit: once, not again on resume.
-            plan = ctx.batch_plan(cfg.lr, per_rank_batch=cfg.batch_size,
-                                  reference_batch=cfg.reference_batch or cfg.batch_size)
-            cfg.extra = {**cfg.extra, "base_lr": cfg.lr, "global_batch": plan.global_batch,
-                         "batch_plan": plan.describe()}
+            plan = ctx.batch_plan(
+                cfg.lr,
+                per_rank_batch=cfg.batch_size,
+                reference_batch=cfg.reference_batch or cfg.batch_size,
+            )
+            cfg.extra = {
+                **cfg.extra,
+                "base_lr": cfg.lr,
+                "global_batch": plan.global_batch,
+                "batch_plan": plan.describe(),
+            }
             cfg.lr = plan.lr
         dev = ctx.device
         resolve_precision(cfg.precision, dev)  # fail before loading any data
@@ -380,9 +434,17 @@ def train(
         augment = rdata.Augment(crop_padding=cfg.crop_padding, flip=cfg.flip)
         common = dict(mean=mean, std=std, device=dev, channels_last=cfg.channels_last)
         train_loader = rdata.TensorLoader(
-            train_ds.images, train_ds.labels, cfg.batch_size, shuffle=True, augment=augment,
-            drop_last=len(train_ds) >= cfg.batch_size * cfg.world_size, seed=cfg.seed,
-            rank=cfg.rank, world_size=cfg.world_size, **common)
+            train_ds.images,
+            train_ds.labels,
+            cfg.batch_size,
+            shuffle=True,
+            augment=augment,
+            drop_last=len(train_ds) >= cfg.batch_size * cfg.world_size,
+            seed=cfg.seed,
+            rank=cfg.rank,
+            world_size=cfg.world_size,
+            **common,
+        )
         eval_bs = max(cfg.batch_size, 512)
 
         def eval_loader(ds: Any) -> Any:
@@ -406,9 +468,13 @@ def train(
         elif model_or_preset is None or isinstance(model_or_preset, str):
             name = model_or_preset or rmodels.DEFAULT_MODEL
             overrides = dict(model_overrides or {})
-            model = rmodels.create_model(name, in_channels=int(c),
-                                         num_classes=train_ds.num_classes, image_size=int(h),
-                                         **overrides)
+            model = rmodels.create_model(
+                name,
+                in_channels=int(c),
+                num_classes=train_ds.num_classes,
+                image_size=int(h),
+                **overrides,
+            )
             cfg.extra = {**cfg.extra, "model": name, "model_overrides": overrides}
         else:
             model = model_or_preset
@@ -430,14 +496,24 @@ def train(
             except StoreError:
                 run_id = None  # resumed from a checkpoint of another store: a new run
         with ctx.guard("set-up"):
-            trainer = Trainer(model, train_loader, val_loader, config=cfg, callbacks=cbs,
-                              stream=stream, store=run_store, run_id=run_id,
-                              run_name=run_name, dist=ctx)
+            trainer = Trainer(
+                model,
+                train_loader,
+                val_loader,
+                config=cfg,
+                callbacks=cbs,
+                stream=stream,
+                store=run_store,
+                run_id=run_id,
+                run_name=run_name,
+                dist=ctx,
+            )
         if resume_state is not None:
             trainer.load_state_dict(resume_state, source=str(resume))
         if ctx.is_main:
-            dashboard = start_live(stream, live, trainer.run_dir,
-                                   callbacks=trainer.callbacks.callbacks)
+            dashboard = start_live(
+                stream, live, trainer.run_dir, callbacks=trainer.callbacks.callbacks
+            )
             # A desktop window in this process needs its events pumped at batch ends.
             for cb in getattr(dashboard, "callbacks", list)():
                 trainer.callbacks.append(cb)
@@ -456,19 +532,28 @@ def train(
             last_epoch = trainer.epoch if trainer.batch_in_epoch else max(trainer.epoch - 1, 0)
             stream.append(trainer.step, test_metrics, epoch=last_epoch)
             if run_store is not None and trainer.run_id is not None:
-                run_store.log_metrics(trainer.run_id, trainer.step, test_metrics,
-                                      epoch=last_epoch)
+                run_store.log_metrics(trainer.run_id, trainer.step, test_metrics, epoch=last_epoch)
                 run_store.flush()
                 run_store.add_final_metrics(trainer.run_id, test_metrics)
         wall = time.perf_counter() - t0
         if run_store is not None:
             run_store.add_final_metrics(trainer.run_id, {"wall_time": wall})
         return TrainResult(
-            history=trainer.history, test_metrics=test_metrics, run_id=trainer.run_id,
-            checkpoint=trainer.last_checkpoint, best_checkpoint=trainer.best_checkpoint,
-            run_dir=trainer.run_dir, status=trainer.status, wall_time=wall, config=cfg,
-            model=trainer.eval_model, classes=list(train_ds.classes), confusion=confusion,
-            stream=stream, dashboard=dashboard)
+            history=trainer.history,
+            test_metrics=test_metrics,
+            run_id=trainer.run_id,
+            checkpoint=trainer.last_checkpoint,
+            best_checkpoint=trainer.best_checkpoint,
+            run_dir=trainer.run_dir,
+            status=trainer.status,
+            wall_time=wall,
+            config=cfg,
+            model=trainer.eval_model,
+            classes=list(train_ds.classes),
+            confusion=confusion,
+            stream=stream,
+            dashboard=dashboard,
+        )
     finally:
         if dashboard is not None:
             try:

@@ -28,8 +28,14 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENTS = (
-    "on_fit_start", "on_epoch_start", "on_after_backward", "on_batch_end",
-    "on_validation_end", "on_epoch_end", "on_fit_end", "on_end",
+    "on_fit_start",
+    "on_epoch_start",
+    "on_after_backward",
+    "on_batch_end",
+    "on_validation_end",
+    "on_epoch_end",
+    "on_fit_end",
+    "on_end",
 )
 
 
@@ -58,7 +64,9 @@ class CallbackList:
 
     def _refresh(self) -> None:
         self._handlers: dict[str, list[Callable[[Any, dict[str, Any]], Any]]] = {
-            event: [getattr(cb, event) for cb in self.callbacks if callable(getattr(cb, event, None))]
+            event: [
+                getattr(cb, event) for cb in self.callbacks if callable(getattr(cb, event, None))
+            ]
             for event in EVENTS
         }
 
@@ -99,8 +107,9 @@ class LambdaCallback(Callback):
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs."""
 
-    def __init__(self, monitor: str = "val_accuracy", patience: int = 3,
-                 min_delta: float = 0.0) -> None:
+    def __init__(
+        self, monitor: str = "val_accuracy", patience: int = 3, min_delta: float = 0.0
+    ) -> None:
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         self.mode_max = not monitor.endswith("loss")
         self.best: float | None = None
@@ -110,9 +119,11 @@ class EarlyStopping(Callback):
         value = logs.get(self.monitor)
         if value is None:
             return
-        better = (self.best is None or
-                  (value > self.best + self.min_delta if self.mode_max
-                   else value < self.best - self.min_delta))
+        better = self.best is None or (
+            value > self.best + self.min_delta
+            if self.mode_max
+            else value < self.best - self.min_delta
+        )
         if better:
             self.best, self.wait = value, 0
             return
@@ -137,10 +148,15 @@ class ProgressBar(Callback):
         # The bar counts this run's steps; a run resumed with other steps per epoch (another
         # world size) has a step counter in the old run's units, so it starts at its position.
         self._offset = logs["step"] - logs.get("position", logs["step"])
-        self.bar = tqdm(total=logs["total_steps"], initial=logs["step"] - self._offset,
-                        unit="step",
-                        file=self.file, leave=self.leave, mininterval=self.mininterval,
-                        dynamic_ncols=True)
+        self.bar = tqdm(
+            total=logs["total_steps"],
+            initial=logs["step"] - self._offset,
+            unit="step",
+            file=self.file,
+            leave=self.leave,
+            mininterval=self.mininterval,
+            dynamic_ncols=True,
+        )
         self.bar.set_description(f"epoch {logs['epoch'] + 1}/{self.epochs}")
 
     def on_epoch_start(self, trainer: Any, logs: dict[str, Any]) -> None:
@@ -152,14 +168,21 @@ class ProgressBar(Callback):
             return
         self.bar.update(logs["step"] - self._offset - self.bar.n)
         if "loss" in logs:  # a logging step: fresh numbers
-            self.bar.set_postfix(loss=f"{logs['loss']:.3f}", acc=f"{logs['accuracy']:.3f}",
-                                 img_s=f"{logs['images_per_s']:.0f}", refresh=False)
+            self.bar.set_postfix(
+                loss=f"{logs['loss']:.3f}",
+                acc=f"{logs['accuracy']:.3f}",
+                img_s=f"{logs['images_per_s']:.0f}",
+                refresh=False,
+            )
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         if self.bar is None:
             return
-        parts = [f"epoch {logs['epoch'] + 1}/{self.epochs}", f"loss {logs['loss']:.4f}",
-                 f"acc {logs['accuracy']:.4f}"]
+        parts = [
+            f"epoch {logs['epoch'] + 1}/{self.epochs}",
+            f"loss {logs['loss']:.4f}",
+            f"acc {logs['accuracy']:.4f}",
+        ]
         if "val_accuracy" in logs:
             parts += [f"val_loss {logs['val_loss']:.4f}", f"val_acc {logs['val_accuracy']:.4f}"]
         parts.append(f"{logs['epoch_time']:.0f}s")

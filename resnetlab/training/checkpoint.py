@@ -51,8 +51,12 @@ def rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -64,8 +68,15 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restore what :func:`rng_state` captured."""
     torch.set_rng_state(state["torch"].cpu())
     np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached"],
+        )
+    )
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     if "cuda" in state and torch.cuda.is_available():
@@ -94,8 +105,10 @@ def resolve_checkpoint_path(path: str | os.PathLike[str]) -> Path:
             raise CheckpointError(f"{p}: folder holds no checkpoint ({LAST} or {_PATTERN})")
         return found[-1]
     if not p.exists():
-        raise CheckpointError(f"{p}: no such checkpoint file; give a .pt file, a run folder, "
-                              "or a run id/name from `resnetlab runs`")
+        raise CheckpointError(
+            f"{p}: no such checkpoint file; give a .pt file, a run folder, "
+            "or a run id/name from `resnetlab runs`"
+        )
     return p
 
 
@@ -116,8 +129,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         # A bare state dict (e.g. torch.save(model.state_dict())): weights only.
         return {"format": "state_dict", "model": data}
-    raise CheckpointError(f"{p}: not a resnetlab checkpoint (no '{FORMAT}' marker); "
-                          "save one with the Trainer or give a model state dict")
+    raise CheckpointError(
+        f"{p}: not a resnetlab checkpoint (no '{FORMAT}' marker); "
+        "save one with the Trainer or give a model state dict"
+    )
 
 
 def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -125,8 +140,11 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if not (missing or unexpected or shapes):
         return
 
@@ -142,7 +160,8 @@ def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor], source
     if shapes:
         parts.append(f"shape (checkpoint vs model): {head(shapes)}")
     raise CheckpointError(
-        f"{source}: checkpoint does not fit this model's architecture; " + "; ".join(parts)
+        f"{source}: checkpoint does not fit this model's architecture; "
+        + "; ".join(parts)
         + ". Build the model from the checkpoint's spec (resnetlab.training.model_from_checkpoint)"
         " or load a checkpoint of the same architecture."
     )
@@ -161,13 +180,18 @@ def model_from_checkpoint(
     map_location: Any = "cpu",
 ) -> nn.Module:
     """Rebuild the saved architecture from ``spec`` and load its weights (EMA ones if kept)."""
-    data = (path_or_data if isinstance(path_or_data, Mapping)
-            else load_checkpoint(path_or_data, map_location))
+    data = (
+        path_or_data
+        if isinstance(path_or_data, Mapping)
+        else load_checkpoint(path_or_data, map_location)
+    )
     source = str(path_or_data) if not isinstance(path_or_data, Mapping) else "checkpoint"
     spec = data.get("spec")
     if not spec:
-        raise CheckpointError(f"{source}: checkpoint has no model spec; build the model yourself "
-                              "and load the 'model' state dict into it")
+        raise CheckpointError(
+            f"{source}: checkpoint has no model spec; build the model yourself "
+            "and load the 'model' state dict into it"
+        )
     from resnetlab.models import rebuild_model
 
     model = rebuild_model(spec)

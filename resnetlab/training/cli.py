@@ -31,70 +31,139 @@ def _kv(text: str) -> tuple[str, Any]:
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "train", help="train a model (default: the CPU ResNet V2 on Fashion-MNIST)",
+        "train",
+        help="train a model (default: the CPU ResNet V2 on Fashion-MNIST)",
         description="Train a model with the tuned default recipe; every run is recorded in "
-                    "the run store and checkpointed each epoch. Prints the test accuracy, "
-                    "wall time, run id and checkpoint at the end.")
-    p.add_argument("--model", default=None,
-                   help=f"preset name (default {DEFAULT_MODEL_NAME}; `resnetlab models` lists them)")
-    p.add_argument("--model-option", "-O", action="append", type=_kv, default=[],
-                   metavar="KEY=VALUE", help="model config override, e.g. -O dropout=0.1 (repeatable)")
+        "the run store and checkpointed each epoch. Prints the test accuracy, "
+        "wall time, run id and checkpoint at the end.",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"preset name (default {DEFAULT_MODEL_NAME}; `resnetlab models` lists them)",
+    )
+    p.add_argument(
+        "--model-option",
+        "-O",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override, e.g. -O dropout=0.1 (repeatable)",
+    )
     p.add_argument("--data", default="fashion-mnist", help="dataset name (default fashion-mnist)")
     p.add_argument("--data-dir", default=None, help="where the dataset files are (default: search)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=("sgd", "adamw"))
     p.add_argument("--schedule", choices=("onecycle", "cosine", "step", "constant"))
-    p.add_argument("--lr", type=float, help="peak (one-cycle, cosine) or initial (step) learning rate")
+    p.add_argument(
+        "--lr", type=float, help="peak (one-cycle, cosine) or initial (step) learning rate"
+    )
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--ema", type=float, dest="ema_decay", metavar="DECAY",
-                   help="keep an EMA of the weights, e.g. 0.999")
+    p.add_argument(
+        "--ema",
+        type=float,
+        dest="ema_decay",
+        metavar="DECAY",
+        help="keep an EMA of the weights, e.g. 0.999",
+    )
     p.add_argument("--grad-clip", type=float, metavar="NORM")
     p.add_argument("--val-size", type=int, help="validation images held out (0: none)")
-    p.add_argument("--crop-padding", type=int, metavar="PIXELS",
-                   help="random-crop zero padding of the batched augmentation (default 2; 0: "
-                        "no random crops)")
-    p.add_argument("--no-flip", action="store_false", dest="flip", default=None,
-                   help="no random horizontal flips")
-    p.add_argument("--log-every", type=int, metavar="STEPS",
-                   help="log loss/accuracy every STEPS steps (default 20)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--crop-padding",
+        type=int,
+        metavar="PIXELS",
+        help="random-crop zero padding of the batched augmentation (default 2; 0: no random crops)",
+    )
+    p.add_argument(
+        "--no-flip",
+        action="store_false",
+        dest="flip",
+        default=None,
+        help="no random horizontal flips",
+    )
+    p.add_argument(
+        "--log-every",
+        type=int,
+        metavar="STEPS",
+        help="log loss/accuracy every STEPS steps (default 20)",
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N"
+    )
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--run-name", default=None)
-    p.add_argument("--resume", metavar="RUN_OR_PATH",
-                   help="continue a run exactly: run id/name, run folder or checkpoint file")
-    p.add_argument("--live", default="auto", metavar="BACKEND",
-                   help="live dashboard backend: auto (default), ipympl, webagg, qt, tk, gtk, "
-                        "agg; none/off to disable")
-    p.add_argument("--runs-db", default=None,
-                   help="run store file (default $RESNETLAB_RUNS or ./runs/resnetlab.db)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_OR_PATH",
+        help="continue a run exactly: run id/name, run folder or checkpoint file",
+    )
+    p.add_argument(
+        "--live",
+        default="auto",
+        metavar="BACKEND",
+        help="live dashboard backend: auto (default), ipympl, webagg, qt, tk, gtk, "
+        "agg; none/off to disable",
+    )
+    p.add_argument(
+        "--runs-db",
+        default=None,
+        help="run store file (default $RESNETLAB_RUNS or ./runs/resnetlab.db)",
+    )
     p.add_argument("--no-store", action="store_true", help="do not record the run (no checkpoints)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--train-limit", type=int, metavar="N",
-                   help="train on the first N training images only (quick experiments)")
-    p.add_argument("--test-limit", type=int, metavar="N",
-                   help="evaluate on the first N test images only")
-    p.add_argument("--grad-norms", type=int, metavar="EVERY", dest="grad_norms",
-                   help="record every conv layer's gradient norm every EVERY steps (stream "
-                        "keys grad_norm/<layer>, kept in the run store) and show them as a "
-                        "heat map panel of the live dashboard")
+    p.add_argument(
+        "--train-limit",
+        type=int,
+        metavar="N",
+        help="train on the first N training images only (quick experiments)",
+    )
+    p.add_argument(
+        "--test-limit", type=int, metavar="N", help="evaluate on the first N test images only"
+    )
+    p.add_argument(
+        "--grad-norms",
+        type=int,
+        metavar="EVERY",
+        dest="grad_norms",
+        help="record every conv layer's gradient norm every EVERY steps (stream "
+        "keys grad_norm/<layer>, kept in the run store) and show them as a "
+        "heat map panel of the live dashboard",
+    )
     d = p.add_argument_group(
-        "distributed (under torchrun: torchrun --nproc-per-node N -m resnetlab train ...)")
-    d.add_argument("--sync-bn", action="store_true", dest="sync_batchnorm",
-                   help="SyncBatchNorm: BatchNorm statistics over the global batch (CUDA only)")
-    d.add_argument("--dist-timeout", type=float, dest="dist_timeout_s", metavar="SECONDS",
-                   help="how long a rank waits for a lost peer before exiting (default 60)")
-    d.add_argument("--reference-batch", type=int, metavar="N",
-                   help="the batch size --lr was tuned for; the LR is scaled by global batch "
-                        "/ N (default: the per-rank --batch-size)")
+        "distributed (under torchrun: torchrun --nproc-per-node N -m resnetlab train ...)"
+    )
+    d.add_argument(
+        "--sync-bn",
+        action="store_true",
+        dest="sync_batchnorm",
+        help="SyncBatchNorm: BatchNorm statistics over the global batch (CUDA only)",
+    )
+    d.add_argument(
+        "--dist-timeout",
+        type=float,
+        dest="dist_timeout_s",
+        metavar="SECONDS",
+        help="how long a rank waits for a lost peer before exiting (default 60)",
+    )
+    d.add_argument(
+        "--reference-batch",
+        type=int,
+        metavar="N",
+        help="the batch size --lr was tuned for; the LR is scaled by global batch "
+        "/ N (default: the per-rank --batch-size)",
+    )
     p.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser(
-        "eval", help="test loss, accuracy and confusion matrix of a checkpoint",
-        description="Evaluate a checkpoint (file, run folder, or run id/name) on a test split.")
+        "eval",
+        help="test loss, accuracy and confusion matrix of a checkpoint",
+        description="Evaluate a checkpoint (file, run folder, or run id/name) on a test split.",
+    )
     e.add_argument("checkpoint", help="checkpoint file, run folder, or run id/name")
     e.add_argument("--data", default=None, help="dataset (default: the one it was trained on)")
     e.add_argument("--data-dir", default=None)
@@ -103,7 +172,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--device", default="auto")
     e.add_argument("--batch-size", type=int, default=1024)
     e.add_argument("--limit", type=int, metavar="N", help="only the first N images of the split")
-    e.add_argument("--no-ema", action="store_true", help="use the raw weights even if an EMA was kept")
+    e.add_argument(
+        "--no-ema", action="store_true", help="use the raw weights even if an EMA was kept"
+    )
     e.add_argument("--runs-db", default=None)
     e.set_defaults(func=cmd_eval)
 
@@ -119,8 +190,11 @@ class _Announce:
         if plan:
             print(plan, flush=True)
         if trainer.dist.is_distributed:
-            print(f"distributed: {trainer.dist.world_size} ranks, backend "
-                  f"{trainer.dist.backend}, timeout {trainer.dist.timeout_s:g} s", flush=True)
+            print(
+                f"distributed: {trainer.dist.world_size} ranks, backend "
+                f"{trainer.dist.backend}, timeout {trainer.dist.timeout_s:g} s",
+                flush=True,
+            )
         if trainer.step:
             print(f"resumed at epoch {trainer.epoch}, step {trainer.step}", flush=True)
         parts = []
@@ -154,11 +228,22 @@ def _store_arg(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from resnetlab.training.api import train
 
-    fields = {k: getattr(args, k) for k in ("weight_decay", "label_smoothing", "ema_decay",
-                                            "grad_clip", "val_size", "dist_timeout_s",
-                                            "reference_batch", "crop_padding", "flip",
-                                            "log_every")
-              if getattr(args, k) is not None}
+    fields = {
+        k: getattr(args, k)
+        for k in (
+            "weight_decay",
+            "label_smoothing",
+            "ema_decay",
+            "grad_clip",
+            "val_size",
+            "dist_timeout_s",
+            "reference_batch",
+            "crop_padding",
+            "flip",
+            "log_every",
+        )
+        if getattr(args, k) is not None
+    }
     if args.sync_batchnorm:
         fields["sync_batchnorm"] = True
     callbacks: list[Any] = [_Announce()]
@@ -167,13 +252,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         callbacks.append(GradientNormCallback(every=args.grad_norms))  # checks EVERY >= 1
     result = train(
-        args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        optimizer=args.optimizer, schedule=args.schedule, lr=args.lr, device=args.device,
-        precision=args.precision, compile=args.compile, seed=args.seed,
-        run_name=args.run_name, data_dir=args.data_dir, store=_store_arg(args),
-        live=args.live, progress=not args.no_progress, resume=args.resume,
-        model_overrides=dict(args.model_option) or None, callbacks=callbacks,
-        train_limit=args.train_limit, test_limit=args.test_limit, **fields)
+        args.model,
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        lr=args.lr,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        seed=args.seed,
+        run_name=args.run_name,
+        data_dir=args.data_dir,
+        store=_store_arg(args),
+        live=args.live,
+        progress=not args.no_progress,
+        resume=args.resume,
+        model_overrides=dict(args.model_option) or None,
+        callbacks=callbacks,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        **fields,
+    )
     if result.config.rank == 0:  # under torchrun the other ranks stay quiet
         print(result.summary())
     return 0 if result.status == "completed" else 1
@@ -197,8 +298,9 @@ def _eval_checkpoint_path(spec: str, runs_db: str | None) -> Path:
     return Path(run.checkpoint_best or run.checkpoint_last)
 
 
-def confusion_png(confusion: Any, classes: list[str], out: str | os.PathLike[str],
-                  title: str = "") -> None:
+def confusion_png(
+    confusion: Any, classes: list[str], out: str | os.PathLike[str], title: str = ""
+) -> None:
     """Write a confusion-matrix heat map (rows true, columns predicted) atomically."""
     import io
 
@@ -222,8 +324,15 @@ def confusion_png(confusion: Any, classes: list[str], out: str | os.PathLike[str
     threshold = cm.max() / 2 if cm.size else 0
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if cm[i, j] > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if cm[i, j] > threshold else "black",
+            )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     atomic_write_bytes(out, buf.getvalue())
@@ -239,8 +348,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from resnetlab.training.trainer import resolve_device
 
     if args.limit is not None and args.limit < 1:
-        raise ConfigError(f"--limit {args.limit}: must be a positive number of images; leave "
-                          "it out to evaluate the whole split")
+        raise ConfigError(
+            f"--limit {args.limit}: must be a positive number of images; leave "
+            "it out to evaluate the whole split"
+        )
     path = _eval_checkpoint_path(args.checkpoint, args.runs_db)
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, use_ema=not args.no_ema)
@@ -258,18 +369,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     mean, std = extra.get("mean"), extra.get("std")
     if mean is None or std is None:
         mean, std = rdata.channel_stats(rdata.load(name, "train", root=args.data_dir))
-    loader = rdata.TensorLoader(ds.images, ds.labels, args.batch_size, shuffle=False,
-                                mean=mean, std=std, device=device)
+    loader = rdata.TensorLoader(
+        ds.images, ds.labels, args.batch_size, shuffle=False, mean=mean, std=std, device=device
+    )
     model = model.to(device)
     with torch.no_grad():
         res = evaluate(model, loader, device=device, num_classes=ds.num_classes)
     print(f"checkpoint {path}")
-    print(f"{name} {args.split}: {res.count} images  loss {res.loss:.4f}  "
-          f"accuracy {res.accuracy:.4f}")
+    print(
+        f"{name} {args.split}: {res.count} images  loss {res.loss:.4f}  accuracy {res.accuracy:.4f}"
+    )
     print(format_confusion(res.confusion, list(ds.classes)))
     if args.out:
-        confusion_png(res.confusion, list(ds.classes), args.out,
-                      title=f"{name} {args.split}: accuracy {res.accuracy:.4f}")
+        confusion_png(
+            res.confusion,
+            list(ds.classes),
+            args.out,
+            title=f"{name} {args.split}: accuracy {res.accuracy:.4f}",
+        )
         print(f"confusion matrix written to {args.out}")
     sys.stdout.flush()
     return 0

@@ -107,6 +107,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the field and the fix for any invalid value."""
+
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
 

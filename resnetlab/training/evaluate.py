@@ -44,8 +44,11 @@ def evaluate(
         device = next(model.parameters()).device
     device = torch.device(device)
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-    confusion = (torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-                 if num_classes else None)
+    confusion = (
+        torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        if num_classes
+        else None
+    )
     try:
         for x, y in loader:
             x = x.to(device, non_blocking=True)
@@ -60,9 +63,9 @@ def evaluate(
             sums[1] += (pred == y).sum()
             sums[2] += y.shape[0]
             if confusion is not None:
-                confusion += torch.bincount(y * num_classes + pred,
-                                            minlength=num_classes * num_classes
-                                            ).view(num_classes, num_classes)
+                confusion += torch.bincount(
+                    y * num_classes + pred, minlength=num_classes * num_classes
+                ).view(num_classes, num_classes)
     finally:
         model.train(was_training)
     if all_reduce_sum is not None:

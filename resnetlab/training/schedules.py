@@ -20,8 +20,9 @@ def constant(total_steps: int) -> Schedule:
     return lambda step: 1.0
 
 
-def one_cycle(total_steps: int, warmup: float = 0.25, start: float = 0.04,
-              end: float = 1e-3) -> Schedule:
+def one_cycle(
+    total_steps: int, warmup: float = 0.25, start: float = 0.04, end: float = 1e-3
+) -> Schedule:
     """Linear rise from ``start`` to 1 over ``warmup`` of training, then linear decay to ``end``.
 
     The triangular shape (as in airbench / Smith's one-cycle) reaches a good accuracy in
@@ -51,8 +52,12 @@ def cosine(total_steps: int, warmup: float = 0.05, end: float = 0.0) -> Schedule
     return f
 
 
-def step_decay(total_steps: int, milestones: Sequence[float] = (0.5, 0.75),
-               gamma: float = 0.1, warmup: float = 0.0) -> Schedule:
+def step_decay(
+    total_steps: int,
+    milestones: Sequence[float] = (0.5, 0.75),
+    gamma: float = 0.1,
+    warmup: float = 0.0,
+) -> Schedule:
     """The ResNet papers' schedule: divide by 10 at 50% and 75% of training.
 
     He et al. train CIFAR for 64k iterations and divide at 32k and 48k; with ``warmup`` > 0
@@ -69,12 +74,20 @@ def step_decay(total_steps: int, milestones: Sequence[float] = (0.5, 0.75),
     return f
 
 
-def build_schedule(name: str, total_steps: int, *, warmup: float | None = None,
-                   milestones: Sequence[float] = (0.5, 0.75), gamma: float = 0.1) -> Schedule:
+def build_schedule(
+    name: str,
+    total_steps: int,
+    *,
+    warmup: float | None = None,
+    milestones: Sequence[float] = (0.5, 0.75),
+    gamma: float = 0.1,
+) -> Schedule:
     """The schedule called ``name`` for a run of ``total_steps`` optimiser steps."""
     if total_steps < 1:
-        raise ConfigError(f"schedule {name!r}: total_steps={total_steps} must be at least 1 "
-                          "(the training set is empty or smaller than one batch)")
+        raise ConfigError(
+            f"schedule {name!r}: total_steps={total_steps} must be at least 1 "
+            "(the training set is empty or smaller than one batch)"
+        )
     if name == "onecycle":
         return one_cycle(total_steps, warmup=0.25 if warmup is None else warmup)
     if name == "cosine":

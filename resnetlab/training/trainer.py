@@ -63,9 +63,13 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ConfigError(f"device={name!r} is not a device name; use auto, cpu, cuda or cuda:N") from exc
+        raise ConfigError(
+            f"device={name!r} is not a device name; use auto, cpu, cuda or cuda:N"
+        ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but this machine has no usable CUDA GPU; use device='cpu'")
+        raise ConfigError(
+            f"device={name!r} but this machine has no usable CUDA GPU; use device='cpu'"
+        )
     return device
 
 
@@ -80,8 +84,7 @@ def _unused_run_dir(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     if candidate != path:
-        log.warning("%s already holds another run's files; this run writes to %s",
-                    path, candidate)
+        log.warning("%s already holds another run's files; this run writes to %s", path, candidate)
     return candidate
 
 
@@ -109,21 +112,23 @@ class Trainer:
         dist: DistContext | None = None,
     ) -> None:
         # A copy: the trainer fills in run_dir, and one TrainConfig may serve several runs.
-        self.config = config = (dataclasses.replace(config) if config is not None
-                                else TrainConfig())
+        self.config = config = dataclasses.replace(config) if config is not None else TrainConfig()
         config.validate()
         if config.run_dir:
             # Absolute, as recorded in the store and the checkpoints: a resume from another
             # directory must write into the same folder.
             config.run_dir = os.path.abspath(config.run_dir)
         if not isinstance(train_loader, Sized):
-            raise ConfigError("train_loader must have a length (batches per epoch) so the LR "
-                              "schedule knows the run's length; wrap it in a list or a DataLoader")
+            raise ConfigError(
+                "train_loader must have a length (batches per epoch) so the LR "
+                "schedule knows the run's length; wrap it in a list or a DataLoader"
+            )
         self.train_loader = train_loader
         self.val_loader = val_loader
         self.device = resolve_device(dist.device if dist is not None else config.device)
-        self.dist = dist if dist is not None else DistContext(config.rank, config.world_size,
-                                                              self.device)
+        self.dist = (
+            dist if dist is not None else DistContext(config.rank, config.world_size, self.device)
+        )
         self.precision = resolve_precision(config.precision, self.device)
         self.autocast = autocast_factory(self.precision, self.device)
         self.scaler = make_scaler(self.precision, self.device)
@@ -137,8 +142,7 @@ class Trainer:
             self.train_model = self.dist.wrap_model(self.model, sync_batchnorm=True)
         else:
             self.train_model = self.dist.wrap_model(self.model)
-        self.forward_model = (torch.compile(self.train_model) if config.compile
-                              else self.train_model)
+        self.forward_model = torch.compile(self.train_model) if config.compile else self.train_model
         self.optimizer = build_optimizer(self.model, config)
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.ema = ModelEMA(self.model, config.ema_decay) if config.ema_decay else None
@@ -146,17 +150,24 @@ class Trainer:
 
         self.steps_per_epoch = len(train_loader)
         if self.steps_per_epoch < 1:
-            raise ConfigError("train_loader yields no batches: the training set is empty or "
-                              "smaller than one batch with drop_last; lower batch_size")
+            raise ConfigError(
+                "train_loader yields no batches: the training set is empty or "
+                "smaller than one batch with drop_last; lower batch_size"
+            )
         self.total_steps = config.epochs * self.steps_per_epoch
-        self.schedule = build_schedule(config.schedule, self.total_steps, warmup=config.warmup,
-                                       milestones=config.step_milestones, gamma=config.step_gamma)
+        self.schedule = build_schedule(
+            config.schedule,
+            self.total_steps,
+            warmup=config.warmup,
+            milestones=config.step_milestones,
+            gamma=config.step_gamma,
+        )
 
         self.stream = stream if stream is not None else MetricStream(name=run_name or "run")
         self.callbacks = CallbackList(callbacks)
-        self.step = 0             # optimiser steps done
-        self.epoch = 0            # epochs completed (the current one while training)
-        self.batch_in_epoch = 0   # batches done in the current epoch
+        self.step = 0  # optimiser steps done
+        self.epoch = 0  # epochs completed (the current one while training)
+        self.batch_in_epoch = 0  # batches done in the current epoch
         self.stop_training = False
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
@@ -178,9 +189,11 @@ class Trainer:
             new_run = self.run_id is None
             if new_run:
                 self.run_id = self.store.create_run(
-                    run_name, config=config.to_dict(),
+                    run_name,
+                    config=config.to_dict(),
                     model=spec.get("name") or config.extra.get("model") or type(model).__name__,
-                    dataset=config.extra.get("dataset"))
+                    dataset=config.extra.get("dataset"),
+                )
             else:
                 self.store.claim_run(self.run_id)
             self.callbacks.append(StoreRecorder(self.store, self.run_id, self.stream))
@@ -195,8 +208,11 @@ class Trainer:
             config.run_dir = str(self.run_dir)
         else:
             self.run_dir = None
-        self.checkpoints = (CheckpointManager(self.run_dir, config.keep_last)
-                            if self.run_dir is not None and self.dist.is_main else None)
+        self.checkpoints = (
+            CheckpointManager(self.run_dir, config.keep_last)
+            if self.run_dir is not None and self.dist.is_main
+            else None
+        )
         if self.store is not None:
             self.store.update_run(self.run_id, run_dir=str(self.run_dir) if self.run_dir else None)
 
@@ -236,8 +252,11 @@ class Trainer:
         if self.config.grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         if self.callbacks.has("on_after_backward"):
-            self.callbacks("on_after_backward", self, {"step": self.step, "epoch": self.epoch,
-                                                       "batch": self.batch_in_epoch})
+            self.callbacks(
+                "on_after_backward",
+                self,
+                {"step": self.step, "epoch": self.epoch, "batch": self.batch_in_epoch},
+            )
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -288,21 +307,31 @@ class Trainer:
             window[2] += y.shape[0]
             self.step += 1
             self.batch_in_epoch += 1
-            logs: dict[str, Any] = {"epoch": epoch, "step": self.step,
-                                    "batch": self.batch_in_epoch, "lr": self.lr}
+            logs: dict[str, Any] = {
+                "epoch": epoch,
+                "step": self.step,
+                "batch": self.batch_in_epoch,
+                "lr": self.lr,
+            }
             if self.step % log_every == 0 or self.batch_in_epoch == self.steps_per_epoch:
                 loss_sum, correct, count = self._read_sums(window)
                 now = time.perf_counter()
-                logs.update(loss=loss_sum / count, accuracy=correct / count,
-                            images_per_s=count / max(now - t_window, 1e-9))
+                logs.update(
+                    loss=loss_sum / count,
+                    accuracy=correct / count,
+                    images_per_s=count / max(now - t_window, 1e-9),
+                )
                 if not math.isfinite(logs["loss"]):
                     raise ConfigError(
                         f"training diverged: loss is {logs['loss']} at step {self.step} "
                         f"(epoch {epoch + 1}); lower the learning rate (lr={self.config.lr}), "
-                        "set grad_clip, or use precision='fp32'")
-                self.stream.append(self.step, {k: logs[k] for k in
-                                               ("loss", "accuracy", "lr", "images_per_s")},
-                                   epoch=epoch)
+                        "set grad_clip, or use precision='fp32'"
+                    )
+                self.stream.append(
+                    self.step,
+                    {k: logs[k] for k in ("loss", "accuracy", "lr", "images_per_s")},
+                    epoch=epoch,
+                )
                 totals += window
                 window.zero_()
                 t_window = now
@@ -310,27 +339,39 @@ class Trainer:
             if self.stop_training:
                 if window[2] > 0:  # log the steps since the last logging point
                     loss_sum, correct, count = self._read_sums(window)
-                    self.stream.append(self.step, {
-                        "loss": loss_sum / count, "accuracy": correct / count,
-                        "lr": self.lr}, epoch=epoch)
+                    self.stream.append(
+                        self.step,
+                        {"loss": loss_sum / count, "accuracy": correct / count, "lr": self.lr},
+                        epoch=epoch,
+                    )
                     totals += window
                     window.zero_()
                 break
         totals += window
         loss_sum, correct, count = self._read_sums(totals) if totals[2] > 0 else (0.0, 0.0, 0.0)
-        return {"epoch": epoch, "step": self.step, "lr": self.lr,
-                "loss": loss_sum / count if count else float("nan"),
-                "accuracy": correct / count if count else float("nan"),
-                "epoch_time": time.perf_counter() - t_epoch}
+        return {
+            "epoch": epoch,
+            "step": self.step,
+            "lr": self.lr,
+            "loss": loss_sum / count if count else float("nan"),
+            "accuracy": correct / count if count else float("nan"),
+            "epoch_time": time.perf_counter() - t_epoch,
+        }
 
-    def validate(self, loader: Iterable[Any] | None = None, num_classes: int | None = None
-                 ) -> EvalResult:
+    def validate(
+        self, loader: Iterable[Any] | None = None, num_classes: int | None = None
+    ) -> EvalResult:
         """Loss and accuracy of the evaluation weights (the EMA if kept) on ``loader``."""
         model = self.ema.module if self.ema is not None else self.model
-        return evaluate(model, loader if loader is not None else self.val_loader,
-                        device=self.device, autocast=self.autocast, num_classes=num_classes,
-                        all_reduce_sum=self.dist.all_reduce_sum,
-                        channels_last=self.config.channels_last)
+        return evaluate(
+            model,
+            loader if loader is not None else self.val_loader,
+            device=self.device,
+            autocast=self.autocast,
+            num_classes=num_classes,
+            all_reduce_sum=self.dist.all_reduce_sum,
+            channels_last=self.config.channels_last,
+        )
 
     @property
     def eval_model(self) -> nn.Module:
@@ -353,14 +394,19 @@ class Trainer:
             "total_steps": self.total_steps,
             "config": self.config.to_dict(),
             "rng": rng_state(),
-            "metrics": {k: float(v) for k, v in (self.history[-1] if self.history else {}).items()
-                        if isinstance(v, (int, float))},
+            "metrics": {
+                k: float(v)
+                for k, v in (self.history[-1] if self.history else {}).items()
+                if isinstance(v, (int, float))
+            },
             "best": self.best,
             "run_id": self.run_id,
             # Epoch logs so far (plain numbers and strings), so a resumed run's history
             # is the whole run's.
-            "history": [{k: v for k, v in h.items() if isinstance(v, (int, float, str))}
-                        for h in self.history],
+            "history": [
+                {k: v for k, v in h.items() if isinstance(v, (int, float, str))}
+                for h in self.history
+            ],
         }
 
     def save_checkpoint(self, *, is_best: bool = False) -> Path | None:
@@ -373,22 +419,28 @@ class Trainer:
             self.best_checkpoint = self.checkpoints.best
         if self.store is not None:
             self.store.update_run(
-                self.run_id, checkpoint_last=str(self.last_checkpoint),
-                checkpoint_best=str(self.best_checkpoint) if self.best_checkpoint else None)
+                self.run_id,
+                checkpoint_last=str(self.last_checkpoint),
+                checkpoint_best=str(self.best_checkpoint) if self.best_checkpoint else None,
+            )
         return path
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore a :meth:`state_dict` (the RNG is restored when training continues)."""
         if "optimizer" not in state or "step" not in state:
-            raise CheckpointError(f"{source}: holds weights only, no training state to resume; "
-                                  "load it with model_from_checkpoint() and start a new run")
+            raise CheckpointError(
+                f"{source}: holds weights only, no training state to resume; "
+                "load it with model_from_checkpoint() and start a new run"
+            )
         check_state_dict(self.model, state["model"], source)
         self.model.load_state_dict(state["model"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"{source}: optimiser state does not fit ({exc}); the "
-                                  "checkpoint used another optimizer setting") from exc
+            raise CheckpointError(
+                f"{source}: optimiser state does not fit ({exc}); the "
+                "checkpoint used another optimizer setting"
+            ) from exc
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None:
@@ -401,19 +453,26 @@ class Trainer:
         self.batch_in_epoch = int(state["batch_in_epoch"])
         saved_epochs = (state.get("config") or {}).get("epochs") or self.config.epochs
         saved_spe = state.get("steps_per_epoch") or (
-            int(state["total_steps"]) // int(saved_epochs) if state.get("total_steps") else None)
+            int(state["total_steps"]) // int(saved_epochs) if state.get("total_steps") else None
+        )
         if saved_spe and saved_spe != self.steps_per_epoch:
             # Another world size or batch size: the same fraction of the epoch in this run's
             # batches, so the schedule (and the loader replay) continue at the same point.
             done = self.batch_in_epoch
             self.batch_in_epoch = done * self.steps_per_epoch // saved_spe
-            log.info("%s: saved with %d steps per epoch, this run has %d; continuing epoch "
-                     "%d at batch %d (was %d)", source, saved_spe, self.steps_per_epoch,
-                     self.epoch + 1, self.batch_in_epoch, done)
+            log.info(
+                "%s: saved with %d steps per epoch, this run has %d; continuing epoch "
+                "%d at batch %d (was %d)",
+                source,
+                saved_spe,
+                self.steps_per_epoch,
+                self.epoch + 1,
+                self.batch_in_epoch,
+                done,
+            )
         if self.store is not None and self.run_id is not None:
             # Steps after the checkpoint are replayed: forget what the lost attempt logged.
-            self.store.truncate_metrics(self.run_id, self.step,
-                                        logged_after=state.get("saved_at"))
+            self.store.truncate_metrics(self.run_id, self.step, logged_after=state.get("saved_at"))
         self.best = state.get("best")
         self.history = [dict(h) for h in state.get("history") or []]
         self._pending_rng = state.get("rng")
@@ -450,8 +509,10 @@ class Trainer:
             if self.stop_training:
                 signal.signal(signal.SIGINT, previous)
                 raise KeyboardInterrupt
-            log.warning("interrupt: stopping after this batch and saving a checkpoint "
-                        "(interrupt again to abort)")
+            log.warning(
+                "interrupt: stopping after this batch and saving a checkpoint "
+                "(interrupt again to abort)"
+            )
             self.stop_training = True
 
         try:
@@ -478,11 +539,20 @@ class Trainer:
             # guard: a dead or hung peer becomes a RankLostError naming it (no hang), and
             # that clear message is what the run store records as the error.
             with self._graceful_sigint(), self.dist.guard("training"):
-                self.callbacks("on_fit_start", self, {
-                    "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch,
-                    "total_steps": self.total_steps, "step": self.step, "epoch": self.epoch,
-                    "position": self.schedule_position,
-                    "run_id": self.run_id, "run_dir": str(self.run_dir) if self.run_dir else None})
+                self.callbacks(
+                    "on_fit_start",
+                    self,
+                    {
+                        "epochs": cfg.epochs,
+                        "steps_per_epoch": self.steps_per_epoch,
+                        "total_steps": self.total_steps,
+                        "step": self.step,
+                        "epoch": self.epoch,
+                        "position": self.schedule_position,
+                        "run_id": self.run_id,
+                        "run_dir": str(self.run_dir) if self.run_dir else None,
+                    },
+                )
                 while self.epoch < cfg.epochs and not self.stop_training:
                     logs = self._run_epoch()
                     if self.stop_training and self.batch_in_epoch < self.steps_per_epoch:
@@ -490,9 +560,15 @@ class Trainer:
                     if self.val_loader is not None:
                         logs.update(self.validate().as_logs("val_"))
                         self.callbacks("on_validation_end", self, dict(logs))
-                    self.stream.append(self.step, {k: v for k, v in logs.items()
-                                                   if k.startswith("val_") or k == "epoch_time"},
-                                       epoch=self.epoch)
+                    self.stream.append(
+                        self.step,
+                        {
+                            k: v
+                            for k, v in logs.items()
+                            if k.startswith("val_") or k == "epoch_time"
+                        },
+                        epoch=self.epoch,
+                    )
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     logs["epochs_done"] = self.epoch
@@ -508,22 +584,31 @@ class Trainer:
                 else:
                     self.status = "completed"
                 self.fit_seconds = time.perf_counter() - t0
-                self.callbacks("on_fit_end", self, {
-                    "status": self.status, "epoch": self.epoch, "step": self.step,
-                    "fit_seconds": self.fit_seconds,
-                    **(self.history[-1] if self.history else {})})
+                self.callbacks(
+                    "on_fit_end",
+                    self,
+                    {
+                        "status": self.status,
+                        "epoch": self.epoch,
+                        "step": self.step,
+                        "fit_seconds": self.fit_seconds,
+                        **(self.history[-1] if self.history else {}),
+                    },
+                )
         except BaseException as exc:
             error = exc
             # Ctrl-C, and SIGTERM (job.kill(), a scheduler's kill) turned into SystemExit:
             # the run was interrupted from outside, not failed by its own doing.
-            self.status = ("interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit))
-                           else "failed")
+            self.status = (
+                "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
+            )
             end_logs["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             raise
         finally:
             self.fit_seconds = time.perf_counter() - t0
-            end_logs.update(status=self.status, epoch=self.epoch, step=self.step,
-                            fit_seconds=self.fit_seconds)
+            end_logs.update(
+                status=self.status, epoch=self.epoch, step=self.step, fit_seconds=self.fit_seconds
+            )
             errors = self.callbacks.call_all("on_end", self, end_logs)
             self._finish_store(end_logs)
             if errors and error is None:
@@ -533,12 +618,15 @@ class Trainer:
     def _finish_store(self, end_logs: dict[str, Any]) -> None:
         if self.store is None:
             return
-        final = {k: v for k, v in (self.history[-1] if self.history else {}).items()
-                 if isinstance(v, (int, float)) and k not in ("epoch",)}
+        final = {
+            k: v
+            for k, v in (self.history[-1] if self.history else {}).items()
+            if isinstance(v, (int, float)) and k not in ("epoch",)
+        }
         final["fit_seconds"] = self.fit_seconds
         try:
-            self.store.finish_run(self.run_id, self.status, final_metrics=final,
-                                  error=end_logs.get("error"))
+            self.store.finish_run(
+                self.run_id, self.status, final_metrics=final, error=end_logs.get("error")
+            )
         except Exception:
-            log.exception("could not record the end of run %s in %s", self.run_id,
-                          self.store.path)
+            log.exception("could not record the end of run %s in %s", self.run_id, self.store.path)

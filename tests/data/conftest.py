@@ -40,7 +40,7 @@ class FileServer:
                 self.end_headers()
                 if self.path in server.drop:
                     server.drop.discard(self.path)  # drop once, like a flaky network
-                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.wfile.write(body[start : start + (len(body) - start) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return

@@ -29,8 +29,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
-def make_idx_split(folder: Path, prefix: str, n: int, *, gz: bool = True, seed: int = 0,
-                   size: int = 28) -> tuple[np.ndarray, np.ndarray]:
+def make_idx_split(
+    folder: Path, prefix: str, n: int, *, gz: bool = True, seed: int = 0, size: int = 28
+) -> tuple[np.ndarray, np.ndarray]:
     """Write ``<prefix>-images-idx3-ubyte[.gz]`` and the labels file; return their arrays."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
@@ -46,10 +47,13 @@ def make_idx_split(folder: Path, prefix: str, n: int, *, gz: bool = True, seed: 
     return images, labels
 
 
-def make_mnist_dir(folder: Path, *, gz: bool = True, n_train: int = 50,
-                   n_test: int = 20) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {"train": make_idx_split(folder, "train", n_train, gz=gz, seed=1),
-            "test": make_idx_split(folder, "t10k", n_test, gz=gz, seed=2)}
+def make_mnist_dir(
+    folder: Path, *, gz: bool = True, n_train: int = 50, n_test: int = 20
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {
+        "train": make_idx_split(folder, "train", n_train, gz=gz, seed=1),
+        "test": make_idx_split(folder, "t10k", n_test, gz=gz, seed=2),
+    }
 
 
 def cifar_records(n: int, fine: bool, seed: int) -> tuple[bytes, np.ndarray, np.ndarray]:
@@ -62,8 +66,13 @@ def cifar_records(n: int, fine: bool, seed: int) -> tuple[bytes, np.ndarray, np.
     return rows.astype(np.uint8).tobytes(), images, labels
 
 
-def make_cifar_archive(path: Path, *, fine: bool = False, per_batch: int = 4,
-                       record_bytes: dict[str, bytes] | None = None) -> dict[str, np.ndarray]:
+def make_cifar_archive(
+    path: Path,
+    *,
+    fine: bool = False,
+    per_batch: int = 4,
+    record_bytes: dict[str, bytes] | None = None,
+) -> dict[str, np.ndarray]:
     """A cifar-10-binary.tar.gz (or cifar-100-binary.tar.gz) in the official layout."""
     top = "cifar-100-binary" if fine else "cifar-10-batches-bin"
     members: dict[str, bytes] = {}
@@ -80,8 +89,9 @@ def make_cifar_archive(path: Path, *, fine: bool = False, per_batch: int = 4,
         members["fine_label_names.txt"] = "\n".join(f"fine{i}" for i in range(100)).encode()
         members["coarse_label_names.txt"] = "\n".join(f"c{i}" for i in range(20)).encode()
     else:
-        members["batches.meta.txt"] = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\n" \
-                                      b"horse\nship\ntruck\n\n"
+        members["batches.meta.txt"] = (
+            b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"
+        )
     members.update(record_bytes or {})
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w:gz") as tar:
@@ -89,8 +99,12 @@ def make_cifar_archive(path: Path, *, fine: bool = False, per_batch: int = 4,
             info = tarfile.TarInfo(f"{top}/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
-    return {"train_images": np.concatenate(train_imgs), "train_labels": np.concatenate(train_lbls),
-            "test_images": test_imgs, "test_labels": test_lbls}
+    return {
+        "train_images": np.concatenate(train_imgs),
+        "train_labels": np.concatenate(train_lbls),
+        "test_images": test_imgs,
+        "test_labels": test_lbls,
+    }
 
 
 CELEBA_ATTRS = ["5_o_Clock_Shadow", "Male", "Smiling", "Young"]
@@ -121,8 +135,12 @@ def make_celeba(folder: Path, *, as_zip: bool = False, n: int = 9) -> dict[str, 
         for name, blob in blobs.items():
             (folder / "img_align_celeba" / name).write_bytes(blob)
     lines = [str(n), " ".join(CELEBA_ATTRS)]
-    lines += [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, values, strict=True)]
+    lines += [
+        f"{name} " + " ".join(f"{v:2d}" for v in row)
+        for name, row in zip(names, values, strict=True)
+    ]
     (folder / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
     (folder / "list_eval_partition.txt").write_text(
-        "".join(f"{name} {p}\n" for name, p in zip(names, partition, strict=True)))
+        "".join(f"{name} {p}\n" for name, p in zip(names, partition, strict=True))
+    )
     return {"names": names, "values": values, "partition": partition}

@@ -21,8 +21,12 @@ BODY = bytes(range(256)) * 400  # 100 KiB
 
 def _remote(server, body=BODY, sha256=None, name="blob.bin"):
     server.routes[f"/{name}"] = body
-    return RemoteFile(name, server.url(f"/{name}"),
-                      sha256=sha256 or hashlib.sha256(body).hexdigest(), size=len(body))
+    return RemoteFile(
+        name,
+        server.url(f"/{name}"),
+        sha256=sha256 or hashlib.sha256(body).hexdigest(),
+        size=len(body),
+    )
 
 
 def test_good_download_is_verified_and_renamed(file_server, tmp_path):
@@ -82,9 +86,10 @@ def _mnist_on_server(server, n=12):
     files = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         out = []
-        for kind, array in (("images-idx3", torch.randint(0, 256, (n, 28, 28),
-                                                          dtype=torch.uint8).numpy()),
-                            ("labels-idx1", (torch.arange(n) % 10).to(torch.uint8).numpy())):
+        for kind, array in (
+            ("images-idx3", torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8).numpy()),
+            ("labels-idx1", (torch.arange(n) % 10).to(torch.uint8).numpy()),
+        ):
             name = f"{prefix}-{kind}-ubyte.gz"
             body = gzip.compress(idx_bytes(array))
             out.append(_remote(server, body, name=name))
@@ -108,9 +113,13 @@ def test_load_downloads_into_user_cache(file_server, tmp_path, monkeypatch):
 def test_checksum_mismatch_through_load_keeps_no_file(file_server, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     spec = _mnist_on_server(file_server)
-    spec = dataclasses.replace(spec, files={
-        s: tuple(dataclasses.replace(r, sha256="0" * 64) for r in fs)
-        for s, fs in spec.files.items()})
+    spec = dataclasses.replace(
+        spec,
+        files={
+            s: tuple(dataclasses.replace(r, sha256="0" * 64) for r in fs)
+            for s, fs in spec.files.items()
+        },
+    )
     monkeypatch.setitem(DATASETS, "mnist", spec)
     with pytest.raises(DataError) as err:
         load("mnist", "train", progress=False)
@@ -125,18 +134,25 @@ def test_no_network_error_names_files_places_and_apt(tmp_path, monkeypatch):
     monkeypatch.setenv("RESNETLAB_DATA", str(tmp_path / "data"))
     monkeypatch.setattr("resnetlab.data.locate.SYSTEM_DIRS", (tmp_path / "sys",))
     port = closed_port()  # refused at once: no 30 s wait on a port someone might serve
-    dead = {s: tuple(dataclasses.replace(r, url=f"http://127.0.0.1:{port}/{r.name}")
-                     for r in fs)
-            for s, fs in FASHION_MNIST.files.items()}
+    dead = {
+        s: tuple(dataclasses.replace(r, url=f"http://127.0.0.1:{port}/{r.name}") for r in fs)
+        for s, fs in FASHION_MNIST.files.items()
+    }
     monkeypatch.setitem(DATASETS, "fashion-mnist", dataclasses.replace(FASHION_MNIST, files=dead))
     with pytest.raises(DataError) as err:
         load("fashion-mnist", "train", progress=False)
     msg = str(err.value)
-    for needle in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                   str(tmp_path / "data" / "fashion-mnist"), "$RESNETLAB_DATA",
-                   str(tmp_path / "cache" / "resnetlab" / "fashion-mnist"),
-                   str(tmp_path / "sys" / "fashion-mnist"), "Download failed",
-                   "apt-get install dataset-fashion-mnist", "RESNETLAB_DATA=/data"):
+    for needle in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        str(tmp_path / "data" / "fashion-mnist"),
+        "$RESNETLAB_DATA",
+        str(tmp_path / "cache" / "resnetlab" / "fashion-mnist"),
+        str(tmp_path / "sys" / "fashion-mnist"),
+        "Download failed",
+        "apt-get install dataset-fashion-mnist",
+        "RESNETLAB_DATA=/data",
+    ):
         assert needle in msg, needle
     assert not any((tmp_path / "cache").rglob("*.gz"))
 

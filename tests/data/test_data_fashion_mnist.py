@@ -70,8 +70,9 @@ def test_validation_split_and_stats(fashion_mnist_dir):
     assert not torch.equal(val.labels, other.labels)
     # disjoint and together the whole split: compare image hashes
     seen = {hashlib.sha1(img.numpy().tobytes()).digest() for img in val.images[:500]}
-    assert not any(hashlib.sha1(img.numpy().tobytes()).digest() in seen
-                   for img in train.images[:5000])
+    assert not any(
+        hashlib.sha1(img.numpy().tobytes()).digest() in seen for img in train.images[:5000]
+    )
     assert sorted(train.class_counts()[i] + val.class_counts()[i] for i in range(10)) == [6000] * 10
     mean, std = channel_stats(train)
     assert mean[0] == pytest.approx(0.286, abs=0.005)

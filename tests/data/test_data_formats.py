@@ -80,8 +80,11 @@ def test_idx_data_shorter_than_header_says(tmp_path):
     make_mnist_dir(tmp_path, gz=False)
     path = tmp_path / "t10k-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-28])
-    with pytest.raises(DataError, match=r"declares shape \(20, 28, 28\) = 15680 bytes of data "
-                                        r"but the file holds 15652"):
+    with pytest.raises(
+        DataError,
+        match=r"declares shape \(20, 28, 28\) = 15680 bytes of data "
+        r"but the file holds 15652",
+    ):
         load("mnist", "test", root=tmp_path, download=False)
 
 
@@ -196,8 +199,9 @@ def test_celeba_end_to_end(tmp_path, as_zip):
     values, partition = info["values"], info["partition"]
     smiling = CELEBA_ATTRS.index("Smiling")
     for split, code in (("train", 0), ("valid", 1), ("test", 2)):
-        ds = load("celeba", split, root=tmp_path, download=False, attributes=["Smiling"],
-                  image_size=16)
+        ds = load(
+            "celeba", split, root=tmp_path, download=False, attributes=["Smiling"], image_size=16
+        )
         rows = [i for i, p in enumerate(partition) if p == code]
         assert ds.images.shape == (len(rows), 3, 16, 16)
         assert ds.classes == ["not Smiling", "Smiling"]
@@ -210,10 +214,20 @@ def test_celeba_end_to_end(tmp_path, as_zip):
 
 def test_celeba_two_attributes_make_four_classes(tmp_path):
     info = make_celeba(tmp_path)
-    ds = load("celeba", "train", root=tmp_path, download=False,
-              attributes=["Smiling", "Male"], image_size=8)
-    assert ds.classes == ["not Smiling, not Male", "Smiling, not Male",
-                          "not Smiling, Male", "Smiling, Male"]
+    ds = load(
+        "celeba",
+        "train",
+        root=tmp_path,
+        download=False,
+        attributes=["Smiling", "Male"],
+        image_size=8,
+    )
+    assert ds.classes == [
+        "not Smiling, not Male",
+        "Smiling, not Male",
+        "not Smiling, Male",
+        "Smiling, Male",
+    ]
     rows = [i for i, p in enumerate(info["partition"]) if p == 0]
     v = info["values"]
     want = [int(v[i, 2] > 0) + 2 * int(v[i, 1] > 0) for i in rows]
@@ -223,8 +237,9 @@ def test_celeba_two_attributes_make_four_classes(tmp_path):
 def test_celeba_unknown_attribute(tmp_path):
     make_celeba(tmp_path)
     with pytest.raises(ConfigError, match="unknown attribute.*Smilling.*choose from"):
-        load("celeba", "train", root=tmp_path, download=False, attributes=["Smilling"],
-             image_size=8)
+        load(
+            "celeba", "train", root=tmp_path, download=False, attributes=["Smilling"], image_size=8
+        )
 
 
 def test_celeba_truncated_attribute_file(tmp_path):
@@ -260,8 +275,11 @@ def test_celeba_unreadable_image_in_zip(tmp_path):
     import shutil
 
     shutil.rmtree(tmp_path / "img_align_celeba")
-    with pytest.raises(DataError, match=r"img_align_celeba.zip:img_align_celeba/000001.jpg: "
-                                        r"cannot read this image"):
+    with pytest.raises(
+        DataError,
+        match=r"img_align_celeba.zip:img_align_celeba/000001.jpg: "
+        r"cannot read this image",
+    ):
         load("celeba", "train", root=tmp_path, download=False, image_size=8)
 
 
@@ -275,13 +293,17 @@ def test_celeba_corrupt_partition_file(tmp_path):
     assert str(path) in msg and "not a text file" in msg and "0|1|2" in msg
 
 
-@pytest.mark.parametrize("options, needle", [
-    ({"imagesize": 8}, "unknown option(s) 'imagesize' (did you mean 'image_size'?)"),
-    ({"attribute": ["Smiling"]}, "'attribute' (did you mean 'attributes'?)"),
-    ({"image_size": "abc"}, "image_size must be a positive int"),
-    ({"image_size": (8, 0)}, "image_size must be a positive int"),
-    ({"attributes": 5}, "attributes must be an attribute name or a list of names"),
-], ids=["misspelt-size", "misspelt-attributes", "size-str", "size-zero", "attributes-int"])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"imagesize": 8}, "unknown option(s) 'imagesize' (did you mean 'image_size'?)"),
+        ({"attribute": ["Smiling"]}, "'attribute' (did you mean 'attributes'?)"),
+        ({"image_size": "abc"}, "image_size must be a positive int"),
+        ({"image_size": (8, 0)}, "image_size must be a positive int"),
+        ({"attributes": 5}, "attributes must be an attribute name or a list of names"),
+    ],
+    ids=["misspelt-size", "misspelt-attributes", "size-str", "size-zero", "attributes-int"],
+)
 def test_celeba_bad_options_are_config_errors(tmp_path, options, needle):
     make_celeba(tmp_path)
     with pytest.raises(ConfigError) as err:
@@ -392,11 +414,15 @@ def test_image_folder_test_class_missing_from_train(tmp_path):
     assert "expected one of cat" in msg
 
 
-@pytest.mark.parametrize("options, needle", [
-    ({"grayscal": True}, "'grayscal' (did you mean 'grayscale'?)"),
-    ({"image_size": "abc"}, "image_size must be a positive int"),
-    ({"grayscale": "yes"}, "grayscale must be True, False or None"),
-], ids=["misspelt", "size-str", "grayscale-str"])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"grayscal": True}, "'grayscal' (did you mean 'grayscale'?)"),
+        ({"image_size": "abc"}, "image_size must be a positive int"),
+        ({"grayscale": "yes"}, "grayscale must be True, False or None"),
+    ],
+    ids=["misspelt", "size-str", "grayscale-str"],
+)
 def test_image_folder_bad_options_are_config_errors(tmp_path, options, needle):
     _write_folder(tmp_path)
     with pytest.raises(ConfigError) as err:

@@ -36,8 +36,9 @@ def test_normalisation_uses_mean_and_std():
     mean, std = (0.1, 0.5, 0.9), (0.2, 0.25, 0.5)
     loader = TensorLoader(images, labels, 103, shuffle=False, mean=mean, std=std)
     x, _ = next(iter(loader))
-    want = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(
-        std).view(1, 3, 1, 1)
+    want = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(
+        1, 3, 1, 1
+    )
     assert torch.allclose(x, want, atol=1e-5)
 
 
@@ -50,8 +51,9 @@ def test_channels_last():
 def test_augmentation_changes_images_but_keeps_labels():
     images, labels = _data(n=64)
     plain = TensorLoader(images, labels, 64, seed=3)
-    aug = TensorLoader(images, labels, 64, seed=3, augment=Augment(crop_padding=2, flip=True,
-                                                                    cutout=3))
+    aug = TensorLoader(
+        images, labels, 64, seed=3, augment=Augment(crop_padding=2, flip=True, cutout=3)
+    )
     (xp, yp), (xa, ya) = next(iter(plain)), next(iter(aug))
     assert torch.equal(yp, ya)  # same order, same labels
     changed = (xp != xa).flatten(1).any(1)
@@ -64,7 +66,7 @@ def test_crop_is_a_shifted_window_of_the_padded_image():
     out = random_crop(x, 2, gen)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(2):
-        windows = [padded[i, :, dy:dy + 5, dx:dx + 5] for dy in range(5) for dx in range(5)]
+        windows = [padded[i, :, dy : dy + 5, dx : dx + 5] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) for w in windows)
     # over many draws every offset appears, so it is really random per sample
     many = random_crop(x[:1].expand(400, 1, 5, 5).contiguous(), 2, gen)
@@ -90,8 +92,9 @@ def test_same_seed_same_order_and_augmentation():
     kw = dict(augment=Augment(crop_padding=1, flip=True, cutout=2), seed=7)
     a = [b for b in TensorLoader(images, labels, 16, **kw)]
     b = [b for b in TensorLoader(images, labels, 16, **kw)]
-    assert all(torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b,
-                                                                                          strict=True))
+    assert all(
+        torch.equal(xa, xb) and torch.equal(ya, yb) for (xa, ya), (xb, yb) in zip(a, b, strict=True)
+    )
     c = [b for b in TensorLoader(images, labels, 16, augment=kw["augment"], seed=8)]
     assert not torch.equal(a[0][1], c[0][1])
 
@@ -112,8 +115,10 @@ def test_ranks_take_disjoint_shards_covering_the_epoch(drop_last):
     n, world = 103, 4
     images = torch.arange(n, dtype=torch.uint8).view(n, 1, 1, 1)  # the pixel is the index
     labels = torch.arange(n)
-    loaders = [TensorLoader(images, labels, 5, seed=1, rank=r, world_size=world,
-                            drop_last=drop_last) for r in range(world)]
+    loaders = [
+        TensorLoader(images, labels, 5, seed=1, rank=r, world_size=world, drop_last=drop_last)
+        for r in range(world)
+    ]
     for loader in loaders:
         loader.set_epoch(3)
     seen = [torch.cat([y for _, y in loader]) for loader in loaders]

@@ -16,9 +16,11 @@ import pytest
 
 HERE = Path(__file__).parent
 
-QT_PLUGIN_HINT = ("Qt's xcb platform plugin cannot load here (apt-get install libxcb-icccm4 "
-                  "libxcb-keysyms1 libxcb-cursor0 libxcb-shape0 libxcb-render-util0 "
-                  "libxcb-image0 libxkbcommon-x11-0)")
+QT_PLUGIN_HINT = (
+    "Qt's xcb platform plugin cannot load here (apt-get install libxcb-icccm4 "
+    "libxcb-keysyms1 libxcb-cursor0 libxcb-shape0 libxcb-render-util0 "
+    "libxcb-image0 libxkbcommon-x11-0)"
+)
 
 
 def gui_env(display: str) -> dict[str, str]:
@@ -31,8 +33,6 @@ def gui_env(display: str) -> dict[str, str]:
 def skip_if_toolkit_failed(proc: subprocess.CompletedProcess | None, stderr: str) -> None:
     if "Could not load the Qt platform plugin" in stderr and "connect to display" not in stderr:
         pytest.skip(QT_PLUGIN_HINT)
-
-
 
 
 def load_rgb(path: str | Path) -> np.ndarray:

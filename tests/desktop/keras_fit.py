@@ -33,23 +33,36 @@ def main() -> int:
     from resnetlab.live.keras import LiveCallback
     from resnetlab.live.stream import MetricStream
 
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     stream = MetricStream(name="keras")
-    history = model.fit(x, y, batch_size=64, epochs=2, validation_split=0.25,
-                        callbacks=[LiveCallback(stream)], verbose=0)
+    history = model.fit(
+        x,
+        y,
+        batch_size=64,
+        epochs=2,
+        validation_split=0.25,
+        callbacks=[LiveCallback(stream)],
+        verbose=0,
+    )
     records, _ = stream.read_since(0)
-    print(json.dumps({
-        "backend": keras.backend.backend(),
-        "keys": stream.keys(),
-        "records": [[r.step, r.epoch, r.metrics] for r in records],
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "backend": keras.backend.backend(),
+                "keys": stream.keys(),
+                "records": [[r.step, r.epoch, r.metrics] for r in records],
+                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            }
+        )
+    )
     return 0
 
 

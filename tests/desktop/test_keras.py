@@ -14,9 +14,13 @@ def test_keras_fit_feeds_the_stream(fashion_mnist_dir):
     env_backend = {"KERAS_BACKEND": "torch"}
     import os
 
-    proc = subprocess.run([sys.executable, str(HERE / "keras_fit.py"), str(fashion_mnist_dir)],
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, **env_backend})
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "keras_fit.py"), str(fashion_mnist_dir)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **env_backend},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     if "skip" in r:
@@ -36,9 +40,9 @@ def test_keras_fit_feeds_the_stream(fashion_mnist_dir):
 
 
 def test_missing_keras_is_a_clear_error():
-    code = ("import sys; sys.modules['keras'] = None\n"
-            "from resnetlab.live.keras import LiveCallback\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys; sys.modules['keras'] = None\nfrom resnetlab.live.keras import LiveCallback\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "KerasMissingError" in proc.stderr and "pip install keras" in proc.stderr

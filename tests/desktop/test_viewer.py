@@ -29,15 +29,19 @@ def test_viewer_redraws_while_the_parent_main_thread_sleeps(run_gui, tmp_path):
 def test_killing_the_viewer_leaves_the_parent_unaffected(run_gui, tmp_path):
     r = run_gui("viewer_parent.py", "kill-viewer", "tk", str(tmp_path))
     assert r["alive"] is False
-    assert r["records_grew"] is True          # the parent's work went on
+    assert r["records_grew"] is True  # the parent's work went on
     assert "not running" in r["grab_error"] or "exited" in r["grab_error"]
-    assert r["feeder_alive"] is False          # and it stopped feeding a dead pipe
+    assert r["feeder_alive"] is False  # and it stopped feeding a dead pipe
 
 
 def test_killing_the_parent_makes_the_viewer_exit(xvfb_display, tmp_path):
-    parent = subprocess.Popen([sys.executable, str(HERE / "viewer_parent.py"), "orphan", "tk",
-                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=gui_env(xvfb_display))
+    parent = subprocess.Popen(
+        [sys.executable, str(HERE / "viewer_parent.py"), "orphan", "tk", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=gui_env(xvfb_display),
+    )
     try:
         line = parent.stdout.readline()
         if not line:

@@ -18,11 +18,17 @@ from resnetlab.store import RunStore
 
 def write_steps(store: RunStore, run_id: int, start: int, stop: int) -> None:
     for step in range(start, stop):
-        store.log_metrics(run_id, step, {"loss": 2.0 / (1 + step), "accuracy": step / stop},
-                          epoch=step // 10)
+        store.log_metrics(
+            run_id, step, {"loss": 2.0 / (1 + step), "accuracy": step / stop}, epoch=step // 10
+        )
         if step % 5 == 4:
-            store.log_metrics(run_id, step, {"val_loss": 2.5 / (1 + step)}, epoch=step // 10,
-                              time_s=time.time() + 0.001)
+            store.log_metrics(
+                run_id,
+                step,
+                {"val_loss": 2.5 / (1 + step)},
+                epoch=step // 10,
+                time_s=time.time() + 0.001,
+            )
     store.flush()
 
 
@@ -70,10 +76,33 @@ def test_watch_cli_follows_a_live_run_in_a_window(xvfb_display, tmp_path):
             time.sleep(0.1)
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "resnetlab", "watch", "live-run", "--backend", "tk",
-         "--runs-db", str(tmp_path / "runs.db"), "--poll", "0.2", "--rate", "4",
-         "--panels", "loss", "accuracy", "--exit-after", "4", "--grab", str(tmp_path / "w.png")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=gui_env(xvfb_display))
+        [
+            sys.executable,
+            "-m",
+            "resnetlab",
+            "watch",
+            "live-run",
+            "--backend",
+            "tk",
+            "--runs-db",
+            str(tmp_path / "runs.db"),
+            "--poll",
+            "0.2",
+            "--rate",
+            "4",
+            "--panels",
+            "loss",
+            "accuracy",
+            "--exit-after",
+            "4",
+            "--grab",
+            str(tmp_path / "w.png"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=gui_env(xvfb_display),
+    )
     thread = threading.Thread(target=trainer, daemon=True)
     thread.start()
     try:

@@ -40,12 +40,28 @@ def main() -> None:
             trainer.live.dashboard.driver.grab(grab)
 
     result = resnetlab.train(
-        "resnetv2-micro", data="fashion-mnist", epochs=3, batch_size=64, train_limit=8192,
-        test_limit=256, val_size=256, live=kit, store=out / "runs.db",
-        callbacks=[CountDraws()])
-    print(json.dumps({"draws_per_epoch": draws_per_epoch, "grab": str(grab), "status": result.status,
-                      "backend": result.dashboard.backend if result.dashboard else None,
-                      "final_png": str(result.run_dir / "dashboard-final.png")}))
+        "resnetv2-micro",
+        data="fashion-mnist",
+        epochs=3,
+        batch_size=64,
+        train_limit=8192,
+        test_limit=256,
+        val_size=256,
+        live=kit,
+        store=out / "runs.db",
+        callbacks=[CountDraws()],
+    )
+    print(
+        json.dumps(
+            {
+                "draws_per_epoch": draws_per_epoch,
+                "grab": str(grab),
+                "status": result.status,
+                "backend": result.dashboard.backend if result.dashboard else None,
+                "final_png": str(result.run_dir / "dashboard-final.png"),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

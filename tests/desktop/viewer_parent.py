@@ -1,12 +1,12 @@
 """A "kernel" process that opens a viewer process on its stream (used by test_viewer.py).
 
-    python tests/desktop/viewer_parent.py sleep BACKEND OUTDIR
-        main thread blocks (as a long notebook cell would) while helper threads produce
-        data and ask the viewer for grabs of its window; prints a JSON report.
-    python tests/desktop/viewer_parent.py kill-viewer BACKEND OUTDIR
-        kills its own viewer with SIGKILL and carries on producing; prints a JSON report.
-    python tests/desktop/viewer_parent.py orphan BACKEND OUTDIR
-        prints {"viewer_pid": ...} and sleeps until killed (the test kills it).
+python tests/desktop/viewer_parent.py sleep BACKEND OUTDIR
+    main thread blocks (as a long notebook cell would) while helper threads produce
+    data and ask the viewer for grabs of its window; prints a JSON report.
+python tests/desktop/viewer_parent.py kill-viewer BACKEND OUTDIR
+    kills its own viewer with SIGKILL and carries on producing; prints a JSON report.
+python tests/desktop/viewer_parent.py orphan BACKEND OUTDIR
+    prints {"viewer_pid": ...} and sleeps until killed (the test kills it).
 """
 
 from __future__ import annotations
@@ -34,14 +34,18 @@ def main() -> int:
     def produce():
         step = 0
         while not stop.is_set():
-            stream.log(step, loss=2 * math.exp(-step / 60) + 0.1 * math.sin(step / 4),
-                       accuracy=1 - math.exp(-step / 50))
+            stream.log(
+                step,
+                loss=2 * math.exp(-step / 60) + 0.1 * math.sin(step / 4),
+                accuracy=1 - math.exp(-step / 50),
+            )
             step += 1
             time.sleep(0.02)
 
     threading.Thread(target=produce, daemon=True).start()
-    dash = Dashboard(["loss", "accuracy"], stream=stream, backend=kit, mode="viewer",
-                     title=f"viewer {kit}")
+    dash = Dashboard(
+        ["loss", "accuracy"], stream=stream, backend=kit, mode="viewer", title=f"viewer {kit}"
+    )
     try:
         dash.start(rate_hz=10)
     except BackendError as exc:
@@ -66,8 +70,16 @@ def main() -> int:
             grab_error = str(exc)
         dash.close()  # closing a dead viewer is fine
         stop.set()
-        print(json.dumps({"alive": viewer.alive, "records_grew": len(stream) > n0,
-                          "grab_error": grab_error, "feeder_alive": viewer._feeder.is_alive()}))
+        print(
+            json.dumps(
+                {
+                    "alive": viewer.alive,
+                    "records_grew": len(stream) > n0,
+                    "grab_error": grab_error,
+                    "feeder_alive": viewer._feeder.is_alive(),
+                }
+            )
+        )
         return 0
     # mode == "sleep": the kernel's main thread is blocked for the whole check: it waits
     # (as a long cell would) until the grabber is done, however long a loaded machine takes.
@@ -102,8 +114,11 @@ def main() -> int:
     sleeping.clear()
     stop.set()
     dash.close()
-    print(json.dumps({"grabs": grabs, "viewer_alive_after_close": viewer.alive,
-                      "records": len(stream)}))
+    print(
+        json.dumps(
+            {"grabs": grabs, "viewer_alive_after_close": viewer.alive, "records": len(stream)}
+        )
+    )
     return 0
 
 

@@ -40,7 +40,8 @@ def post_from_thread(driver, callback):
         receiver = Receiver()  # lives on the main thread
         driver._keep = receiver
         return lambda: QtCore.QCoreApplication.postEvent(
-            receiver, QtCore.QEvent(QtCore.QEvent.Type.User))
+            receiver, QtCore.QEvent(QtCore.QEvent.Type.User)
+        )
     if kit == "gtk":
         from gi.repository import GLib
 
@@ -76,8 +77,9 @@ def main() -> int:
     from resnetlab.live.stream import MetricStream
 
     stream = MetricStream(name=f"check-{kit}")
-    dash = Dashboard(["loss", "accuracy"], stream=stream, backend=kit, mode="window",
-                     title=f"{kit} check")
+    dash = Dashboard(
+        ["loss", "accuracy"], stream=stream, backend=kit, mode="window", title=f"{kit} check"
+    )
     dash.start(rate_hz=10)
     driver = dash.driver
     fig = dash.figures[0]
@@ -103,8 +105,11 @@ def main() -> int:
         while not done.is_set():
             if flowing.is_set():
                 paused.clear()
-                stream.log(step, loss=2.0 * math.exp(-step / 80) + 0.1 * math.sin(step / 3),
-                           accuracy=1 - math.exp(-step / 60))
+                stream.log(
+                    step,
+                    loss=2.0 * math.exp(-step / 80) + 0.1 * math.sin(step / 3),
+                    accuracy=1 - math.exp(-step / 60),
+                )
                 step += 1
             else:
                 paused.set()  # acknowledged: nothing more is appended until flowing again
@@ -174,32 +179,47 @@ def main() -> int:
     batches = 0
     while True:
         elapsed = time.monotonic() - t0
-        live = (len(beats) - beats0 >= 5 and driver.draws - draws0 >= 2
-                and len(latencies) - handled0 >= 1)
+        live = (
+            len(beats) - beats0 >= 5
+            and driver.draws - draws0 >= 2
+            and len(latencies) - handled0 >= 1
+        )
         if (elapsed >= 1.5 and live) or elapsed > 60:
             break
         sum(i * i for i in range(20000))  # one "batch" of work, holding the main thread
         batches += 1
         driver.pump()
-    training = {"beats": len(beats) - beats0, "draws": driver.draws - draws0,
-                "handled": len(latencies) - handled0, "seconds": time.monotonic() - t0}
+    training = {
+        "beats": len(beats) - beats0,
+        "draws": driver.draws - draws0,
+        "handled": len(latencies) - handled0,
+        "seconds": time.monotonic() - t0,
+    }
     grabs["E"] = str(driver.grab(out / f"{kit}-E.png"))
     done.set()
     heartbeat.stop()
     canvas = driver.managers[0].canvas
     gaps = [b - a for a, b in zip(beats, beats[1:], strict=False)]
     report = {
-        "grabs": grabs, "records_at_A": n_a, "records_at_B": n_b,
+        "grabs": grabs,
+        "records_at_A": n_a,
+        "records_at_B": n_b,
         "canvas": [c.__name__ for c in type(canvas).__mro__],
         "title": driver.managers[0].get_window_title(),
-        "beats": len(beats), "max_gap_s": max(gaps) if gaps else None,
-        "latencies_s": latencies, "refreshes": dash.refreshes,
+        "beats": len(beats),
+        "max_gap_s": max(gaps) if gaps else None,
+        "latencies_s": latencies,
+        "refreshes": dash.refreshes,
         "posted_while_waiting": posted_while_waiting,
         "handled_while_waiting": handled_while_waiting,
-        "beats_while_waiting": beats_while_waiting, "draws_c_to_d": draws_c_to_d,
-        "batches": batches, "training": training,
-        "renders": len(lock_held), "renders_without_lock": lock_held.count(False),
-        "blit_draws": fig.blit_draws - blits_at_start, "full_draws": fig.full_draws,
+        "beats_while_waiting": beats_while_waiting,
+        "draws_c_to_d": draws_c_to_d,
+        "batches": batches,
+        "training": training,
+        "renders": len(lock_held),
+        "renders_without_lock": lock_held.count(False),
+        "blit_draws": fig.blit_draws - blits_at_start,
+        "full_draws": fig.full_draws,
     }
     dash.close()
     report["open_after_close"] = driver.is_open

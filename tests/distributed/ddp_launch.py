@@ -30,8 +30,7 @@ def master_store(attempts: int = 3):  # -> torch.distributed.TCPStore
 
     for attempt in range(attempts):
         try:
-            return dist.TCPStore("127.0.0.1", free_port(), is_master=True,
-                                 wait_for_workers=False)
+            return dist.TCPStore("127.0.0.1", free_port(), is_master=True, wait_for_workers=False)
         except dist.DistNetworkError as exc:
             if not port_clash(str(exc)) or attempt == attempts - 1:
                 raise
@@ -40,39 +39,71 @@ def master_store(attempts: int = 3):  # -> torch.distributed.TCPStore
 
 def child_env(**extra: str) -> dict[str, str]:
     """The test's environment for a child: one thread each, no launcher variables."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                        "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "RANK",
+            "LOCAL_RANK",
+            "WORLD_SIZE",
+            "LOCAL_WORLD_SIZE",
+            "MASTER_ADDR",
+            "MASTER_PORT",
+            "TORCHELASTIC_RESTART_COUNT",
+        )
+    }
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
     return env
 
 
 def torchrun(out: Path, data: Path, *args: str, nproc: int = 2) -> subprocess.Popen:
     """``python -m torch.distributed.run --standalone --nproc-per-node N ddp_job.py OUT ...``."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", str(JOB), str(out), "--data", str(data), *args]
-    return subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        str(JOB),
+        str(out),
+        "--data",
+        str(data),
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def single(out: Path, data: Path, *args: str) -> subprocess.Popen:
     """The job as one plain process (no launcher variables)."""
     cmd = [sys.executable, str(JOB), str(out), "--data", str(data), *args]
-    return subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
-def rank_processes(out: Path, data: Path, port: int, *args: str,
-                   world_size: int = 2) -> list[subprocess.Popen]:
+def rank_processes(
+    out: Path, data: Path, port: int, *args: str, world_size: int = 2
+) -> list[subprocess.Popen]:
     """One process per rank started by hand, as on separate machines: no torchrun agent
     watches them, so a dead rank is noticed only by its peers."""
     procs = []
     for rank in range(world_size):
-        env = child_env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size),
-                        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        env = child_env(
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world_size),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+        )
         cmd = [sys.executable, str(JOB), str(out), "--data", str(data), *args]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
     return procs
 
 

@@ -25,13 +25,22 @@ STEPS, BATCH, CHECKPOINT_AT = 6, 32, 3
 def runs(tmp_path_factory: pytest.TempPathFactory, fashion_mnist_dir: Path) -> dict:
     root = tmp_path_factory.mktemp("ddp")
     common = ("--steps", str(STEPS), "--batch", str(BATCH), "--lr", "0.2")
-    status, output = finish(torchrun(root / "ddp", fashion_mnist_dir, *common,
-                                      "--checkpoint-at", str(CHECKPOINT_AT)), timeout=120)
+    status, output = finish(
+        torchrun(root / "ddp", fashion_mnist_dir, *common, "--checkpoint-at", str(CHECKPOINT_AT)),
+        timeout=120,
+    )
     assert status == 0, output
     # The single-process reference and a resume of rank 0's checkpoint on one process.
     ref = single(root / "ref", fashion_mnist_dir, *common, "--global-from", str(root / "ddp"))
-    res = single(root / "resume", fashion_mnist_dir, *common, "--global-from", str(root / "ddp"),
-                 "--resume", str(root / "ddp" / "checkpoint.pt"))
+    res = single(
+        root / "resume",
+        fashion_mnist_dir,
+        *common,
+        "--global-from",
+        str(root / "ddp"),
+        "--resume",
+        str(root / "ddp" / "checkpoint.pt"),
+    )
     for proc in (ref, res):
         status, output = finish(proc, timeout=120)
         assert status == 0, output
@@ -39,8 +48,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory, fashion_mnist_dir: Path) -> d
     def load(name: str) -> dict:
         return torch.load(root / name, weights_only=True)
 
-    return {"rank0": load("ddp/rank0.pt"), "rank1": load("ddp/rank1.pt"),
-            "ref": load("ref/rank0.pt"), "resume": load("resume/rank0.pt"), "root": root}
+    return {
+        "rank0": load("ddp/rank0.pt"),
+        "rank1": load("ddp/rank1.pt"),
+        "ref": load("ref/rank0.pt"),
+        "resume": load("resume/rank0.pt"),
+        "root": root,
+    }
 
 
 def test_ranks_see_disjoint_shards_of_one_permutation(runs: dict) -> None:
@@ -68,8 +82,9 @@ def test_loss_curve_matches_single_process_on_the_global_batch(runs: dict) -> No
 
 def test_checkpoint_of_rank0_resumes_on_another_world_size(runs: dict) -> None:
     # Saved by rank 0 of 2 (unwrapped model + optimiser), resumed by one process.
-    assert runs["resume"]["losses"] == pytest.approx(runs["ref"]["losses"][CHECKPOINT_AT:],
-                                                     rel=1e-4, abs=1e-5)
+    assert runs["resume"]["losses"] == pytest.approx(
+        runs["ref"]["losses"][CHECKPOINT_AT:], rel=1e-4, abs=1e-5
+    )
     assert torch.allclose(runs["resume"]["params"], runs["ref"]["params"], atol=1e-5)
     state = torch.load(runs["root"] / "ddp" / "checkpoint.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state["model"])

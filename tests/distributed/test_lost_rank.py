@@ -28,9 +28,21 @@ def lose_rank(out: Path, data: Path, how: str) -> tuple[int, str, float]:
     """Run a 2-rank job whose rank 1 dies (``how``) at step 3; (status, output, seconds
     from rank 1's death to rank 0's exit). Launched again once if the port was taken."""
     for attempt in (1, 2):
-        procs = rank_processes(out / str(attempt), data, free_port(), "--steps", "50",
-                               "--die-at", "3", "--die-how", how, "--bn", "train",
-                               "--timeout", str(TIMEOUT_S))
+        procs = rank_processes(
+            out / str(attempt),
+            data,
+            free_port(),
+            "--steps",
+            "50",
+            "--die-at",
+            "3",
+            "--die-how",
+            how,
+            "--bn",
+            "train",
+            "--timeout",
+            str(TIMEOUT_S),
+        )
         rank0, victim = procs
         try:
             status, output = finish(rank0, timeout=120)

@@ -24,24 +24,60 @@ from resnetlab.store import RunStore
 
 pytestmark = pytest.mark.slow
 
-DATA = ("--model", "resnetv2-micro", "--val-size", "256", "--test-limit", "256",
-        "--batch-size", "64", "--live", "none", "--no-progress")
+DATA = (
+    "--model",
+    "resnetv2-micro",
+    "--val-size",
+    "256",
+    "--test-limit",
+    "256",
+    "--batch-size",
+    "64",
+    "--live",
+    "none",
+    "--no-progress",
+)
 
 
 def torchrun_train(tmp: Path, data_dir: Path, *args: str, nproc: int = 2) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "-m", "resnetlab", "train", *DATA,
-           "--data-dir", str(data_dir), "--runs-db", str(tmp / "runs.db"), *args]
-    return subprocess.Popen(cmd, env=child_env(), cwd=tmp, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "resnetlab",
+        "train",
+        *DATA,
+        "--data-dir",
+        str(data_dir),
+        "--runs-db",
+        str(tmp / "runs.db"),
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, env=child_env(), cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
-def test_two_ranks_train_one_run_and_print_the_plan_once(tmp_path: Path,
-                                                         fashion_mnist_dir: Path) -> None:
+def test_two_ranks_train_one_run_and_print_the_plan_once(
+    tmp_path: Path, fashion_mnist_dir: Path
+) -> None:
     # 255 test images: not divisible by 2 ranks (a padded split would count one twice).
-    status, out = finish(torchrun_train(tmp_path, fashion_mnist_dir, "--epochs", "2",
-                                        "--train-limit", "1024", "--test-limit", "255"),
-                         timeout=120)
+    status, out = finish(
+        torchrun_train(
+            tmp_path,
+            fashion_mnist_dir,
+            "--epochs",
+            "2",
+            "--train-limit",
+            "1024",
+            "--test-limit",
+            "255",
+        ),
+        timeout=120,
+    )
     assert status == 0, out
     # 1024 - 256 validation images = 768 = 6 steps x (64 per rank x 2 ranks).
     plan = "global batch 128 = 64 per rank x 2 ranks; lr 0.2 x 128/64 = 0.4"
@@ -71,10 +107,26 @@ def test_two_ranks_train_one_run_and_print_the_plan_once(tmp_path: Path,
     assert not any(k.startswith("module.") for k in state["model"])  # loads on any world size
 
     # The job's test accuracy is what one process measures on the same 255 images.
-    proc = subprocess.Popen([sys.executable, "-m", "resnetlab", "eval", str(tmp_path / "run-1"),
-                             "--data-dir", str(fashion_mnist_dir), "--limit", "255",
-                             "--device", "cpu"], env=child_env(), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "resnetlab",
+            "eval",
+            str(tmp_path / "run-1"),
+            "--data-dir",
+            str(fashion_mnist_dir),
+            "--limit",
+            "255",
+            "--device",
+            "cpu",
+        ],
+        env=child_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     status, out = finish(proc, timeout=120)
     assert status == 0, out
     match = re.search(r"test: (\d+) images .*acc(?:uracy)? ([0-9.]+)", out)
@@ -95,8 +147,9 @@ def _rank_pid(launcher: subprocess.Popen, rank: int, deadline: float) -> int:
     raise AssertionError(f"rank {rank} did not start")
 
 
-def test_killed_rank_is_named_and_resume_continues_the_run(tmp_path: Path,
-                                                           fashion_mnist_dir: Path) -> None:
+def test_killed_rank_is_named_and_resume_continues_the_run(
+    tmp_path: Path, fashion_mnist_dir: Path
+) -> None:
     timeout_s = 10
     job = ("--epochs", "3", "--train-limit", "2304", "--dist-timeout", str(timeout_s))
     launcher = torchrun_train(tmp_path, fashion_mnist_dir, *job)
@@ -125,8 +178,7 @@ def test_killed_rank_is_named_and_resume_continues_the_run(tmp_path: Path,
     # 2304 - 256 validation = 2048 images = 16 steps x (64 per rank x 2 ranks) per epoch.
     assert saved["step"] % 16 == 0 and 0 < saved["step"] < 3 * 16
 
-    status, out = finish(torchrun_train(tmp_path, fashion_mnist_dir, "--resume", "1"),
-                         timeout=120)
+    status, out = finish(torchrun_train(tmp_path, fashion_mnist_dir, "--resume", "1"), timeout=120)
     assert status == 0, out
     assert f"resumed at epoch {saved['epoch']}, step {saved['step']}" in out
     assert "global batch 128 = 64 per rank x 2 ranks; lr 0.4 (kept from the checkpoint" in out
@@ -140,7 +192,8 @@ def test_killed_rank_is_named_and_resume_continues_the_run(tmp_path: Path,
 
 
 def test_ranks_on_separate_machines_name_the_dead_peer_and_resume_on_one_process(
-        tmp_path: Path, fashion_mnist_dir: Path) -> None:
+    tmp_path: Path, fashion_mnist_dir: Path
+) -> None:
     # Ranks started by hand, as on two machines: no torchrun agent kills the survivor, so
     # only its own collective timeout and the heartbeats act.
     from ddp_launch import free_port, port_clash
@@ -152,13 +205,40 @@ def test_ranks_on_separate_machines_name_the_dead_peer_and_resume_on_one_process
         port = free_port()
         procs = []
         for rank in (0, 1):
-            env = child_env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2",
-                            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-            cmd = [sys.executable, "-m", "resnetlab", "train", *DATA, "--data-dir",
-                   str(fashion_mnist_dir), "--runs-db", str(tmp_path / "runs.db"), "--epochs",
-                   "3", "--train-limit", "2304", "--dist-timeout", str(timeout_s)]
-            procs.append(subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                          stderr=subprocess.STDOUT, text=True))
+            env = child_env(
+                RANK=str(rank),
+                LOCAL_RANK=str(rank),
+                WORLD_SIZE="2",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(port),
+            )
+            cmd = [
+                sys.executable,
+                "-m",
+                "resnetlab",
+                "train",
+                *DATA,
+                "--data-dir",
+                str(fashion_mnist_dir),
+                "--runs-db",
+                str(tmp_path / "runs.db"),
+                "--epochs",
+                "3",
+                "--train-limit",
+                "2304",
+                "--dist-timeout",
+                str(timeout_s),
+            ]
+            procs.append(
+                subprocess.Popen(
+                    cmd,
+                    env=env,
+                    cwd=tmp_path,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
         return procs
 
     def first_checkpoint(procs: list[subprocess.Popen]) -> None:
@@ -191,8 +271,11 @@ def test_ranks_on_separate_machines_name_the_dead_peer_and_resume_on_one_process
     assert status == 2, out
     # The peer may die in a backward all-reduce or in an epoch-end metric gather: both are
     # "training", the inner collective named in brackets.
-    assert re.search(r"error: \(rank 0\) rank 1 died during training( \([^)]*\))?; "
-                     r"restart the job with --resume", out), out
+    assert re.search(
+        r"error: \(rank 0\) rank 1 died during training( \([^)]*\))?; "
+        r"restart the job with --resume",
+        out,
+    ), out
     # Ends by itself (no hang): the timeout plus a wide margin for a loaded machine.
     assert ended - killed_at < timeout_s + 45, out
     with RunStore(tmp_path / "runs.db") as store:
@@ -202,10 +285,27 @@ def test_ranks_on_separate_machines_name_the_dead_peer_and_resume_on_one_process
 
     # Resume the 2-rank run in one process (another world size): same run, same step.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "resnetlab", "train", "--resume", "1", "--runs-db",
-         str(tmp_path / "runs.db"), "--data-dir", str(fashion_mnist_dir), "--live", "none",
-         "--no-progress"], env=child_env(), cwd=tmp_path, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "resnetlab",
+            "train",
+            "--resume",
+            "1",
+            "--runs-db",
+            str(tmp_path / "runs.db"),
+            "--data-dir",
+            str(fashion_mnist_dir),
+            "--live",
+            "none",
+            "--no-progress",
+        ],
+        env=child_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     status, out = finish(proc, timeout=120)
     assert status == 0, out
     assert f"resumed at epoch {saved['epoch']}, step {saved['step']}" in out

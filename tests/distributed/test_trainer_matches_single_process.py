@@ -60,26 +60,56 @@ STEPS_PER_EPOCH, EPOCHS = 1050 // GLOBAL, 3
 TEST_LIMIT = 255  # odd: the ranks' evaluation shards differ in size
 SEED, OTHER_SEED = 3, 4
 
-LOSS_RTOL = 1e-3        # every step (see the module docstring for the measured floor)
+LOSS_RTOL = 1e-3  # every step (see the module docstring for the measured floor)
 FIRST_STEPS_RTOL = 1e-5  # steps 1-2: rounding not yet amplified
-WEIGHTS_RTOL = 2e-2     # all final weights as one vector, relative L2 distance
+WEIGHTS_RTOL = 2e-2  # all final weights as one vector, relative L2 distance
 TEST_IMAGES_TOL = 3
 
 
 def _job(db: Path, batch_size: int, seed: int, *extra: str) -> list[str]:
     """``resnetlab train`` arguments (after ``-m``) of one job."""
-    return ["resnetlab", "train", "--runs-db", str(db), "--batch-size", str(batch_size),
-            "--seed", str(seed), "--epochs", str(EPOCHS), "--train-limit", str(TRAIN_LIMIT),
-            "--val-size", str(VAL), "--test-limit", str(TEST_LIMIT), "--model",
-            "resnetv2-micro", "-O", "norm=groupnorm", "--crop-padding", "0", "--no-flip",
-            "--log-every", "1", "--precision", "fp32", "--device", "cpu", "--live", "none",
-            "--no-progress", *extra]
+    return [
+        "resnetlab",
+        "train",
+        "--runs-db",
+        str(db),
+        "--batch-size",
+        str(batch_size),
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(EPOCHS),
+        "--train-limit",
+        str(TRAIN_LIMIT),
+        "--val-size",
+        str(VAL),
+        "--test-limit",
+        str(TEST_LIMIT),
+        "--model",
+        "resnetv2-micro",
+        "-O",
+        "norm=groupnorm",
+        "--crop-padding",
+        "0",
+        "--no-flip",
+        "--log-every",
+        "1",
+        "--precision",
+        "fp32",
+        "--device",
+        "cpu",
+        "--live",
+        "none",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _start(cmd: list[str], cwd: Path) -> subprocess.Popen:
     cwd.mkdir()
-    return subprocess.Popen(cmd, env=child_env(), cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        cmd, env=child_env(), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 class Run:
@@ -101,8 +131,9 @@ class Run:
 
 def _weights(run: Run) -> torch.Tensor:
     state = torch.load(run.checkpoint, weights_only=True)["model"]
-    return torch.cat([state[k].double().flatten() for k in sorted(state)
-                      if state[k].is_floating_point()])
+    return torch.cat(
+        [state[k].double().flatten() for k in sorted(state) if state[k].is_floating_point()]
+    )
 
 
 def _weight_gap(run: Run, reference: Run) -> float:
@@ -116,14 +147,20 @@ def _weight_gap(run: Run, reference: Run) -> float:
 def runs(tmp_path_factory: pytest.TempPathFactory, fashion_mnist_dir: Path) -> dict[str, Run]:
     root = tmp_path_factory.mktemp("equivalence")
     data = ("--data-dir", str(fashion_mnist_dir))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                f"--nproc-per-node={WORLD}", "-m"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={WORLD}",
+        "-m",
+    ]
     jobs = {  # started together: one thread each, the machine's 2 cores share them
-        "ddp": torchrun + _job(root / "ddp" / "runs.db", PER_RANK, SEED, *data,
-                               "--reference-batch", str(GLOBAL)),
+        "ddp": torchrun
+        + _job(root / "ddp" / "runs.db", PER_RANK, SEED, *data, "--reference-batch", str(GLOBAL)),
         "single": [sys.executable, "-m"] + _job(root / "single" / "runs.db", GLOBAL, SEED, *data),
-        "other_seed": [sys.executable, "-m"] + _job(root / "other_seed" / "runs.db", GLOBAL,
-                                              OTHER_SEED, *data),
+        "other_seed": [sys.executable, "-m"]
+        + _job(root / "other_seed" / "runs.db", GLOBAL, OTHER_SEED, *data),
     }
     procs = {name: _start(cmd, root / name) for name, cmd in jobs.items()}
     out = {}
@@ -143,8 +180,9 @@ def test_two_ranks_batches_together_are_the_single_process_batches() -> None:
     labels = torch.zeros(n, dtype=torch.int64)
 
     def loader(batch: int, rank: int = 0, world: int = 1) -> TensorLoader:
-        return TensorLoader(images, labels, batch, seed=SEED, drop_last=True, rank=rank,
-                            world_size=world)
+        return TensorLoader(
+            images, labels, batch, seed=SEED, drop_last=True, rank=rank, world_size=world
+        )
 
     for epoch in range(EPOCHS):  # each epoch has its own permutation
         one = loader(GLOBAL).epoch_indices(epoch)
@@ -152,8 +190,8 @@ def test_two_ranks_batches_together_are_the_single_process_batches() -> None:
         assert len(one) == STEPS_PER_EPOCH * GLOBAL
         assert all(len(s) == STEPS_PER_EPOCH * PER_RANK for s in shards)
         for i in range(STEPS_PER_EPOCH):
-            together = torch.cat([s[i * PER_RANK:(i + 1) * PER_RANK] for s in shards])
-            assert sorted(together.tolist()) == sorted(one[i * GLOBAL:(i + 1) * GLOBAL].tolist())
+            together = torch.cat([s[i * PER_RANK : (i + 1) * PER_RANK] for s in shards])
+            assert sorted(together.tolist()) == sorted(one[i * GLOBAL : (i + 1) * GLOBAL].tolist())
         assert len(set(shards[0].tolist()) & set(shards[1].tolist())) == 0  # disjoint
 
 

@@ -49,21 +49,31 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, fmnist_test):
     torch.set_num_threads(1)
     ds = fmnist_test
     mean, std = channel_stats(ds)
-    train = TensorLoader(ds.images[:256], ds.labels[:256], 32, shuffle=True, mean=mean, std=std,
-                         drop_last=True)
-    val = TensorLoader(ds.images[256:384], ds.labels[256:384], 128, shuffle=False, mean=mean,
-                       std=std)
+    train = TensorLoader(
+        ds.images[:256], ds.labels[:256], 32, shuffle=True, mean=mean, std=std, drop_last=True
+    )
+    val = TensorLoader(
+        ds.images[256:384], ds.labels[256:384], 128, shuffle=False, mean=mean, std=std
+    )
     torch.manual_seed(0)
     model = create_model("resnetv2-micro", in_channels=1, image_size=28)
     folder = tmp_path_factory.mktemp("trained")
     store_path = folder / "runs.db"
     store = RunStore(store_path)
     callback = GradientNormCallback(every=3)
-    config = TrainConfig(epochs=2, batch_size=32, lr=0.05, device="cpu", log_every=4,
-                         channels_last=False, val_size=0,
-                         extra={"mean": list(mean), "std": list(std)})
-    trainer = Trainer(model, train, val, config=config, callbacks=[callback], store=store,
-                      run_name="inspect-test")
+    config = TrainConfig(
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        device="cpu",
+        log_every=4,
+        channels_last=False,
+        val_size=0,
+        extra={"mean": list(mean), "std": list(std)},
+    )
+    trainer = Trainer(
+        model, train, val, config=config, callbacks=[callback], store=store, run_name="inspect-test"
+    )
     trainer.fit()
     store.close()
     return trainer, callback, store_path

@@ -10,7 +10,7 @@ from resnetlab.errors import ConfigError
 from resnetlab.inspect.activations import feature_maps, plot_feature_maps, tile_at
 from resnetlab.models import create_model
 
-LAYER = "stacks.2.units.0.layers.1.conv"   # the innermost conv of resnetv2-mini: 128 maps of 4x4
+LAYER = "stacks.2.units.0.layers.1.conv"  # the innermost conv of resnetv2-mini: 128 maps of 4x4
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_feature_maps_match_the_forward_pass_and_leave_the_model_alone(mini, fmn
     with torch.no_grad():
         expected = mini.stem(image[None])[0]
     torch.testing.assert_close(fm.maps, expected)
-    assert (fm.maps >= 0).all()   # after the ReLU
+    assert (fm.maps >= 0).all()  # after the ReLU
 
 
 def test_unknown_layer_names_close_matches(mini, fmnist_batch):

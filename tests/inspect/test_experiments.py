@@ -11,8 +11,9 @@ from resnetlab.models import count_parameters, create_model
 
 
 def _params(spec) -> int:
-    return count_parameters(create_model(spec.preset, in_channels=1, image_size=28,
-                                         **dict(spec.overrides)))
+    return count_parameters(
+        create_model(spec.preset, in_channels=1, image_size=28, **dict(spec.overrides))
+    )
 
 
 def test_bottleneck_variants_have_similar_parameter_counts():
@@ -27,8 +28,9 @@ def test_bottleneck_variants_have_similar_parameter_counts():
 def test_degradation_pairs_differ_only_by_the_shortcuts():
     specs = degradation.specs(ExperimentOptions(depths=(11, 38), width=4))
     assert [s.label for s in specs] == ["plain-11", "resnetv2-11", "plain-38", "resnetv2-38"]
-    plain, res = (create_model(s.preset, in_channels=1, image_size=28, **dict(s.overrides))
-                  for s in specs[2:])
+    plain, res = (
+        create_model(s.preset, in_channels=1, image_size=28, **dict(s.overrides)) for s in specs[2:]
+    )
     assert plain.config.depth == res.config.depth == 38
     assert not plain.config.residual and res.config.residual
     # the only extra parameters of the ResNet are its projection shortcuts
@@ -41,4 +43,8 @@ def test_degradation_pairs_differ_only_by_the_shortcuts():
 def test_stack_shortcut_runs_every_seed_with_and_without():
     specs = stack_shortcut.specs(ExperimentOptions(depths=(20, 56), seeds=2))
     assert [(s.group, s.seed, s.overrides["stack_shortcut"]) for s in specs] == [
-        ("without", 0, False), ("without", 1, False), ("with", 0, True), ("with", 1, True)]
+        ("without", 0, False),
+        ("without", 1, False),
+        ("with", 0, True),
+        ("with", 1, True),
+    ]

@@ -19,11 +19,19 @@ def test_resnet_hierarchy_shapes_and_shortcut_kinds():
     units = root.find("unit")
     assert len(units) == 6 and all(len(u.find("layer")) == 3 for u in units)
     assert [u.shortcut for u in units] == [
-        "projection 1x1/1", "identity",      # stack 0: 16 -> 64 maps at 28x28
-        "projection 1x1/2", "identity",      # stack 1: halves to 14x14
-        "projection 1x1/2", "identity"]      # stack 2: halves to 7x7
+        "projection 1x1/1",
+        "identity",  # stack 0: 16 -> 64 maps at 28x28
+        "projection 1x1/2",
+        "identity",  # stack 1: halves to 14x14
+        "projection 1x1/2",
+        "identity",
+    ]  # stack 2: halves to 7x7
     stacks = root.find("stack")
-    assert [s.shortcut for s in stacks] == ["projection 1x1/1", "projection 1x1/2", "projection 1x1/2"]
+    assert [s.shortcut for s in stacks] == [
+        "projection 1x1/1",
+        "projection 1x1/2",
+        "projection 1x1/2",
+    ]
     assert [s.out_shape for s in stacks] == [(64, 28, 28), (128, 14, 14), (256, 7, 7)]
     assert root.out_shape == (10,) and root.in_shape == (1, 28, 28)
     # parameters add up: the model's total, and each stack is the sum of its parts
@@ -37,7 +45,9 @@ def test_plain_net_has_no_shortcuts_and_identity_stack_shortcut_is_named():
     _, plain = _graph("plain-20")
     assert {u.shortcut for u in plain.find("unit")} == {"none"}
     assert all(s.shortcut is None for s in plain.find("stack"))
-    _, micro = _graph("resnetv2-micro", stack_shortcut=True, stack_channels=(8, 16), stem_channels=8)
+    _, micro = _graph(
+        "resnetv2-micro", stack_shortcut=True, stack_channels=(8, 16), stem_channels=8
+    )
     assert [s.shortcut for s in micro.find("stack")] == ["identity", "projection 1x1/2"]
 
 

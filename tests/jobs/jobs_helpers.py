@@ -14,11 +14,16 @@ from resnetlab.jobs import JobRegistry
 
 def job_threads() -> list[str]:
     """Names of live threads that belong to jobs and loops."""
-    return sorted(t.name for t in threading.enumerate()
-                  if t.name.startswith(("job-", "loop-", "stress-", "resnetlab-")))
+    return sorted(
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith(("job-", "loop-", "stress-", "resnetlab-"))
+    )
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.01) -> bool:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.01
+) -> bool:
     """Poll ``predicate`` until it is true or ``timeout`` seconds passed; its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -70,8 +70,15 @@ def write_fd(text: str) -> str:
     return "written"
 
 
-def tiny_train(*, epochs: int = 2, batches: int = 12, run_dir: str | None = None,
-               batch_delay: float = 0.0, callbacks=(), stream=None) -> dict:
+def tiny_train(
+    *,
+    epochs: int = 2,
+    batches: int = 12,
+    run_dir: str | None = None,
+    batch_delay: float = 0.0,
+    callbacks=(),
+    stream=None,
+) -> dict:
     """A real Trainer on a tiny synthetic task; follows resnetlab.train's callback protocol.
 
     ``batch_delay`` slows each batch so that a test can act while training runs.
@@ -86,19 +93,37 @@ def tiny_train(*, epochs: int = 2, batches: int = 12, run_dir: str | None = None
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batches * 8, 1, 4, 4, generator=gen)
     y = (x.mean((1, 2, 3)) > 0).long()
-    loader = [(x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8]) for i in range(batches)]
+    loader = [(x[i * 8 : (i + 1) * 8], y[i * 8 : (i + 1) * 8]) for i in range(batches)]
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
 
     class Slow:
         def on_batch_end(self, trainer, logs):
             time.sleep(batch_delay)
 
-    config = TrainConfig(epochs=epochs, batch_size=8, device="cpu", run_dir=run_dir,
-                         log_every=2, lr=0.05, schedule="constant", channels_last=False,
-                         val_size=0, keep_last=5)
-    trainer = Trainer(model, loader, config=config, stream=stream,
-                      callbacks=[*([Slow()] if batch_delay else []), *callbacks])
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=8,
+        device="cpu",
+        run_dir=run_dir,
+        log_every=2,
+        lr=0.05,
+        schedule="constant",
+        channels_last=False,
+        val_size=0,
+        keep_last=5,
+    )
+    trainer = Trainer(
+        model,
+        loader,
+        config=config,
+        stream=stream,
+        callbacks=[*([Slow()] if batch_delay else []), *callbacks],
+    )
     trainer.fit()
     print(f"trainer {trainer.status} at epoch {trainer.epoch} step {trainer.step}")
-    return {"status": trainer.status, "epoch": trainer.epoch, "step": trainer.step,
-            "last_checkpoint": str(trainer.last_checkpoint) if trainer.last_checkpoint else None}
+    return {
+        "status": trainer.status,
+        "epoch": trainer.epoch,
+        "step": trainer.step,
+        "last_checkpoint": str(trainer.last_checkpoint) if trainer.last_checkpoint else None,
+    }

@@ -24,7 +24,8 @@ class Kernel:
         # Without PYTEST_CURRENT_TEST the kernel also captures file descriptors 1/2, as in
         # JupyterLab, so descriptor-level leaks would show up too.
         self.km, self.kc = jupyter_client.manager.start_new_kernel(
-            kernel_name="python3", env=env, startup_timeout=60)
+            kernel_name="python3", env=env, startup_timeout=60
+        )
         self.all_streams: list[tuple[str, str]] = []  # (parent msg id, text)
         self.comm_texts: list[str] = []
 
@@ -48,7 +49,9 @@ class Kernel:
             if mtype == "stream":
                 out[content["name"]] += content["text"]
             elif mtype == "error":
-                out["error"] = f"{content['ename']}: {content['evalue']}\n" + "\n".join(content["traceback"])
+                out["error"] = f"{content['ename']}: {content['evalue']}\n" + "\n".join(
+                    content["traceback"]
+                )
             elif mtype in ("execute_result", "display_data"):
                 data = content["data"]
                 if "text/html" in data:
@@ -142,7 +145,7 @@ def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel)
 @pytest.mark.timeout(120)
 def test_cells_stop_jobs_each_of_the_three_ways(kernel: Kernel) -> None:
     kernel.run(SETUP)
-    kernel.run('\n'.join(f'{k} = jobs.new(count, "{k}", name="{k}")' for k in "bcd"))
+    kernel.run("\n".join(f'{k} = jobs.new(count, "{k}", name="{k}")' for k in "bcd"))
     deadline = time.time() + 30
     while kernel.value('all(state.get(k, 0) > 0 for k in "bcd")') != "True":
         assert time.time() < deadline, "the jobs never started counting"
@@ -164,7 +167,12 @@ def test_cells_stop_jobs_each_of_the_three_ways(kernel: Kernel) -> None:
     frozen = kernel.value('[state[k] for k in "bcd"]')
     time.sleep(0.3)
     assert kernel.value('[state[k] for k in "bcd"]') == frozen  # nothing counts any more
-    assert kernel.value("sorted(t.name for t in __import__('threading').enumerate() if t.name.startswith('job-'))") == "[]"
+    assert (
+        kernel.value(
+            "sorted(t.name for t in __import__('threading').enumerate() if t.name.startswith('job-'))"
+        )
+        == "[]"
+    )
     leaked = [text for _, text in kernel.all_streams if "tick" in text or "cleanup" in text]
     assert leaked == []
 
@@ -172,21 +180,28 @@ def test_cells_stop_jobs_each_of_the_three_ways(kernel: Kernel) -> None:
 @pytest.mark.timeout(120)
 def test_kill_a_busy_worker_process_from_a_cell(kernel: Kernel) -> None:
     kernel.run(SETUP)
-    kernel.run('import jobs_workers\np = jobs.new(jobs_workers.busy, kind="process", name="spinner")')
+    kernel.run(
+        'import jobs_workers\np = jobs.new(jobs_workers.busy, kind="process", name="spinner")'
+    )
     deadline = time.time() + 30
     while kernel.value('"busy" in p.tail(1)') != "True":
         assert time.time() < deadline, "worker never reported"
         time.sleep(0.2)
-    out = kernel.run("t0 = time.monotonic(); print(p.kill(grace=20.0), p.process.exitcode, "
-                     "p.process.is_alive(), time.monotonic() - t0)", timeout=60)
+    out = kernel.run(
+        "t0 = time.monotonic(); print(p.kill(grace=20.0), p.process.exitcode, "
+        "p.process.is_alive(), time.monotonic() - t0)",
+        timeout=60,
+    )
     state, code, alive, took = out["stdout"].split()
     assert (state, alive) == ("killed", "False"), out  # the worker is gone, the job says so
     # SIGTERM -> SystemExit(143) unless the machine was too busy to exit within the grace
     assert code == ("143" if float(took) < 20.0 else "-9"), out
     assert kernel.value("1 + 1") == "2"  # the kernel keeps working
     # A function defined in the notebook cannot reach a fresh process: a clear error.
-    err = kernel.run("def local(): pass\ntry:\n    jobs.new(local, kind='process')\n"
-                     "except Exception as e:\n    print(type(e).__name__, e)")["stdout"]
+    err = kernel.run(
+        "def local(): pass\ntry:\n    jobs.new(local, kind='process')\n"
+        "except Exception as e:\n    print(type(e).__name__, e)"
+    )["stdout"]
     assert err.startswith("JobError") and ".py module" in err
     leaked = [text for _, text in kernel.all_streams if "busy" in text]
     assert leaked == []

@@ -200,7 +200,10 @@ def test_blocking_calls_from_the_loop_thread_raise_instead_of_deadlocking() -> N
 
 
 def test_submit_rejects_a_function_with_a_fix() -> None:
-    with BackgroundLoop("loop-submit") as bg, pytest.raises(JobError, match=r"submit\(work\(arg\)\)"):
+    with (
+        BackgroundLoop("loop-submit") as bg,
+        pytest.raises(JobError, match=r"submit\(work\(arg\)\)"),
+    ):
         bg.submit(asyncio.sleep)
 
 
@@ -257,8 +260,9 @@ def test_a_cancel_while_the_loop_creates_the_task_still_cancels_it() -> None:
     async def forever() -> None:
         await asyncio.Event().wait()
 
-    bg = BackgroundLoop("loop-cancel-race",
-                        setup=lambda: asyncio.get_event_loop().set_task_factory(factory))
+    bg = BackgroundLoop(
+        "loop-cancel-race", setup=lambda: asyncio.get_event_loop().set_task_factory(factory)
+    )
     with bg:
         victim["fut"] = fut = bg.submit(forever())
         known.set()

@@ -16,17 +16,24 @@ NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "background_jobs.i
 @pytest.mark.timeout(120)
 def test_background_jobs_notebook_runs_and_keeps_job_output_out_of_cells(tmp_path) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), (
         "commit the example with its outputs cleared"
+    )
     env_backup = os.environ.pop("PYTEST_CURRENT_TEST", None)  # let the kernel watch fds too
     try:
-        nbclient.NotebookClient(nb, timeout=60, kernel_name="python3",
-                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         if env_backup is not None:
             os.environ["PYTEST_CURRENT_TEST"] = env_backup
-    streams = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs
-               if o.output_type == "stream"]
+    streams = [
+        o.text
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    ]
     assert "this cell printed only this line\n" in streams
     # the sprinter's lines reach cells only where a cell asked for them (tail/result values)
     assert not any("sprinter: step" in s for s in streams)

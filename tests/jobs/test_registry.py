@@ -101,7 +101,16 @@ def test_status_table_text_and_html(registry) -> None:
     table = registry.status()
     text = repr(table)
     header, rule, row = text.splitlines()[:3]
-    assert header.split() == ["id", "name", "kind", "state", "started", "duration", "last", "output"]
+    assert header.split() == [
+        "id",
+        "name",
+        "kind",
+        "state",
+        "started",
+        "duration",
+        "last",
+        "output",
+    ]
     assert row.split()[:4] == [str(job.id), "sprinter", "loop", "running"] and "tick" in row
     html = table._repr_html_()
     assert "<table>" in html and "sprinter" in html and "running" in html
@@ -249,8 +258,9 @@ def test_jobs_still_running_at_interpreter_exit_are_stopped_by_event(tmp_path) -
         jobs.new(polite_loop, "loop")
         print("leaving", flush=True)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and "leaving" in done.stdout, done.stderr
     assert "Exception ignored in atexit" not in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr

@@ -49,8 +49,12 @@ def run_sequence(seed: int, pool: concurrent.futures.ThreadPoolExecutor) -> None
     rng = random.Random(seed)
     # cancel_timeout only bounds waits on tasks that all honour cancellation: generous, so
     # that a loaded machine cannot turn a slow cancel into a failure.
-    bg = BackgroundLoop(f"stress-{seed}", until_tasks_done=rng.random() < 0.3,
-                        stop_timeout=0.02, cancel_timeout=30.0)
+    bg = BackgroundLoop(
+        f"stress-{seed}",
+        until_tasks_done=rng.random() < 0.3,
+        stop_timeout=0.02,
+        cancel_timeout=30.0,
+    )
     bg.start()
     futures: list[concurrent.futures.Future] = []
     raised_tags: dict[concurrent.futures.Future, str] = {}
@@ -127,8 +131,9 @@ def test_random_sequences_from_several_threads_never_hang_leak_or_lose_errors() 
     with concurrent.futures.ThreadPoolExecutor(DRIVERS, thread_name_prefix="stress-driver") as pool:
         for seed in range(SEQUENCES):
             run_sequence(seed, pool)
-    assert wait_for(lambda: set(threading.enumerate()) <= before, 30), \
+    assert wait_for(lambda: set(threading.enumerate()) <= before, 30), (
         set(threading.enumerate()) - before
+    )
     assert job_threads() == []
 
 

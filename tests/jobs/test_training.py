@@ -28,8 +28,14 @@ TWO_EPOCHS_WITHIN = 150.0  # seconds the process test waits for two epochs to be
 def test_thread_training_pauses_resumes_and_stops_with_a_checkpoint(registry, tmp_path) -> None:
     from resnetlab.training.checkpoint import load_checkpoint
 
-    job = start_training(kind="thread", train_fn=workers.tiny_train, registry=registry,
-                         epochs=50, run_dir=str(tmp_path), batch_delay=0.01)
+    job = start_training(
+        kind="thread",
+        train_fn=workers.tiny_train,
+        registry=registry,
+        epochs=50,
+        run_dir=str(tmp_path),
+        batch_delay=0.01,
+    )
     assert isinstance(job, TrainingJob)
     assert wait_for(lambda: job.progress.step >= 3, 60), job.progress
     job.pause(wait=60)
@@ -54,8 +60,14 @@ def test_thread_training_pauses_resumes_and_stops_with_a_checkpoint(registry, tm
 def test_stop_without_saving_writes_no_stop_checkpoint(registry, tmp_path) -> None:
     from resnetlab.training.checkpoint import load_checkpoint
 
-    job = start_training(kind="thread", train_fn=workers.tiny_train, registry=registry,
-                         epochs=500, run_dir=str(tmp_path), batch_delay=0.005)
+    job = start_training(
+        kind="thread",
+        train_fn=workers.tiny_train,
+        registry=registry,
+        epochs=500,
+        run_dir=str(tmp_path),
+        batch_delay=0.005,
+    )
     assert wait_for(lambda: job.progress.step >= 14, 60), job.progress  # an epoch is saved
     assert job.stop(save=False) == "stopped"
     result = job.wait()
@@ -63,23 +75,36 @@ def test_stop_without_saving_writes_no_stop_checkpoint(registry, tmp_path) -> No
     # Mid-epoch or on an epoch boundary (12 batches per epoch), no checkpoint is written
     # from the stop on: the only ones on disk are the epochs completed before it.
     saved = sorted(int(p.stem.removeprefix("ckpt-step")) for p in tmp_path.glob("ckpt-step*.pt"))
-    assert saved and all(step % 12 == 0 and step < result["step"] for step in saved), \
-        (saved, result)
+    assert saved and all(step % 12 == 0 and step < result["step"] for step in saved), (
+        saved,
+        result,
+    )
     # last.pt is the last epoch checkpoint, not one taken at the stop
     assert load_checkpoint(Path(result["last_checkpoint"]))["step"] == saved[-1]
 
 
 @pytest.mark.timeout(180)  # job.wait(120) below, plus the data and model setup
-def test_real_train_in_the_background_thread(registry, fashion_mnist_dir, tmp_path,
-                                              monkeypatch) -> None:
+def test_real_train_in_the_background_thread(
+    registry, fashion_mnist_dir, tmp_path, monkeypatch
+) -> None:
     import resnetlab
     from resnetlab import jobs
 
     monkeypatch.setattr(jobs, "registry", registry)
-    job = resnetlab.train("simple-cnn", data="fashion-mnist", data_dir=fashion_mnist_dir,
-                          epochs=1, train_limit=256, test_limit=128, val_size=64,
-                          batch_size=32, device="cpu", store=None, run_dir=str(tmp_path),
-                          background=True)
+    job = resnetlab.train(
+        "simple-cnn",
+        data="fashion-mnist",
+        data_dir=fashion_mnist_dir,
+        epochs=1,
+        train_limit=256,
+        test_limit=128,
+        val_size=64,
+        batch_size=32,
+        device="cpu",
+        store=None,
+        run_dir=str(tmp_path),
+        background=True,
+    )
     assert isinstance(job, TrainingJob) and job.kind == "thread"
     result = job.wait(120)
     assert result.status == "completed" and 0 <= result.test_accuracy <= 1
@@ -89,16 +114,27 @@ def test_real_train_in_the_background_thread(registry, fashion_mnist_dir, tmp_pa
 
 @pytest.mark.timeout(TWO_EPOCHS_WITHIN + 90)
 def test_real_train_in_a_worker_process_streams_pauses_and_survives_kill(
-        registry, fashion_mnist_dir, tmp_path, monkeypatch) -> None:
+    registry, fashion_mnist_dir, tmp_path, monkeypatch
+) -> None:
     import resnetlab
     from resnetlab import jobs
     from resnetlab.training.checkpoint import load_checkpoint
 
     monkeypatch.setattr(jobs, "registry", registry)
-    job = resnetlab.train("simple-cnn", data="fashion-mnist", data_dir=str(fashion_mnist_dir),
-                          epochs=200, train_limit=128, val_size=0, evaluate_test=False,
-                          batch_size=32, device="cpu", store=None, run_dir=str(tmp_path),
-                          background="process")
+    job = resnetlab.train(
+        "simple-cnn",
+        data="fashion-mnist",
+        data_dir=str(fashion_mnist_dir),
+        epochs=200,
+        train_limit=128,
+        val_size=0,
+        evaluate_test=False,
+        batch_size=32,
+        device="cpu",
+        store=None,
+        run_dir=str(tmp_path),
+        background="process",
+    )
     assert job.kind == "process"
     assert wait_for(lambda: job.progress.epoch >= 2, TWO_EPOCHS_WITHIN), (job.progress, job.tail())
     assert len(job.stream.series("loss")[0]) >= 2  # forwarded from the worker into this process

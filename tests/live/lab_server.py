@@ -32,11 +32,22 @@ def _server_info(runtime: Path, pid: int) -> dict | None:
 
 def write_notebook(path: Path, cells: list[str]) -> Path:
     nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}",
-                   "metadata": {}, "outputs": [], "source": src} for i, src in enumerate(cells)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
-                                    "name": "python3"}},
-        "nbformat": 4, "nbformat_minor": 5,
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": f"c{i}",
+                "metadata": {},
+                "outputs": [],
+                "source": src,
+            }
+            for i, src in enumerate(cells)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     path.write_text(json.dumps(nb))
     return path
@@ -56,24 +67,44 @@ def jupyter_lab(root: Path, timeout: float = 180.0, env: dict[str, str] | None =
     notification = home / "settings" / "@jupyterlab" / "apputils-extension"
     notification.mkdir(parents=True, exist_ok=True)
     (notification / "notification.jupyterlab-settings").write_text(
-        json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
-    env = {**os.environ, **(env or {}), "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
-           "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "MPLBACKEND": "Agg",
-           "PYTHONUNBUFFERED": "1"}
+        json.dumps({"checkForUpdates": False, "fetchNews": "false"})
+    )
+    env = {
+        **os.environ,
+        **(env or {}),
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        "MPLBACKEND": "Agg",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = open(home / "lab.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-         # The guessed port may be taken by the time the server binds (other test runs):
-         # it then tries the next ones, and the real port is read from its runtime file.
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=50",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False",
-         f"--LabApp.user_settings_dir={home / 'settings'}",
-         f"--LabApp.workspaces_dir={home / 'workspaces'}"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+            # The guessed port may be taken by the time the server binds (other test runs):
+            # it then tries the next ones, and the real port is read from its runtime file.
+            f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=50",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=",
+            "--ServerApp.disable_check_xsrf=False",
+            f"--LabApp.user_settings_dir={home / 'settings'}",
+            f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=root,
+    )
     try:
         deadline = time.time() + timeout
         while True:
@@ -88,8 +119,9 @@ def jupyter_lab(root: Path, timeout: float = 180.0, env: dict[str, str] | None =
                 except OSError:
                     pass
             if time.time() > deadline:
-                raise RuntimeError("jupyter lab did not answer in time: "
-                                   f"{(home / 'lab.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"jupyter lab did not answer in time: {(home / 'lab.log').read_text()[-2000:]}"
+                )
             time.sleep(0.3)
         yield base, token, proc
     finally:

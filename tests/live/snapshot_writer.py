@@ -5,8 +5,13 @@ import sys
 from resnetlab.live import Dashboard, MetricStream
 
 stream = MetricStream()
-dash = Dashboard([["loss", "accuracy"], ["lr"]], stream=stream, backend="agg",
-                 directory=sys.argv[1], interval=0.0)
+dash = Dashboard(
+    [["loss", "accuracy"], ["lr"]],
+    stream=stream,
+    backend="agg",
+    directory=sys.argv[1],
+    interval=0.0,
+)
 step = 0
 while True:
     stream.log(step, loss=1.0 / (step + 1), accuracy=step % 100 / 100, lr=0.1)

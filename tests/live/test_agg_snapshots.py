@@ -30,8 +30,9 @@ def test_snapshots_survive_sigkill_mid_write(tmp_path):
     rng = random.Random(7)
     kills = 0
     for _round in range(4):
-        proc = subprocess.Popen([sys.executable, str(WRITER), str(tmp_path)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
         try:
             assert proc.stdout.readline().startswith("wrote"), "writer did not start"
             time.sleep(rng.uniform(0.05, 0.6))  # land somewhere inside a write
@@ -40,19 +41,31 @@ def test_snapshots_survive_sigkill_mid_write(tmp_path):
             proc.wait(10)
             kills += 1
         assert sorted(p.name for p in _all_pngs_valid(tmp_path)) == [
-            "dashboard-1.png", "dashboard-2.png"]
+            "dashboard-1.png",
+            "dashboard-2.png",
+        ]
     assert kills == 4
     # leftovers of interrupted writes are hidden temp files, never *.png
-    assert all(p.name.startswith(".") and p.suffix == ".tmp"
-               for p in tmp_path.iterdir() if p.suffix != ".png")
+    assert all(
+        p.name.startswith(".") and p.suffix == ".tmp"
+        for p in tmp_path.iterdir()
+        if p.suffix != ".png"
+    )
 
 
 def test_live_dashboard_headless_writes_snapshots_and_final_png(tmp_path, monkeypatch):
     for var in ("DISPLAY", "WAYLAND_DISPLAY"):
         monkeypatch.delenv(var, raising=False)
     stream = MetricStream()
-    session = live_dashboard(stream, backend="auto", run_dir=tmp_path, system_monitor=True,
-                             rate_hz=10, interval=0.2, monitor_interval=0.2)
+    session = live_dashboard(
+        stream,
+        backend="auto",
+        run_dir=tmp_path,
+        system_monitor=True,
+        rate_hz=10,
+        interval=0.2,
+        monitor_interval=0.2,
+    )
     try:
         assert session.backend == "agg" and session.url is None
         for i in range(30):

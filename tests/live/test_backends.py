@@ -19,8 +19,9 @@ def test_backends_command_checks_in_subprocesses_and_picks():
     # A few representative backends: the full list spawns one interpreter per backend,
     # which takes half a minute on a busy two-core machine.
     cmd = [sys.executable, "-m", "resnetlab", "backends", "agg", "webagg", "svg", "wx", "qtagg"]
-    out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, env=env,
-                         timeout=240, check=True)
+    out = subprocess.run(
+        [*cmd, "--json"], capture_output=True, text=True, env=env, timeout=240, check=True
+    )
     report = json.loads(out.stdout)
     by_name = {b["name"]: b for b in report["backends"]}
     assert by_name["agg"]["importable"] and not by_name["agg"]["interactive"]
@@ -30,8 +31,9 @@ def test_backends_command_checks_in_subprocesses_and_picks():
     qt_installed = importlib.util.find_spec("PySide6") is not None
     assert by_name["qtagg"]["importable"] == qt_installed
     assert report["auto"]["backend"] == "agg"  # headless, not in Jupyter
-    table = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240,
-                           check=True).stdout
+    table = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, timeout=240, check=True
+    ).stdout
     assert "--live auto picks here: agg" in table
     assert any(line.split()[:3] == ["webagg", "interactive", "yes"] for line in table.splitlines())
 

@@ -109,7 +109,7 @@ def test_grad_norm_heatmap_rows_are_layers():
     dash = Dashboard(["grad_norms"], stream=s, backend="agg")
     layers = [f"stacks.{i}.units.0.conv" for i in range(6)]
     for step in range(50):
-        s.append(step, {f"grad_norm/{name}": 10.0 ** -i for i, name in enumerate(layers)})
+        s.append(step, {f"grad_norm/{name}": 10.0**-i for i, name in enumerate(layers)})
     dash.refresh()
     image = dash.figures[0].axes[0].get_images()[0]
     data = np.asarray(image.get_array())
@@ -176,14 +176,17 @@ def test_bad_panel_options_are_config_errors():
         Dashboard(["loss"], stream=MetricStream(), backend="agg", prot=1).show()
 
 
-@pytest.mark.parametrize("backend, options, message", [
-    # a desktop driver checks option names like the others (no window is opened)
-    ("qt", {"port": 1}, r"'qt' live backend does not take port; its options: interval, mode"),
-    ("tk", {"interval": "x"}, r"option interval is seconds \(a number\), got 'x'"),
-    ("webagg", {"port": "abc"}, r"port must be a number .* got 'abc'"),
-    ("webagg", {"port": 70000}, r"port must be in 0\.\.65535"),
-    ("agg", {"interval": "x"}, r"interval is seconds between snapshots, got 'x'"),
-])
+@pytest.mark.parametrize(
+    "backend, options, message",
+    [
+        # a desktop driver checks option names like the others (no window is opened)
+        ("qt", {"port": 1}, r"'qt' live backend does not take port; its options: interval, mode"),
+        ("tk", {"interval": "x"}, r"option interval is seconds \(a number\), got 'x'"),
+        ("webagg", {"port": "abc"}, r"port must be a number .* got 'abc'"),
+        ("webagg", {"port": 70000}, r"port must be in 0\.\.65535"),
+        ("agg", {"interval": "x"}, r"interval is seconds between snapshots, got 'x'"),
+    ],
+)
 def test_bad_driver_options_are_config_errors_that_name_them(backend, options, message):
     dash = Dashboard(["loss"], stream=MetricStream(), backend=backend, **options)
     with pytest.raises(ConfigError, match=message):

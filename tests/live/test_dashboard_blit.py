@@ -9,8 +9,15 @@ from resnetlab.live import Dashboard, MetricStream
 
 
 def _feed(s: MetricStream, step: int, t0: float) -> None:
-    s.append(step, {"loss": float(np.exp(-step / 300)), "accuracy": 1 - float(np.exp(-step / 300)),
-                    **{f"grad_norm/layer{i}": 0.1 * (i + 1) for i in range(4)}}, time=t0 + step / 10)
+    s.append(
+        step,
+        {
+            "loss": float(np.exp(-step / 300)),
+            "accuracy": 1 - float(np.exp(-step / 300)),
+            **{f"grad_norm/layer{i}": 0.1 * (i + 1) for i in range(4)},
+        },
+        time=t0 + step / 10,
+    )
     s.append(step, {"sys/cpu": 40.0 + (step % 7), "sys/proc_cpu": 20.0}, time=t0 + step / 10)
 
 

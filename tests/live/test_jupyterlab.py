@@ -50,16 +50,18 @@ def _figure_shot(page) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_path,
-                                                          fashion_mnist_dir):
+def test_ipympl_dashboard_updates_while_another_cell_runs(
+    tmp_path, chromium_path, fashion_mnist_dir
+):
     from playwright.sync_api import sync_playwright
 
     write_notebook(tmp_path / "live.ipynb", [TRAIN_CELL, BUSY_CELL, STOP_CELL])
     shots_dir = os.environ.get("RESNETLAB_SCREENSHOTS")
     # One torch thread in the kernel: on a small shared machine more threads only wait.
     # RESNETLAB_DATA: the kernel finds the same real Fashion-MNIST the fixture checked.
-    lab = jupyter_lab(tmp_path, env={"OMP_NUM_THREADS": "1",
-                                     "RESNETLAB_DATA": str(fashion_mnist_dir.parent)})
+    lab = jupyter_lab(
+        tmp_path, env={"OMP_NUM_THREADS": "1", "RESNETLAB_DATA": str(fashion_mnist_dir.parent)}
+    )
     with lab as (base, token, server), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
@@ -78,12 +80,14 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
                 page.screenshot(path=str(tmp_path / "failed.png"))
                 raise AssertionError(f"no figure; see {tmp_path / 'failed.png'}") from None
             # idle again once training has taken its first steps (torch import, data load)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=120_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000
+            )
             time.sleep(0.5)
             page.keyboard.press("Shift+Enter")  # run the busy cell; kernel now blocked
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']",
-                                   timeout=10_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='busy']", timeout=10_000
+            )
             # On a loaded machine the dashboard keeps its drawing to a tenth of the wall
             # time, so it may redraw only every few seconds (at least every 5 s): watch
             # until three different pictures were seen, for up to a minute.
@@ -94,14 +98,17 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
                 shots.append(_figure_shot(page))
             (tmp_path / "release").write_text("")  # now the busy cell may end
             if shots_dir:  # the picture in docs/: the notebook from its first cell
-                page.evaluate("document.querySelectorAll('.jp-WindowedPanel-outer')"
-                              ".forEach(e => { e.scrollTop = 0; })")
+                page.evaluate(
+                    "document.querySelectorAll('.jp-WindowedPanel-outer')"
+                    ".forEach(e => { e.scrollTop = 0; })"
+                )
                 page.screenshot(path=os.path.join(shots_dir, "dashboard-jupyterlab.png"))
             busy_output = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
             busy_output.filter(has_text="other cell ran").wait_for(timeout=180_000)
             text = busy_output.inner_text()
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=30_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=30_000
+            )
             # the figure is still in the first cell's output, and still alone there
             first_outputs = page.locator(".jp-Cell").nth(0).locator(".jupyter-matplotlib")
             assert first_outputs.count() == 1
@@ -109,9 +116,11 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
             page.keyboard.press("Escape")
             page.keyboard.press("Shift+Enter")
             page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output").filter(
-                has_text="stopped:").wait_for(timeout=60_000)
-            stop_text = page.locator(".jp-Cell").nth(2).locator(
-                ".jp-OutputArea-output").inner_text()
+                has_text="stopped:"
+            ).wait_for(timeout=60_000)
+            stop_text = (
+                page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output").inner_text()
+            )
         finally:
             browser.close()
         # kernels are children of the server; make sure nothing outlives the test
@@ -119,8 +128,11 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(tmp_path, chromium_pat
     # the plot kept changing while the kernel's main thread was blocked
     assert len(set(shots)) >= 3, shots
     # training kept going in the background while the other cell held the main thread
-    m = re.search(r"other cell ran; (\d+) training steps and (\d+) records arrived "
-                  r"meanwhile; (\w+)", text)
+    m = re.search(
+        r"other cell ran; (\d+) training steps and (\d+) records arrived "
+        r"meanwhile; (\w+)",
+        text,
+    )
     assert m, text
     # the busy cell ended only after the screenshots: they were taken while it ran
     assert "; released" in text, text

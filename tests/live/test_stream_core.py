@@ -49,7 +49,9 @@ def test_read_since_and_readers_return_only_what_is_new():
     s.log(4, loss=4.0, accuracy=0.5)
     records, pos = s.read_since(pos)
     assert [(r.step, dict(r.metrics)) for r in records] == [
-        (3, {"loss": 3.0}), (4, {"loss": 4.0, "accuracy": 0.5})]
+        (3, {"loss": 3.0}),
+        (4, {"loss": 4.0, "accuracy": 0.5}),
+    ]
     assert pos == 5
     a, b = s.reader(), s.reader(from_start=False)  # each reader has its own cursor
     assert len(a.read()) == 5 and b.read() == []

@@ -16,9 +16,9 @@ def test_decimation_keeps_extremes_and_ends():
     rng = np.random.default_rng(0)
     x = np.arange(1_000_000, dtype=float)
     y = rng.normal(size=x.size)
-    y[123_457] = 50.0      # a spike a mean-based downsampler would flatten
+    y[123_457] = 50.0  # a spike a mean-based downsampler would flatten
     y[777_777] = -40.0
-    y[500_000] = np.nan    # a NaN step must not hide its bucket's extremes
+    y[500_000] = np.nan  # a NaN step must not hide its bucket's extremes
     xs, ys = minmax_decimate(x, y, 500)
     assert xs.size <= 1004
     assert np.nanmax(ys) == 50.0 and np.nanmin(ys) == -40.0
@@ -27,7 +27,7 @@ def test_decimation_keeps_extremes_and_ends():
     # every bucket's extremes survive: compare per-bucket max with the original
     size = x.size // 500
     for b in (0, 123_457 // size, 499):
-        chunk = y[b * size:(b + 1) * size]
+        chunk = y[b * size : (b + 1) * size]
         inside = ys[(xs >= b * size) & (xs < (b + 1) * size)]
         assert np.nanmax(inside) == np.nanmax(chunk)
 

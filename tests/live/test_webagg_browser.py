@@ -52,16 +52,20 @@ def test_webagg_page_updates_reloads_and_listens_on_localhost_only(chromium_path
     from playwright.sync_api import sync_playwright
 
     stream = MetricStream()
-    dash = Dashboard(["loss", "accuracy"], stream=stream, backend="webagg", title="test run",
-                     draw_budget=0.5)
+    dash = Dashboard(
+        ["loss", "accuracy"], stream=stream, backend="webagg", title="test run", draw_budget=0.5
+    )
     _feed(stream, 0, 20)
     dash.start(rate_hz=5)
     try:
         url = dash.url
         assert url.startswith("http://127.0.0.1:")
         port = int(url.rsplit(":", 1)[1].strip("/"))
-        listening = [c for c in psutil.Process(os.getpid()).net_connections("inet")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        listening = [
+            c
+            for c in psutil.Process(os.getpid()).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
         assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
 
         with sync_playwright() as p:
@@ -98,7 +102,9 @@ def test_webagg_port_in_use_is_a_clear_error():
         taken.listen(1)
         port = taken.getsockname()[1]
         dash = Dashboard(["loss"], stream=MetricStream(), backend="webagg", port=port)
-        with pytest.raises(BackendError, match=f"port {port} on 127.0.0.1 is already in use.*port=0"):
+        with pytest.raises(
+            BackendError, match=f"port {port} on 127.0.0.1 is already in use.*port=0"
+        ):
             dash.show()
         dash.close()
 
@@ -109,14 +115,23 @@ def test_webagg_in_a_render_process_serves_the_page_from_the_child():
     from resnetlab.live import live_dashboard
 
     stream = MetricStream()
-    session = live_dashboard(stream, backend="webagg", system_monitor=False, in_process=False,
-                             panels=["loss"], title="child run")
+    session = live_dashboard(
+        stream,
+        backend="webagg",
+        system_monitor=False,
+        in_process=False,
+        panels=["loss"],
+        title="child run",
+    )
     try:
         child = session.render_process._proc
         assert child.is_alive() and child.pid != os.getpid()
         port = int(session.url.rsplit(":", 1)[1].strip("/"))
-        listening = [c for c in psutil.Process(child.pid).net_connections("inet")
-                     if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+        listening = [
+            c
+            for c in psutil.Process(child.pid).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
         assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
         with urllib.request.urlopen(session.url, timeout=10) as page:
             assert "child run" in page.read().decode()

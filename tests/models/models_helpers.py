@@ -42,8 +42,10 @@ def trace(model: nn.Module, max_parts: int | None = None) -> Iterator[list[Call]
     for path, module in model.named_modules():
         if max_parts is not None and path.count(".") >= max_parts:
             continue
+
         def hook(mod, args, out, path=path):
             calls.append(Call(path, mod, args, out))
+
         handles.append(module.register_forward_hook(hook))
     try:
         yield calls
@@ -60,6 +62,7 @@ def on_meta(fn, *args, **kwargs):
 
 def _parameters_on_meta(preset: PresetInfo) -> int:
     from resnetlab.models import count_parameters, resnet_v2
+
     return count_parameters(on_meta(resnet_v2, preset.name))
 
 
@@ -74,8 +77,10 @@ def runtime_overrides(preset: PresetInfo) -> dict:
     if preset.name not in HEAVY:
         return {}
     c = preset.config
-    return {"stem_channels": max(4, c.stem_channels // 8),
-            "stack_channels": tuple(max(4, w // 8) for w in c.stack_channels)}
+    return {
+        "stem_channels": max(4, c.stem_channels // 8),
+        "stack_channels": tuple(max(4, w // 8) for w in c.stack_channels),
+    }
 
 
 @functools.cache
@@ -83,6 +88,7 @@ def traced_on_meta(name: str) -> tuple[nn.Module, dict, dict]:
     """A preset at its published input on the meta device, with the input and output of every
     stack and unit from one forward pass (cached: the deep nets cost seconds to trace)."""
     from resnetlab.models import get_preset, resnet_v2
+
     preset = get_preset(name)
     model = on_meta(resnet_v2, name)
     with trace(model, max_parts=4) as calls, torch.no_grad():

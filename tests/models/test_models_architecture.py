@@ -26,8 +26,12 @@ from resnetlab.models import (
 
 def norm_free_weights(model: nn.Module) -> int:
     """Conv and Linear parameters only (no BatchNorm scale/shift)."""
-    return sum(p.numel() for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)
-               for p in m.parameters(recurse=False))
+    return sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+        for p in m.parameters(recurse=False)
+    )
 
 
 def test_resnet164_has_the_papers_1_7m_parameters() -> None:
@@ -50,7 +54,7 @@ KERAS_V2 = {"resnetv2-50": 25_613_800, "resnetv2-101": 44_675_560, "resnetv2-152
 
 @pytest.mark.parametrize("name", sorted(KERAS_V2))
 def test_imagenet_v2_matches_keras_and_the_difference_is_explained(name: str) -> None:
-    keras_total = KERAS_V2[name]        # keras.applications.ResNet50V2 etc., 1000 classes
+    keras_total = KERAS_V2[name]  # keras.applications.ResNet50V2 etc., 1000 classes
     model = on_meta(resnet_v2, name)
     summary = model_summary(model)
     assert model.head.fc.out_features == 1000
@@ -59,12 +63,12 @@ def test_imagenet_v2_matches_keras_and_the_difference_is_explained(name: str) ->
     # unit's last 1x1 conv and every projection; with those, the layouts agree exactly.
     biases = model.stem.conv.out_channels + sum(
         u.layers[-1].conv.out_channels + (u.shortcut.conv.out_channels if u.has_projection else 0)
-        for u in model.units())
+        for u in model.units()
+    )
     assert summary.trainable + biases + summary.buffers == keras_total
 
 
-TORCHVISION_V1 = {"resnetv2-18": 11_689_512, "resnetv2-34": 21_797_672,
-                  "resnetv2-50": 25_557_032}
+TORCHVISION_V1 = {"resnetv2-18": 11_689_512, "resnetv2-34": 21_797_672, "resnetv2-50": 25_557_032}
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_V1))
@@ -141,7 +145,7 @@ def test_first_unit_of_a_stack_projects_later_units_are_identity(name: str) -> N
             assert first.shortcut.conv.stride == (preset.config.strides[i],) * 2
         for unit in list(stack.units)[1:]:
             assert type(unit.shortcut) is nn.Identity
-        assert stack.shortcut is None                  # stack shortcut is off by default
+        assert stack.shortcut is None  # stack shortcut is off by default
     # only the network's first stack's first unit can keep the shape (resnetv2-18/34)
     assert isinstance(model.stacks[1].units[0].shortcut, Projection)
 
@@ -154,10 +158,13 @@ def test_unit_output_is_branch_plus_shortcut_with_no_activation_after() -> None:
     for path in ("stacks.0.units.0", "stacks.1.units.0", "stacks.1.units.1"):
         unit = model.get_submodule(path)
         branch = out[f"{path}.layers.2.conv"]
-        shortcut = out[f"{path}.shortcut"] if unit.has_projection else \
-            {c.path: c.inputs[0] for c in calls}[path]
+        shortcut = (
+            out[f"{path}.shortcut"]
+            if unit.has_projection
+            else {c.path: c.inputs[0] for c in calls}[path]
+        )
         torch.testing.assert_close(out[path], branch + shortcut)
-        assert out[path].min() < 0             # no ReLU after the addition
+        assert out[path].min() < 0  # no ReLU after the addition
 
 
 def test_projection_shares_the_pre_activation_with_the_branch() -> None:
@@ -175,7 +182,7 @@ def test_stack_shortcut_bridges_each_whole_stack() -> None:
     plain = create_model("resnetv2-20")
     bridged = create_model("resnetv2-20", stack_shortcut=True).eval()
     for i, stack in enumerate(bridged.stacks):
-        assert isinstance(stack.shortcut, Projection)       # every stack changes shape here
+        assert isinstance(stack.shortcut, Projection)  # every stack changes shape here
         assert stack.shortcut.conv.stride == ((1, 1) if i == 0 else (2, 2))
     extra = sum(count_parameters(s.shortcut) for s in bridged.stacks)
     assert count_parameters(bridged) == count_parameters(plain) + extra
@@ -183,16 +190,20 @@ def test_stack_shortcut_bridges_each_whole_stack() -> None:
         bridged(torch.randn(2, 3, 16, 16))
     out = {c.path: c.output for c in calls}
     torch.testing.assert_close(out["stacks.1"], out["stacks.1.units.1"] + out["stacks.1.shortcut"])
-    same = create_model("resnetv2-micro", stack_units=(2, 1), stack_channels=(8, 8),
-                        stack_shortcut=True)
+    same = create_model(
+        "resnetv2-micro", stack_units=(2, 1), stack_channels=(8, 8), stack_shortcut=True
+    )
     assert type(same.stacks[0].shortcut) is nn.Identity
 
 
 # --- layer order ---------------------------------------------------------------------------
 
 
-PRE_ACTIVATION_PRESETS = [p.name for p in list_presets()
-                          if p.family != "simple_cnn" and p.config.activation_order == "pre"]
+PRE_ACTIVATION_PRESETS = [
+    p.name
+    for p in list_presets()
+    if p.family != "simple_cnn" and p.config.activation_order == "pre"
+]
 
 
 @pytest.mark.parametrize("name", PRE_ACTIVATION_PRESETS)
@@ -242,17 +253,18 @@ def test_resnet_v1_is_post_activation_with_relu_after_the_sum() -> None:
     for unit_path in ("stacks.0.units.0", "stacks.1.units.1"):
         unit = model.get_submodule(unit_path)
         assert unit.layers[-1].act is None and isinstance(unit.act, nn.ReLU)
-        assert out[unit_path].min() >= 0                       # ReLU after the addition
+        assert out[unit_path].min() >= 0  # ReLU after the addition
         assert isinstance(unit.shortcut, Projection | nn.Identity)
-    assert isinstance(model.stacks[1].units[0].shortcut.bn, nn.BatchNorm2d)   # option B
+    assert isinstance(model.stacks[1].units[0].shortcut.bn, nn.BatchNorm2d)  # option B
 
 
 # --- plain networks ------------------------------------------------------------------------
 
 
 def main_path_convs(model: nn.Module) -> int:
-    return sum(1 for m in model.modules() if isinstance(m, PreActLayer | PostActLayer)) + \
-        sum(1 for m in model.stem.modules() if isinstance(m, nn.Conv2d))
+    return sum(1 for m in model.modules() if isinstance(m, PreActLayer | PostActLayer)) + sum(
+        1 for m in model.stem.modules() if isinstance(m, nn.Conv2d)
+    )
 
 
 @pytest.mark.parametrize("depth", [20, 29, 56, 110, 164])
@@ -265,13 +277,14 @@ def test_plain_net_has_no_shortcut_and_the_same_layers_as_the_resnet(depth: int)
     assert units and all(u.shortcut is None for u in units)
     assert all(s.shortcut is None for s in plain.modules() if isinstance(s, ResidualStack))
     for model in (plain, resnet, v1):
-        assert main_path_convs(model) + 1 == depth       # + the classifier
+        assert main_path_convs(model) + 1 == depth  # + the classifier
     # identical weights on the main path: only the projections' parameters differ
     projections = sum(count_parameters(m) for m in resnet.modules() if isinstance(m, Projection))
     assert count_parameters(plain) + projections == count_parameters(resnet)
     layer_shapes = [tuple(m.weight.shape) for m in plain.modules() if isinstance(m, nn.Conv2d)]
-    resnet_shapes = [tuple(m.conv.weight.shape) for m in resnet.modules()
-                     if isinstance(m, PreActLayer)]
+    resnet_shapes = [
+        tuple(m.conv.weight.shape) for m in resnet.modules() if isinstance(m, PreActLayer)
+    ]
     assert layer_shapes[1:] == resnet_shapes
 
 
@@ -291,7 +304,7 @@ def test_plain_net_output_is_just_the_chain_of_layers() -> None:
 def test_he_initialisation() -> None:
     torch.manual_seed(0)
     model = create_model("resnetv2-56")
-    conv = model.stacks[2].units[3].layers[1].conv            # 3x3, 64 -> 64
+    conv = model.stacks[2].units[3].layers[1].conv  # 3x3, 64 -> 64
     fan_out = conv.out_channels * 9
     assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.05)
     bn = model.stacks[2].units[3].layers[1].bn
@@ -307,10 +320,10 @@ def test_zero_init_makes_each_unit_start_as_its_shortcut_and_still_learns() -> N
     out = {c.path: c.output for c in calls}
     ins = {c.path: c.inputs[0] for c in calls}
     for path in ("stacks.0.units.1", "stacks.2.units.1"):
-        torch.testing.assert_close(out[path], ins[path])        # identity units pass x through
+        torch.testing.assert_close(out[path], ins[path])  # identity units pass x through
         last = model.get_submodule(path).layers[-1]
         assert torch.all(last.conv.weight == 0)
-        assert last.conv.weight.grad.abs().sum() > 0            # not a dead branch
+        assert last.conv.weight.grad.abs().sum() > 0  # not a dead branch
     v1 = create_model("resnetv1-20", zero_init_last=True)
     assert torch.all(v1.stacks[0].units[1].layers[-1].bn.weight == 0)
 

@@ -18,9 +18,10 @@ def test_summary_of_resnet164_prints_the_table_and_totals(capsys: pytest.Capture
     assert f"Trainable params: {expected:,}" in out
     assert "Non-trainable params: 0" in out
     assert "Layer (path)" in out and "Output shape" in out and "Param #" in out
-    row = next(line for line in out.splitlines()
-               if line.startswith("stacks.2.units.17.layers.2.conv "))
-    assert row.split()[1:] == ["Conv2d", "(256,", "8,", "8)", "16,384"]     # 64 x 256 x 1x1
+    row = next(
+        line for line in out.splitlines() if line.startswith("stacks.2.units.17.layers.2.conv ")
+    )
+    assert row.split()[1:] == ["Conv2d", "(256,", "8,", "8)", "16,384"]  # 64 x 256 x 1x1
     assert re.search(r"^head\.fc\s+Linear\s+\(10\)\s+2,570$", out, re.M)
     assert "depth 164" in out
 
@@ -31,18 +32,39 @@ def test_summary_of_resnet1001_states_the_papers_count(capsys: pytest.CaptureFix
     assert main(["summary", "resnetv2-1001", "--in-channels", "3", "--num-classes", "10"]) == 0
     out = capsys.readouterr().out
     total = int(re.search(r"^Total params: ([\d,]+)$", out, re.M)[1].replace(",", ""))
-    papers = int(re.search(r"^Conv \+ linear weights \(the papers' count, no BatchNorm\): "
-                           r"([\d,]+)$", out, re.M)[1].replace(",", ""))
+    papers = int(
+        re.search(
+            r"^Conv \+ linear weights \(the papers' count, no BatchNorm\): "
+            r"([\d,]+)$",
+            out,
+            re.M,
+        )[1].replace(",", "")
+    )
     assert round(papers / 1e6, 1) == 10.2 and round(total / 1e6, 1) == 10.3
 
 
 def test_summary_options(capsys: pytest.CaptureFixture) -> None:
-    assert main(["summary", "resnetv2-mini", "--depth", "4", "--image-size", "32",
-                 "--set", "stack_shortcut=true", "--set", "dropout=0.2"]) == 0
+    assert (
+        main(
+            [
+                "summary",
+                "resnetv2-mini",
+                "--depth",
+                "4",
+                "--image-size",
+                "32",
+                "--set",
+                "stack_shortcut=true",
+                "--set",
+                "dropout=0.2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert re.search(r"^stacks\.2\.units\.0\s+BasicUnit\s+\(128, 4, 4\)", out, re.M)
     assert re.search(r"^stacks\.1\.shortcut\.conv\s+Conv2d\s+\(64, 8, 8\)", out, re.M)
-    assert "layers.0.conv" not in out                    # folded into the unit rows
+    assert "layers.0.conv" not in out  # folded into the unit rows
     assert re.search(r"^head\.dropout\s+Dropout", out, re.M)
 
 
@@ -76,13 +98,14 @@ def test_model_summary_api() -> None:
     model = create_model("resnetv2-20", in_channels=1, image_size=28)
     model.train()
     summary = model_summary(model, (1, 28, 28))
-    assert model.training                                  # mode restored
+    assert model.training  # mode restored
     assert summary.total == count_parameters(model)
     assert summary.row("stacks.1.units.0.layers.0.conv").output_shape == (32, 14, 14)
     assert summary.row("stacks.1.units.0.shortcut.conv").output_shape == (128, 14, 14)
     assert summary.row("head.fc").params == 256 * 10 + 10
-    assert summary.buffers == 2 * sum(m.num_features for m in model.modules()
-                                      if type(m).__name__ == "BatchNorm2d")
+    assert summary.buffers == 2 * sum(
+        m.num_features for m in model.modules() if type(m).__name__ == "BatchNorm2d"
+    )
     folded = model_summary(model, (1, 28, 28), depth=6)
     assert folded.row("stacks.1.units.0.layers.0").output_shape == (32, 14, 14)
     assert sum(r.params for r in folded.rows) == summary.total
@@ -91,28 +114,42 @@ def test_model_summary_api() -> None:
     assert "Total params" in text
 
 
-@pytest.mark.parametrize(("model", "setting", "field"), [
-    ("resnetv2-20", "bottleneck_ratio=abc", "bottleneck_ratio"),
-    ("resnetv2-20", "dropout=abc", "dropout"),
-    ("resnetv2-20", "activation=5", "activation"),
-    ("resnetv2-20", "residual=maybe", "residual"),
-    ("resnetv2-20", "stack_shortcut=2", "stack_shortcut"),
-    ("resnetv2-20", "stack_units=3", "stack_units"),
-    ("simple-cnn", "channels=5", "channels"),
-    ("simple-cnn", "dropout=x", "dropout"),
-])
-def test_summary_bad_set_values_exit_2_naming_the_field(model: str, setting: str, field: str,
-                                                       capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("model", "setting", "field"),
+    [
+        ("resnetv2-20", "bottleneck_ratio=abc", "bottleneck_ratio"),
+        ("resnetv2-20", "dropout=abc", "dropout"),
+        ("resnetv2-20", "activation=5", "activation"),
+        ("resnetv2-20", "residual=maybe", "residual"),
+        ("resnetv2-20", "stack_shortcut=2", "stack_shortcut"),
+        ("resnetv2-20", "stack_units=3", "stack_units"),
+        ("simple-cnn", "channels=5", "channels"),
+        ("simple-cnn", "dropout=x", "dropout"),
+    ],
+)
+def test_summary_bad_set_values_exit_2_naming_the_field(
+    model: str, setting: str, field: str, capsys: pytest.CaptureFixture
+) -> None:
     assert main(["summary", model, "--set", setting]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and f".{field}=" in captured.err
     assert "Traceback" not in captured.err and "Total params" not in captured.out
 
 
-@pytest.mark.parametrize(("word", "residual"), [
-    ("no", False), ("off", False), ("false", False), ("FALSE", False), ("0", False),
-    ("yes", True), ("on", True), ("True", True), ("1", True),
-])
+@pytest.mark.parametrize(
+    ("word", "residual"),
+    [
+        ("no", False),
+        ("off", False),
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("yes", True),
+        ("on", True),
+        ("True", True),
+        ("1", True),
+    ],
+)
 def test_summary_yes_no_words(word: str, residual: bool, capsys: pytest.CaptureFixture) -> None:
     assert main(["summary", "resnetv2-20", "--depth", "2", "--set", f"residual={word}"]) == 0
     out = capsys.readouterr().out

@@ -30,8 +30,11 @@ def test_bottleneck_ratio_giving_zero_channels_names_the_stack_and_the_fix() -> 
 
 
 def test_image_too_small_says_which_stack_collapses() -> None:
-    with pytest.raises(ConfigError, match=r"image_size=2 .*stack 2 \(stride 2\) gets a 1x1 map"
-                                          r".*0x0.*image_size >= 3"):
+    with pytest.raises(
+        ConfigError,
+        match=r"image_size=2 .*stack 2 \(stride 2\) gets a 1x1 map"
+        r".*0x0.*image_size >= 3",
+    ):
         create_model("resnetv2-20", image_size=2)
     with pytest.raises(ConfigError, match=r"stack 2 \(stride 2\).*image_size >= 17"):
         create_model("resnetv2-50", image_size=8)
@@ -46,14 +49,17 @@ def test_simple_cnn_too_small_image() -> None:
         SimpleCNNConfig(image_size=4, channels=(8, 8, 8))
 
 
-@pytest.mark.parametrize(("field", "value", "hint"), [
-    ("activation", "rellu", "relu"),
-    ("norm", "batch_norm", "batchnorm"),
-    ("unit", "bottlenek", "bottleneck"),
-    ("stem_pool", "maxpool", "max"),
-    ("activation_order", "pree", "pre"),
-    ("stride_layer", "3X3", "3x3"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "hint"),
+    [
+        ("activation", "rellu", "relu"),
+        ("norm", "batch_norm", "batchnorm"),
+        ("unit", "bottlenek", "bottleneck"),
+        ("stem_pool", "maxpool", "max"),
+        ("activation_order", "pree", "pre"),
+        ("stride_layer", "3X3", "3x3"),
+    ],
+)
 def test_unknown_layer_names_suggest_the_right_one(field: str, value: str, hint: str) -> None:
     with pytest.raises(ConfigError, match=rf"{field}='{value}'.*did you mean.*'{hint}'"):
         ResNetV2Config(**{field: value})
@@ -66,10 +72,18 @@ def test_mismatched_stack_lists() -> None:
         ResNetV2Config(stack_units=3)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("in_channels", 0), ("num_classes", -3), ("stem_channels", 0), ("latent_dim", 0),
-    ("stem_kernel", 4), ("dropout", 1.0), ("stack_channels", (16, 0, 64)),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("in_channels", 0),
+        ("num_classes", -3),
+        ("stem_channels", 0),
+        ("latent_dim", 0),
+        ("stem_kernel", 4),
+        ("dropout", 1.0),
+        ("stack_channels", (16, 0, 64)),
+    ],
+)
 def test_bad_numbers_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field.split("_")[0]):
         ResNetV2Config(**{field: value})
@@ -83,8 +97,11 @@ def test_zero_init_needs_shortcuts() -> None:
 def test_config_errors_are_value_errors_and_valid_configs_build() -> None:
     with pytest.raises(ValueError):
         ResNetV2Config(stack_units=(0,), stack_channels=(8,))
-    model = build_model(ResNetV2Config(stack_units=(1,), stack_channels=(8,), unit="basic",
-                                       stem_channels=4, num_classes=3))
+    model = build_model(
+        ResNetV2Config(
+            stack_units=(1,), stack_channels=(8,), unit="basic", stem_channels=4, num_classes=3
+        )
+    )
     assert model.head.fc.out_features == 3
 
 
@@ -107,24 +124,27 @@ def test_residual_false_builds_the_plain_net() -> None:
     assert count_parameters(plain) < count_parameters(create_model("resnetv2-20"))
 
 
-@pytest.mark.parametrize(("preset", "field", "value", "kind"), [
-    ("resnetv2-20", "bottleneck_ratio", "abc", "a finite number"),
-    ("resnetv2-20", "bottleneck_ratio", float("inf"), "a finite number"),
-    ("resnetv2-20", "dropout", "abc", "a finite number"),
-    ("resnetv2-20", "dropout", True, "a finite number"),
-    ("resnetv2-20", "activation", 5, "a name"),
-    ("resnetv2-20", "norm", None, "a name"),
-    ("resnetv2-20", "stem_channels", 8.0, "an integer"),
-    ("resnetv2-20", "latent_dim", "16", "an integer"),
-    ("resnetv2-20", "stack_units", [2, "2", 2], "a sequence of integers"),
-    ("resnetv1-20", "residual", "yes", "True or False"),
-    ("plain-20", "stack_shortcut", "on", "True or False"),
-    ("simple-cnn", "channels", 5, "a sequence of integers"),
-    ("simple-cnn", "channels", ["a"], "a sequence of integers"),
-    ("simple-cnn", "dropout", "x", "a finite number"),
-    ("simple-cnn", "hidden", 1.5, "an integer"),
-    ("simple-cnn", "activation", 3, "a name"),
-])
+@pytest.mark.parametrize(
+    ("preset", "field", "value", "kind"),
+    [
+        ("resnetv2-20", "bottleneck_ratio", "abc", "a finite number"),
+        ("resnetv2-20", "bottleneck_ratio", float("inf"), "a finite number"),
+        ("resnetv2-20", "dropout", "abc", "a finite number"),
+        ("resnetv2-20", "dropout", True, "a finite number"),
+        ("resnetv2-20", "activation", 5, "a name"),
+        ("resnetv2-20", "norm", None, "a name"),
+        ("resnetv2-20", "stem_channels", 8.0, "an integer"),
+        ("resnetv2-20", "latent_dim", "16", "an integer"),
+        ("resnetv2-20", "stack_units", [2, "2", 2], "a sequence of integers"),
+        ("resnetv1-20", "residual", "yes", "True or False"),
+        ("plain-20", "stack_shortcut", "on", "True or False"),
+        ("simple-cnn", "channels", 5, "a sequence of integers"),
+        ("simple-cnn", "channels", ["a"], "a sequence of integers"),
+        ("simple-cnn", "dropout", "x", "a finite number"),
+        ("simple-cnn", "hidden", 1.5, "an integer"),
+        ("simple-cnn", "activation", 3, "a name"),
+    ],
+)
 def test_wrong_types_name_the_field(preset: str, field: str, value: object, kind: str) -> None:
     with pytest.raises(ConfigError, match=rf"Config\.{field}=.* must be {kind}"):
         create_model(preset, **{field: value})
@@ -132,8 +152,12 @@ def test_wrong_types_name_the_field(preset: str, field: str, value: object, kind
 
 def test_numpy_numbers_and_lists_are_accepted_as_python_values() -> None:
     np = pytest.importorskip("numpy")
-    config = ResNetV2Config(stem_channels=np.int64(8), dropout=np.float32(0.5),
-                            stack_units=[1, np.int64(2)], stack_channels=[8, 16])
+    config = ResNetV2Config(
+        stem_channels=np.int64(8),
+        dropout=np.float32(0.5),
+        stack_units=[1, np.int64(2)],
+        stack_channels=[8, 16],
+    )
     assert type(config.stem_channels) is int and config.stem_channels == 8
     assert type(config.dropout) is float
     assert config.stack_units == (1, 2) and all(type(u) is int for u in config.stack_units)

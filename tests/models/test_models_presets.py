@@ -26,9 +26,10 @@ def test_forward_shape_and_backward(name: str) -> None:
     preset = get_preset(name)
     size = small_image_size(preset)
     torch.manual_seed(0)
-    model = create_model(name, in_channels=2, num_classes=7, image_size=size,
-                         **runtime_overrides(preset))
-    if preset.family != "simple_cnn":      # the shrunken heavy nets keep their depth
+    model = create_model(
+        name, in_channels=2, num_classes=7, image_size=size, **runtime_overrides(preset)
+    )
+    if preset.family != "simple_cnn":  # the shrunken heavy nets keep their depth
         assert len(model.units()) == sum(preset.config.stack_units)
     x = torch.randn(2, 2, size, size)
     out = model(x)
@@ -46,13 +47,15 @@ def test_forward_shape_and_backward(name: str) -> None:
 def test_spec_is_json_and_rebuilds_the_same_network(name: str) -> None:
     preset = get_preset(name)
     size = small_image_size(preset)
-    model = create_model(name, in_channels=1, num_classes=3, image_size=size,
-                         **runtime_overrides(preset))
-    spec = json.loads(json.dumps(model.spec))        # survives a checkpoint's JSON
+    model = create_model(
+        name, in_channels=1, num_classes=3, image_size=size, **runtime_overrides(preset)
+    )
+    spec = json.loads(json.dumps(model.spec))  # survives a checkpoint's JSON
     again = rebuild_model(spec)
     assert again.spec == model.spec
-    assert {k: v.shape for k, v in again.state_dict().items()} == \
-        {k: v.shape for k, v in model.state_dict().items()}
+    assert {k: v.shape for k, v in again.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
     again.load_state_dict(model.state_dict())
     model.eval()
     again.eval()
@@ -60,13 +63,14 @@ def test_spec_is_json_and_rebuilds_the_same_network(name: str) -> None:
     torch.testing.assert_close(again(x), model(x))
 
 
-@pytest.mark.parametrize("name", ["resnetv2-micro", "resnetv2-mini", "resnetv1-20", "plain-20",
-                                  "simple-cnn"])
+@pytest.mark.parametrize(
+    "name", ["resnetv2-micro", "resnetv2-mini", "resnetv1-20", "plain-20", "simple-cnn"]
+)
 def test_features_then_head_is_the_forward(name: str) -> None:
     model = create_model(name, in_channels=1, num_classes=4, image_size=28).eval()
     x = torch.randn(2, 1, 28, 28)
     feats = model.forward_features(x)
-    assert feats.dim() == 4 and feats.shape[1] == model.num_features   # (B, C, h, w)
+    assert feats.dim() == 4 and feats.shape[1] == model.num_features  # (B, C, h, w)
     torch.testing.assert_close(model.forward_head(feats), model(x))
 
 
@@ -100,8 +104,14 @@ def test_list_presets_covers_the_issue() -> None:
         assert f"resnetv2-{depth}" in names and f"resnetv2-{depth}-half" in names
     for depth in (20, 56, 110):
         assert f"plain-{depth}" in names and f"resnetv1-{depth}" in names
-    assert {"resnetv2-18", "resnetv2-34", "resnetv2-50", "simple-cnn", DEFAULT_MODEL,
-            "resnetv2-micro"} <= names
+    assert {
+        "resnetv2-18",
+        "resnetv2-34",
+        "resnetv2-50",
+        "simple-cnn",
+        DEFAULT_MODEL,
+        "resnetv2-micro",
+    } <= names
     for p in list_presets():
         assert p.depth == p.config.depth and p.description and p.family
 
@@ -109,10 +119,11 @@ def test_list_presets_covers_the_issue() -> None:
 def test_half_variant_only_changes_the_bottleneck_ratio() -> None:
     full, half = get_preset("resnetv2-56").config, get_preset("resnetv2-56-half").config
     assert full.bottleneck_ratio == 0.25 and half.bottleneck_ratio == 0.5
-    assert {k: v for k, v in full.to_dict().items() if k != "bottleneck_ratio"} == \
-        {k: v for k, v in half.to_dict().items() if k != "bottleneck_ratio"}
+    assert {k: v for k, v in full.to_dict().items() if k != "bottleneck_ratio"} == {
+        k: v for k, v in half.to_dict().items() if k != "bottleneck_ratio"
+    }
     model = create_model("resnetv2-56-half")
-    assert model.stacks[1].units[1].layers[1].conv.out_channels == 64   # 128 / 2
+    assert model.stacks[1].units[1].layers[1].conv.out_channels == 64  # 128 / 2
 
 
 def test_unknown_model_lists_close_matches() -> None:
@@ -130,7 +141,7 @@ def test_overrides_reach_the_network() -> None:
     model = create_model("resnetv2-20", bottleneck_ratio=0.5, dropout=0.1, latent_dim=16)
     assert model.stacks[0].units[0].layers[0].conv.out_channels == 32
     assert model.head.dropout.p == 0.1
-    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 16)      # encoder head
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 16)  # encoder head
     assert model.spec["config"]["latent_dim"] == 16
 
 

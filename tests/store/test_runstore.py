@@ -14,8 +14,12 @@ from resnetlab.store import COMPLETED, INTERRUPTED, RUNNING, RunStore, default_s
 
 def test_runs_and_metrics_round_trip(tmp_path):
     with RunStore(tmp_path / "r.db") as store:
-        a = store.create_run("baseline", config={"lr": 0.1, "milestones": (0.5, 0.75)},
-                             model="resnetv2-mini", dataset="fashion-mnist")
+        a = store.create_run(
+            "baseline",
+            config={"lr": 0.1, "milestones": (0.5, 0.75)},
+            model="resnetv2-mini",
+            dataset="fashion-mnist",
+        )
         b = store.create_run()
         store.log_metrics(a, 10, {"loss": 0.9, "accuracy": 0.6}, epoch=0)
         store.log_metrics(a, 20, {"loss": float("nan")}, epoch=0)
@@ -65,11 +69,13 @@ def test_another_connection_polls_new_rows_while_a_run_writes(tmp_path):
 @pytest.mark.parametrize("ending", ["exit", "kill"])
 def test_a_run_whose_process_is_gone_becomes_interrupted(tmp_path, ending):
     db = tmp_path / "runs.db"
-    code = ("import os, signal, sys; from resnetlab.store import RunStore; "
-            "s = RunStore(sys.argv[1]); r = s.create_run('x'); "
-            "s.log_metrics(r, 1, {'loss': 1.0}); s.flush(); "
-            "s.log_metrics(r, 2, {'loss': 0.5}); "  # buffered only: lost with the process
-            + ("os._exit(0)" if ending == "exit" else "os.kill(os.getpid(), signal.SIGKILL)"))
+    code = (
+        "import os, signal, sys; from resnetlab.store import RunStore; "
+        "s = RunStore(sys.argv[1]); r = s.create_run('x'); "
+        "s.log_metrics(r, 1, {'loss': 1.0}); s.flush(); "
+        "s.log_metrics(r, 2, {'loss': 0.5}); "  # buffered only: lost with the process
+        + ("os._exit(0)" if ending == "exit" else "os.kill(os.getpid(), signal.SIGKILL)")
+    )
     subprocess.run([sys.executable, "-c", code, str(db)], check=False)
     with RunStore(db) as store:
         run = store.get_run("x")
@@ -110,7 +116,9 @@ def test_recorder_copies_training_metrics_from_the_stream_in_batches(tmp_path):
         rec.on_epoch_end(trainer, {})
         rows = store.metrics(run)
         assert sorted((r.step, r.key, r.value, r.epoch) for r in rows) == [
-            (1, "loss", 2.0, 0), (1, "lr", 0.1, 0)]
+            (1, "loss", 2.0, 0),
+            (1, "lr", 0.1, 0),
+        ]
 
 
 def test_paths_are_stored_absolute_and_work_from_another_directory(tmp_path, monkeypatch):
@@ -128,8 +136,7 @@ def test_paths_are_stored_absolute_and_work_from_another_directory(tmp_path, mon
     assert info.checkpoint_last == str(tmp_path / "project" / "runs" / "run-1" / "last.pt")
 
 
-def test_relative_paths_of_older_rows_resolve_against_the_database_folder(tmp_path,
-                                                                         monkeypatch):
+def test_relative_paths_of_older_rows_resolve_against_the_database_folder(tmp_path, monkeypatch):
     # An older version stored paths relative to the directory training ran in.
     run_dir = tmp_path / "project" / "runs" / "run-1"
     run_dir.mkdir(parents=True)
@@ -138,9 +145,11 @@ def test_relative_paths_of_older_rows_resolve_against_the_database_folder(tmp_pa
     with RunStore(db) as store:
         run = store.create_run("old")
     con = sqlite3.connect(db)
-    con.execute("UPDATE runs SET run_dir = 'runs/run-1', checkpoint_last = "
-                "'runs/run-1/last.pt', checkpoint_best = 'runs/run-1/best.pt' WHERE id = ?",
-                (run,))
+    con.execute(
+        "UPDATE runs SET run_dir = 'runs/run-1', checkpoint_last = "
+        "'runs/run-1/last.pt', checkpoint_best = 'runs/run-1/best.pt' WHERE id = ?",
+        (run,),
+    )
     con.commit()
     con.close()
     (tmp_path / "elsewhere").mkdir()
@@ -169,5 +178,8 @@ def test_truncate_metrics_forgets_the_steps_a_resume_replays(tmp_path):
         assert store.pending == 0
         store.flush()
         assert [(r.step, r.key) for r in store.metrics(run)] == [
-            (2, "loss"), (4, "loss"), (6, "loss")]
+            (2, "loss"),
+            (4, "loss"),
+            (6, "loss"),
+        ]
         assert [r.step for r in store.metrics(other)] == [2, 4, 6, 8]

@@ -22,9 +22,19 @@ def db(fashion_mnist_dir, tmp_path_factory):
     mp.setenv("OMP_NUM_THREADS", "1")  # tiny model: a second thread only adds contention
     try:
         for name, lr in (("slow", 0.05), ("fast", 0.2)):
-            resnetlab.train("resnetv2-micro", data_dir=fashion_mnist_dir, store=path,
-                            run_name=name, lr=lr, epochs=2, batch_size=64, train_limit=512,
-                            val_size=128, test_limit=256, log_every=2)
+            resnetlab.train(
+                "resnetv2-micro",
+                data_dir=fashion_mnist_dir,
+                store=path,
+                run_name=name,
+                lr=lr,
+                epochs=2,
+                batch_size=64,
+                train_limit=512,
+                val_size=128,
+                test_limit=256,
+                log_every=2,
+            )
     finally:
         mp.undo()
         torch.set_num_threads(threads)
@@ -43,8 +53,14 @@ def test_runs_lists_every_run_newest_first(db, capsys):
     lines = out.splitlines()
     assert lines[0].split()[:5] == ["ID", "NAME", "STATUS", "MODEL", "DATA"]
     assert "TEST_ACC" in lines[0]
-    assert lines[2].split()[:6] == ["2", "fast", "completed", "resnetv2-micro", "fashion-mnist",
-                                    "2/2"]
+    assert lines[2].split()[:6] == [
+        "2",
+        "fast",
+        "completed",
+        "resnetv2-micro",
+        "fashion-mnist",
+        "2/2",
+    ]
     assert lines[3].split()[1] == "slow"
     assert "2 run(s)" in out
     rc, out, _ = run(capsys, "runs", "--runs-db", db, "--status", "failed")
@@ -57,7 +73,7 @@ def test_show_prints_config_metrics_and_checkpoints(db, capsys):
     assert "run 2  fast  [completed]" in out
     assert "best checkpoint" in out and "best.pt" in out
     assert "test_accuracy" in out and "val_accuracy" in out
-    assert '  lr               0.2' in out
+    assert "  lr               0.2" in out
 
 
 def test_plot_writes_a_png_of_the_curves(db, capsys, tmp_path):

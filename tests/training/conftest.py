@@ -29,8 +29,15 @@ def small_fmnist(fashion_mnist_dir) -> SmallData:
     test = load("fashion-mnist", "test", root=fashion_mnist_dir)
     tx, ty = train.images[:1024].clone(), train.labels[:1024].clone()
     mean, std = channel_stats(tx)
-    return SmallData(tx, ty, test.images[:512].clone(), test.labels[:512].clone(), mean, std,
-                     str(fashion_mnist_dir))
+    return SmallData(
+        tx,
+        ty,
+        test.images[:512].clone(),
+        test.labels[:512].clone(),
+        mean,
+        std,
+        str(fashion_mnist_dir),
+    )
 
 
 @pytest.fixture
@@ -38,14 +45,27 @@ def make_loader(small_fmnist) -> Callable[..., object]:
     """TensorLoader over the first ``n`` small training images (real data, seeded order)."""
     from resnetlab.data import Augment, TensorLoader
 
-    def make(n: int = 256, batch_size: int = 32, *, augment: bool = True, seed: int = 0,
-             train: bool = True):
+    def make(
+        n: int = 256,
+        batch_size: int = 32,
+        *,
+        augment: bool = True,
+        seed: int = 0,
+        train: bool = True,
+    ):
         x = small_fmnist.train_x[:n] if train else small_fmnist.test_x[:n]
         y = small_fmnist.train_y[:n] if train else small_fmnist.test_y[:n]
-        return TensorLoader(x, y, batch_size, shuffle=train,
-                            augment=Augment(crop_padding=2, flip=True) if augment else None,
-                            mean=small_fmnist.mean, std=small_fmnist.std, drop_last=train,
-                            seed=seed)
+        return TensorLoader(
+            x,
+            y,
+            batch_size,
+            shuffle=train,
+            augment=Augment(crop_padding=2, flip=True) if augment else None,
+            mean=small_fmnist.mean,
+            std=small_fmnist.std,
+            drop_last=train,
+            seed=seed,
+        )
 
     return make
 
@@ -57,8 +77,9 @@ def micro_model() -> Callable[..., torch.nn.Module]:
 
     def make(seed: int = 0, **overrides) -> torch.nn.Module:
         torch.manual_seed(seed)
-        return create_model("resnetv2-micro", in_channels=1, num_classes=10, image_size=28,
-                            **overrides)
+        return create_model(
+            "resnetv2-micro", in_channels=1, num_classes=10, image_size=28, **overrides
+        )
 
     return make
 

@@ -10,22 +10,32 @@ from resnetlab.cli import main
 from resnetlab.store import RunStore
 from resnetlab.training.callbacks import LambdaCallback
 
-FAST = dict(epochs=3, batch_size=64, train_limit=768, val_size=128, test_limit=500,
-            live=None, label_smoothing=0.0)
+FAST = dict(
+    epochs=3,
+    batch_size=64,
+    train_limit=768,
+    val_size=128,
+    test_limit=500,
+    live=None,
+    label_smoothing=0.0,
+)
 
 
-def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, capsys,
-                                                 monkeypatch):
+def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, capsys, monkeypatch):
     (tmp_path / "project").mkdir()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "project")
     # A run stopped after 3 steps, as by Ctrl-C or job.stop(), recorded in the default
     # (relative) store location of this directory...
-    stopper = LambdaCallback(on_batch_end=lambda t, logs: setattr(
-        t, "stop_training", t.step >= 3))
-    stopped = resnetlab.train("resnetv2-micro", data_dir=fashion_mnist_dir,
-                              store="runs/resnetlab.db", run_name="cli", callbacks=[stopper],
-                              **FAST)
+    stopper = LambdaCallback(on_batch_end=lambda t, logs: setattr(t, "stop_training", t.step >= 3))
+    stopped = resnetlab.train(
+        "resnetv2-micro",
+        data_dir=fashion_mnist_dir,
+        store="runs/resnetlab.db",
+        run_name="cli",
+        callbacks=[stopper],
+        **FAST,
+    )
     assert stopped.status == "stopped" and stopped.checkpoint.exists()
     assert stopped.run_dir == stopped.checkpoint.parent
     run_dir = tmp_path / "project" / "runs" / f"run-{stopped.run_id}"
@@ -38,15 +48,43 @@ def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, ca
     with RunStore(db) as store:
         assert store.get_run("cli").status == "stopped"
     # Settings that differ from the checkpoint's are refused, naming the saved values...
-    rc = main(["train", "--resume", "cli", "--epochs", "4", "--lr", "0.5", "--live", "none",
-               "--no-progress", *common])
+    rc = main(
+        [
+            "train",
+            "--resume",
+            "cli",
+            "--epochs",
+            "4",
+            "--lr",
+            "0.5",
+            "--live",
+            "none",
+            "--no-progress",
+            *common,
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert "epochs=4 (checkpoint: 3)" in err and "lr=0.5 (checkpoint: 0.2)" in err
     assert "without --resume" in err
     # ...equal ones are fine: `resnetlab train --resume NAME` continues where it stopped.
-    rc = main(["train", "--resume", "cli", "--epochs", "3", "--batch-size", "64",
-               "--grad-norms", "5", "--live", "none", "--no-progress", *common])
+    rc = main(
+        [
+            "train",
+            "--resume",
+            "cli",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "64",
+            "--grad-norms",
+            "5",
+            "--live",
+            "none",
+            "--no-progress",
+            *common,
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert f"run {stopped.run_id}" in out and "test accuracy" in out and "wall time" in out
@@ -86,9 +124,13 @@ def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, ca
 def test_train_returns_history_test_metrics_and_the_model(fashion_mnist_dir, tmp_path):
     from resnetlab.inspect import GradientNormCallback
 
-    result = resnetlab.train("resnetv2-micro", data_dir=fashion_mnist_dir,
-                             store=tmp_path / "r.db", callbacks=[GradientNormCallback(every=3)],
-                             **{**FAST, "epochs": 1, "val_size": 0, "live": "agg"})
+    result = resnetlab.train(
+        "resnetv2-micro",
+        data_dir=fashion_mnist_dir,
+        store=tmp_path / "r.db",
+        callbacks=[GradientNormCallback(every=3)],
+        **{**FAST, "epochs": 1, "val_size": 0, "live": "agg"},
+    )
     assert result.status == "completed" and result.run_id == 1
     # The live dashboard (headless: PNG snapshots) ran beside training and wrote its last frame.
     assert (result.run_dir / "dashboard-final.png").stat().st_size > 1000
@@ -104,19 +146,55 @@ def test_train_returns_history_test_metrics_and_the_model(fashion_mnist_dir, tmp
 
 
 def test_cli_reports_bad_settings_as_errors(fashion_mnist_dir, tmp_path, capsys):
-    rc = main(["train", "--live", "nosuchbackend", "--runs-db", str(tmp_path / "r.db"),
-               "--data-dir", str(fashion_mnist_dir), "--train-limit", "256", "--val-size", "0"])
+    rc = main(
+        [
+            "train",
+            "--live",
+            "nosuchbackend",
+            "--runs-db",
+            str(tmp_path / "r.db"),
+            "--data-dir",
+            str(fashion_mnist_dir),
+            "--train-limit",
+            "256",
+            "--val-size",
+            "0",
+        ]
+    )
     assert rc == 2 and "unknown live backend 'nosuchbackend'" in capsys.readouterr().err
-    rc = main(["train", "--model", "resnetv2-micro", "--precision", "fp16", "--device", "cpu",
-               "--data-dir", str(fashion_mnist_dir), "--runs-db", str(tmp_path / "r.db"),
-               "--live", "none", "--train-limit", "256"])
+    rc = main(
+        [
+            "train",
+            "--model",
+            "resnetv2-micro",
+            "--precision",
+            "fp16",
+            "--device",
+            "cpu",
+            "--data-dir",
+            str(fashion_mnist_dir),
+            "--runs-db",
+            str(tmp_path / "r.db"),
+            "--live",
+            "none",
+            "--train-limit",
+            "256",
+        ]
+    )
     assert rc == 2
     assert "error: precision='fp16' needs a CUDA device" in capsys.readouterr().err
     rc = main(["eval", str(tmp_path / "nothing.pt"), "--runs-db", str(tmp_path / "r.db")])
     assert rc == 2
     assert "no such checkpoint file" in capsys.readouterr().err
-    base = ["train", "--runs-db", str(tmp_path / "r.db"), "--data-dir", str(fashion_mnist_dir),
-            "--live", "none"]
+    base = [
+        "train",
+        "--runs-db",
+        str(tmp_path / "r.db"),
+        "--data-dir",
+        str(fashion_mnist_dir),
+        "--live",
+        "none",
+    ]
     rc = main([*base, "--train-limit", "-3"])
     assert rc == 2
     assert "train_limit=-3 (--train-limit): must be a positive number" in capsys.readouterr().err

@@ -21,9 +21,16 @@ from resnetlab.training.trainer import Trainer
 
 
 def cfg(run_dir, **changes) -> TrainConfig:
-    base = dict(epochs=3, lr=0.1, log_every=2, val_size=0, channels_last=False,
-                ema_decay=0.9, run_dir=str(run_dir) if run_dir is not None else None,
-                keep_last=2)
+    base = dict(
+        epochs=3,
+        lr=0.1,
+        log_every=2,
+        val_size=0,
+        channels_last=False,
+        ema_decay=0.9,
+        run_dir=str(run_dir) if run_dir is not None else None,
+        keep_last=2,
+    )
     base.update(changes)
     return TrainConfig(**base)
 
@@ -36,14 +43,16 @@ def crash_at(step):
     def cb(trainer, logs):
         if trainer.step == step:
             raise Crash(f"simulated crash at step {step}")
+
     return LambdaCallback(on_batch_end=cb)
 
 
 def _assert_same_state(a: Trainer, b: Trainer) -> None:
     assert a.step == b.step and a.epoch == b.epoch
     assert a.lr == b.lr
-    for (name, pa), pb in zip(a.model.state_dict().items(), b.model.state_dict().values(),
-                              strict=True):
+    for (name, pa), pb in zip(
+        a.model.state_dict().items(), b.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(pa, pb), name
     for pa, pb in zip(a.ema.module.parameters(), b.ema.module.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -58,8 +67,9 @@ def test_resume_after_a_crash_continues_exactly(micro_model, make_loader, tmp_pa
     ref = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "ref"))
     ref.fit()
     # The same run, crashing in the middle of epoch 2 (after the epoch-1 checkpoint).
-    crashed = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "run"),
-                      callbacks=[crash_at(6)])
+    crashed = Trainer(
+        micro_model(), make_loader(128, 32), config=cfg(tmp_path / "run"), callbacks=[crash_at(6)]
+    )
     with pytest.raises(Crash):
         crashed.fit()
     assert crashed.status == "failed"
@@ -88,12 +98,17 @@ def test_resume_from_a_mid_epoch_stop_continues_exactly(micro_model, make_loader
         if trainer.step == 6:
             trainer.stop_training = True
 
-    first = Trainer(micro_model(), make_loader(128, 32), config=cfg(tmp_path / "run", epochs=2),
-                    callbacks=[LambdaCallback(on_batch_end=stop)])
+    first = Trainer(
+        micro_model(),
+        make_loader(128, 32),
+        config=cfg(tmp_path / "run", epochs=2),
+        callbacks=[LambdaCallback(on_batch_end=stop)],
+    )
     first.fit()
     assert first.status == "stopped"
-    resumed = Trainer(micro_model(seed=5), make_loader(128, 32),
-                      config=cfg(tmp_path / "run", epochs=2))
+    resumed = Trainer(
+        micro_model(seed=5), make_loader(128, 32), config=cfg(tmp_path / "run", epochs=2)
+    )
     resumed.resume(tmp_path / "run" / LAST)
     assert (resumed.step, resumed.epoch, resumed.batch_in_epoch) == (6, 1, 2)
     assert resumed.lr == pytest.approx(first.lr)
@@ -103,8 +118,9 @@ def test_resume_from_a_mid_epoch_stop_continues_exactly(micro_model, make_loader
 
 def test_keeps_the_last_n_and_the_best(micro_model, make_loader, tmp_path):
     val = make_loader(64, 64, train=False)
-    t = Trainer(micro_model(), make_loader(64, 32), val, config=cfg(tmp_path, epochs=4,
-                                                                    keep_last=2))
+    t = Trainer(
+        micro_model(), make_loader(64, 32), val, config=cfg(tmp_path, epochs=4, keep_last=2)
+    )
     t.fit()
     files = sorted(p.name for p in tmp_path.glob("ckpt-step*.pt"))
     assert files == ["ckpt-step00000006.pt", "ckpt-step00000008.pt"]
@@ -125,19 +141,26 @@ def test_checkpoint_rebuilds_its_model_from_the_spec(micro_model, make_loader, t
         assert torch.allclose(model(x), t.eval_model.eval()(x), atol=1e-6)
 
 
-def test_checkpoint_of_another_architecture_lists_mismatching_keys(micro_model, make_loader,
-                                                                  tmp_path):
+def test_checkpoint_of_another_architecture_lists_mismatching_keys(
+    micro_model, make_loader, tmp_path
+):
     t = Trainer(micro_model(), make_loader(64, 32), config=cfg(tmp_path, epochs=1))
     t.fit()
-    other = Trainer(micro_model(stack_channels=(8, 32)), make_loader(64, 32),
-                    config=cfg(tmp_path / "other", epochs=1))
+    other = Trainer(
+        micro_model(stack_channels=(8, 32)),
+        make_loader(64, 32),
+        config=cfg(tmp_path / "other", epochs=1),
+    )
     with pytest.raises(CheckpointError) as err:
         other.resume(tmp_path / LAST)
     msg = str(err.value)
     assert "does not fit this model's architecture" in msg
     assert "shape (checkpoint vs model)" in msg and "stacks.1" in msg
-    deeper = Trainer(micro_model(stack_units=(1, 2)), make_loader(64, 32),
-                     config=cfg(tmp_path / "deeper", epochs=1))
+    deeper = Trainer(
+        micro_model(stack_units=(1, 2)),
+        make_loader(64, 32),
+        config=cfg(tmp_path / "deeper", epochs=1),
+    )
     with pytest.raises(CheckpointError, match="missing in checkpoint: stacks.1.units.1"):
         deeper.resume(tmp_path / LAST)
 
@@ -178,14 +201,24 @@ def test_resume_after_a_crash_records_each_step_once(micro_model, make_loader, t
     from resnetlab.store import RunStore
 
     store = RunStore(tmp_path / "runs.db")
-    crashed = Trainer(micro_model(), make_loader(128, 32), config=cfg(None),
-                      store=store, callbacks=[crash_at(7), GradientNormCallback(every=2)])
+    crashed = Trainer(
+        micro_model(),
+        make_loader(128, 32),
+        config=cfg(None),
+        store=store,
+        callbacks=[crash_at(7), GradientNormCallback(every=2)],
+    )
     with pytest.raises(Crash):
         crashed.fit()  # checkpoint at step 4 (end of epoch 1), rows logged up to step 6
     assert store.get_run(crashed.run_id).status == "failed"
-    resumed = Trainer(micro_model(seed=1), make_loader(128, 32), config=cfg(None),
-                      store=store, run_id=crashed.run_id,
-                      callbacks=[GradientNormCallback(every=2)])
+    resumed = Trainer(
+        micro_model(seed=1),
+        make_loader(128, 32),
+        config=cfg(None),
+        store=store,
+        run_id=crashed.run_id,
+        callbacks=[GradientNormCallback(every=2)],
+    )
     resumed.resume(store.get_run(crashed.run_id).checkpoint_last)
     resumed.fit()
     run = store.get_run(crashed.run_id)
@@ -207,16 +240,22 @@ def test_a_run_ended_by_sigterm_is_interrupted_not_failed(micro_model, make_load
             raise SystemExit(143)
 
     with RunStore(tmp_path / "runs.db") as store:
-        t = Trainer(micro_model(), make_loader(128, 32), config=cfg(None),
-                    store=store, callbacks=[LambdaCallback(on_batch_end=terminate)])
+        t = Trainer(
+            micro_model(),
+            make_loader(128, 32),
+            config=cfg(None),
+            store=store,
+            callbacks=[LambdaCallback(on_batch_end=terminate)],
+        )
         with pytest.raises(SystemExit):
             t.fit()
         assert t.status == INTERRUPTED
         assert store.get_run(t.run_id).status == INTERRUPTED
 
 
-def test_resume_with_other_steps_per_epoch_continues_the_schedule(micro_model, make_loader,
-                                                                   tmp_path):
+def test_resume_with_other_steps_per_epoch_continues_the_schedule(
+    micro_model, make_loader, tmp_path
+):
     """After a resume on another world size (here: another batch size, the same effect on
     the steps per epoch) the LR continues at the same fraction of training."""
     from resnetlab.training.schedules import one_cycle
@@ -225,8 +264,12 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(micro_model, m
         trainer.stop_training = trainer.step == 6  # epoch 2, batch 2 of 4
 
     config = cfg(tmp_path / "run", epochs=3, schedule="onecycle", ema_decay=None)
-    first = Trainer(micro_model(), make_loader(128, 32), config=config,
-                    callbacks=[LambdaCallback(on_batch_end=stop)])
+    first = Trainer(
+        micro_model(),
+        make_loader(128, 32),
+        config=config,
+        callbacks=[LambdaCallback(on_batch_end=stop)],
+    )
     first.fit()
     assert (first.epoch, first.batch_in_epoch, first.steps_per_epoch) == (1, 2, 4)
     # The LR the uninterrupted 4-steps-per-epoch run uses next: at 1.5 of 3 epochs.
@@ -234,11 +277,15 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(micro_model, m
 
     lrs = []
     bar_text = io.StringIO()
-    resumed = Trainer(micro_model(), make_loader(128, 16),  # 8 steps per epoch
-                      config=cfg(tmp_path / "run", epochs=3, schedule="onecycle",
-                                 ema_decay=None),
-                      callbacks=[LambdaCallback(on_batch_end=lambda t, logs: lrs.append(
-                          logs["lr"])), ProgressBar(file=bar_text, mininterval=0)])
+    resumed = Trainer(
+        micro_model(),
+        make_loader(128, 16),  # 8 steps per epoch
+        config=cfg(tmp_path / "run", epochs=3, schedule="onecycle", ema_decay=None),
+        callbacks=[
+            LambdaCallback(on_batch_end=lambda t, logs: lrs.append(logs["lr"])),
+            ProgressBar(file=bar_text, mininterval=0),
+        ],
+    )
     resumed.resume(tmp_path / "run")
     assert (resumed.epoch, resumed.batch_in_epoch) == (1, 4)  # half of epoch 2 still
     resumed.fit()
@@ -252,8 +299,9 @@ def test_resume_with_other_steps_per_epoch_continues_the_schedule(micro_model, m
     assert " 12/24 " in bar_text.getvalue() and " 24/24 " in bar_text.getvalue()
 
 
-def test_two_run_stores_in_one_folder_keep_their_checkpoints_apart(micro_model, make_loader,
-                                                                   tmp_path):
+def test_two_run_stores_in_one_folder_keep_their_checkpoints_apart(
+    micro_model, make_loader, tmp_path
+):
     # Both stores number their first run 1: the second must not overwrite run-1/ of the
     # first, and a resume of either finds its own folder again.
     from resnetlab.store import RunStore

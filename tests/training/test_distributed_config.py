@@ -8,11 +8,14 @@ from resnetlab.errors import ConfigError
 from resnetlab.training import TrainConfig
 
 
-@pytest.mark.parametrize(("field", "value", "says"), [
-    ("dist_timeout_s", 0, "positive number of seconds"),
-    ("reference_batch", 0, "at least 1"),
-    ("rank", 2, "world_size=1"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("dist_timeout_s", 0, "positive number of seconds"),
+        ("reference_batch", 0, "at least 1"),
+        ("rank", 2, "world_size=1"),
+    ],
+)
 def test_bad_distributed_fields_are_refused_by_name(field: str, value: object, says: str) -> None:
     with pytest.raises(ConfigError, match=f"TrainConfig.{field}=.*{says}"):
         TrainConfig(**{field: value})
@@ -31,6 +34,7 @@ def test_cli_flags_reach_the_config_fields() -> None:
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
-    args = parser.parse_args(["train", "--sync-bn", "--dist-timeout", "7", "--reference-batch",
-                              "512"])
+    args = parser.parse_args(
+        ["train", "--sync-bn", "--dist-timeout", "7", "--reference-batch", "512"]
+    )
     assert (args.sync_batchnorm, args.dist_timeout_s, args.reference_batch) == (True, 7.0, 512)

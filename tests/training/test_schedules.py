@@ -21,7 +21,8 @@ def test_one_cycle_warms_up_to_the_peak_then_anneals():
 def test_the_papers_step_schedule_divides_by_ten_at_half_and_three_quarters():
     f = build_schedule("step", 64000)
     assert [f(s) for s in (0, 31999, 32000, 47999, 48000, 63999)] == pytest.approx(
-        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01])
+        [1.0, 1.0, 0.1, 0.1, 0.01, 0.01]
+    )
 
 
 def test_cosine_has_a_linear_warm_up_and_ends_near_zero():

@@ -32,11 +32,13 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sigkill_leaves_a_consistent_store_and_a_loadable_checkpoint(fashion_mnist_dir,
-                                                                    tmp_path):
+def test_sigkill_leaves_a_consistent_store_and_a_loadable_checkpoint(fashion_mnist_dir, tmp_path):
     db = tmp_path / "runs.db"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(db), str(fashion_mnist_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(db), str(fashion_mnist_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.time() + 90
         run = None
@@ -46,8 +48,11 @@ def test_sigkill_leaves_a_consistent_store_and_a_loadable_checkpoint(fashion_mni
                 with RunStore(db) as store:
                     runs = store.list_runs()
                     # Two epochs done: checkpoints exist and metrics were flushed.
-                    if runs and runs[0].checkpoint_last and len(
-                            store.metrics(runs[0].id, keys=["val_loss", "epoch_time"])) >= 2:
+                    if (
+                        runs
+                        and runs[0].checkpoint_last
+                        and len(store.metrics(runs[0].id, keys=["val_loss", "epoch_time"])) >= 2
+                    ):
                         run = runs[0]
                         break
             time.sleep(0.2)

@@ -16,20 +16,52 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                 "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT")
+LAUNCHER_VARS = (
+    "RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "TORCHELASTIC_RESTART_COUNT",
+)
 
 
 def test_a_one_epoch_torchrun_job_prints_each_ranks_system_line(tmp_path, fashion_mnist_dir):
     env = {k: v for k, v in os.environ.items() if k not in LAUNCHER_VARS}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-           "-m", "resnetlab", "train", "--model", "resnetv2-micro", "--epochs", "1",
-           "--batch-size", "64", "--train-limit", "512", "--val-size", "0", "--test-limit",
-           "128", "--live", "none", "--no-progress", "--data-dir", str(fashion_mnist_dir),
-           "--runs-db", str(tmp_path / "runs.db")]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "resnetlab",
+        "train",
+        "--model",
+        "resnetv2-micro",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--train-limit",
+        "512",
+        "--val-size",
+        "0",
+        "--test-limit",
+        "128",
+        "--live",
+        "none",
+        "--no-progress",
+        "--data-dir",
+        str(fashion_mnist_dir),
+        "--runs-db",
+        str(tmp_path / "runs.db"),
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         out, _ = proc.communicate(timeout=240)
     finally:

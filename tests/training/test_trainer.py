@@ -20,8 +20,11 @@ def quick(**changes) -> TrainConfig:
 
 def test_a_few_steps_reduce_the_loss(micro_model, make_loader):
     loader = make_loader(384, 32, augment=False)
-    trainer = Trainer(micro_model(), loader, config=quick(epochs=2, schedule="constant",
-                                                          lr=0.2, label_smoothing=0.0))
+    trainer = Trainer(
+        micro_model(),
+        loader,
+        config=quick(epochs=2, schedule="constant", lr=0.2, label_smoothing=0.0),
+    )
     trainer.fit()
     _, losses = trainer.stream.series("loss")
     assert len(losses) == 2 * len(loader)
@@ -50,8 +53,11 @@ def test_callbacks_fire_in_the_documented_order(micro_model, make_loader):
     grab = LambdaCallback(on_epoch_end=lambda t, logs: seen_logs.update(logs))
     Trainer(micro_model(), loader, val, config=quick(epochs=2), callbacks=[rec, grab]).fit()
     events = [c[0] for c in rec.calls]
-    per_epoch = ["on_epoch_start"] + ["on_after_backward", "on_batch_end"] * len(loader) + [
-        "on_validation_end", "on_epoch_end"]
+    per_epoch = (
+        ["on_epoch_start"]
+        + ["on_after_backward", "on_batch_end"] * len(loader)
+        + ["on_validation_end", "on_epoch_end"]
+    )
     assert events == ["on_fit_start", *per_epoch, *per_epoch, "on_fit_end", "on_end"]
     # Keras-style flat logs with val_ prefixes.
     for key in ("loss", "accuracy", "lr", "val_loss", "val_accuracy", "epoch", "step"):
@@ -82,10 +88,17 @@ def test_stop_flag_stops_within_one_batch(micro_model, make_loader, tmp_path):
             steps_at_stop.append(trainer.step)
 
     fit_end = []
-    cbs = [LambdaCallback(on_batch_end=stop_at_3,
-                          on_fit_end=lambda t, logs: fit_end.append(logs["status"]))]
-    trainer = Trainer(micro_model(), make_loader(256, 32), config=quick(
-        epochs=3, run_dir=str(tmp_path)), callbacks=cbs)
+    cbs = [
+        LambdaCallback(
+            on_batch_end=stop_at_3, on_fit_end=lambda t, logs: fit_end.append(logs["status"])
+        )
+    ]
+    trainer = Trainer(
+        micro_model(),
+        make_loader(256, 32),
+        config=quick(epochs=3, run_dir=str(tmp_path)),
+        callbacks=cbs,
+    )
     trainer.fit()
     assert trainer.step == 3 and steps_at_stop == [3]
     assert trainer.status == "stopped" and fit_end == ["stopped"]
@@ -95,8 +108,7 @@ def test_stop_flag_stops_within_one_batch(micro_model, make_loader, tmp_path):
 
 def test_same_seed_same_first_epoch_losses_on_cpu(micro_model, make_loader):
     def losses(seed):
-        t = Trainer(micro_model(seed), make_loader(256, 32, seed=seed),
-                    config=quick(seed=seed))
+        t = Trainer(micro_model(seed), make_loader(256, 32, seed=seed), config=quick(seed=seed))
         t.fit()
         return t.stream.series("loss")[1]
 
@@ -112,12 +124,19 @@ def test_after_backward_sees_clipped_gradients_before_the_step(micro_model, make
 
     def look(trainer, logs):
         grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
-        norms.append(torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(g) for g in grads])).item())
+        norms.append(
+            torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g) for g in grads])
+            ).item()
+        )
         weights_before.append(first.detach().clone())
 
-    trainer = Trainer(model, make_loader(64, 32), config=quick(grad_clip=0.01),
-                      callbacks=[LambdaCallback(on_after_backward=look)])
+    trainer = Trainer(
+        model,
+        make_loader(64, 32),
+        config=quick(grad_clip=0.01),
+        callbacks=[LambdaCallback(on_after_backward=look)],
+    )
     trainer.fit()
     assert len(norms) == 2 and max(norms) <= 0.01 + 1e-6
     assert not torch.equal(weights_before[-1], first.detach())  # the step came after
@@ -135,21 +154,25 @@ def test_no_weight_decay_on_batchnorm_and_bias(micro_model):
 
 def test_fp16_on_cpu_is_a_clear_config_error(micro_model, make_loader):
     with pytest.raises(ConfigError, match="fp16.*CUDA.*bf16"):
-        Trainer(micro_model(), make_loader(64, 32), config=quick(precision="fp16",
-                                                                  device="cpu"))
+        Trainer(micro_model(), make_loader(64, 32), config=quick(precision="fp16", device="cpu"))
 
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(micro_model, make_loader):
-    trainer = Trainer(micro_model(), make_loader(128, 32),
-                      config=quick(precision="bf16", channels_last=True, ema_decay=0.9))
+    trainer = Trainer(
+        micro_model(),
+        make_loader(128, 32),
+        config=quick(precision="bf16", channels_last=True, ema_decay=0.9),
+    )
     trainer.fit()
-    assert trainer.model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last) \
-        if hasattr(trainer.model, "stem") and hasattr(trainer.model.stem, "conv") else True
+    assert (
+        trainer.model.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
+        if hasattr(trainer.model, "stem") and hasattr(trainer.model.stem, "conv")
+        else True
+    )
     loss = trainer.history[-1]["loss"]
     assert 0 < loss < 5
     # The EMA copy moved away from the initial weights too.
-    assert not torch.equal(next(trainer.ema.module.parameters()),
-                           next(micro_model().parameters()))
+    assert not torch.equal(next(trainer.ema.module.parameters()), next(micro_model().parameters()))
 
 
 def test_bad_config_names_the_field():
@@ -160,8 +183,11 @@ def test_bad_config_names_the_field():
 
 
 def test_diverging_loss_stops_with_advice(micro_model, make_loader):
-    trainer = Trainer(micro_model(), make_loader(128, 32),
-                      config=quick(lr=1e12, schedule="constant", label_smoothing=0.0))
+    trainer = Trainer(
+        micro_model(),
+        make_loader(128, 32),
+        config=quick(lr=1e12, schedule="constant", label_smoothing=0.0),
+    )
     with pytest.raises(ConfigError, match="diverged.*lower the learning rate"):
         trainer.fit()
     assert trainer.status == "failed"

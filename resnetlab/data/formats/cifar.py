@@ -24,10 +24,18 @@ _FIX = "delete it so that it is downloaded again, or replace it with the officia
 
 # member file names (inside the archive's top folder) per dataset and split
 MEMBERS = {
-    False: {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"],
-            "meta": "batches.meta.txt", "top": "cifar-10-batches-bin"},
-    True: {"train": ["train.bin"], "test": ["test.bin"], "meta": "fine_label_names.txt",
-           "top": "cifar-100-binary"},
+    False: {
+        "train": [f"data_batch_{i}.bin" for i in range(1, 6)],
+        "test": ["test_batch.bin"],
+        "meta": "batches.meta.txt",
+        "top": "cifar-10-batches-bin",
+    },
+    True: {
+        "train": ["train.bin"],
+        "test": ["test.bin"],
+        "meta": "fine_label_names.txt",
+        "top": "cifar-100-binary",
+    },
 }
 
 
@@ -36,15 +44,20 @@ def parse_records(data: bytes, where: str, fine: bool) -> tuple[np.ndarray, np.n
     record = PIXELS + (2 if fine else 1)
     if len(data) == 0 or len(data) % record:
         other = PIXELS + (1 if fine else 2)
-        hint = (f"; its size is a multiple of {other}, so it looks like "
-                f"{'CIFAR-10' if fine else 'CIFAR-100'} data" if data and len(data) % other == 0
-                else "")
-        raise DataError(f"{where}: {len(data)} bytes is not a whole number of "
-                        f"{record}-byte records (expected for {'CIFAR-100' if fine else 'CIFAR-10'}"
-                        f" binary){hint}; the file is truncated or of the wrong kind; {_FIX}")
+        hint = (
+            f"; its size is a multiple of {other}, so it looks like "
+            f"{'CIFAR-10' if fine else 'CIFAR-100'} data"
+            if data and len(data) % other == 0
+            else ""
+        )
+        raise DataError(
+            f"{where}: {len(data)} bytes is not a whole number of "
+            f"{record}-byte records (expected for {'CIFAR-100' if fine else 'CIFAR-10'}"
+            f" binary){hint}; the file is truncated or of the wrong kind; {_FIX}"
+        )
     rows = np.frombuffer(bytearray(data), dtype=np.uint8).reshape(-1, record)
     labels = rows[:, record - PIXELS - 1].astype(np.int64)  # CIFAR-100: the fine label
-    images = rows[:, record - PIXELS:].reshape(-1, 3, 32, 32)
+    images = rows[:, record - PIXELS :].reshape(-1, 3, 32, 32)
     return images, labels
 
 
@@ -56,8 +69,10 @@ def _read_members(source: Path, names: list[str], top: str) -> dict[str, bytes]:
         for name in names:
             path = folder / name
             if not path.exists():
-                raise DataError(f"{path}: missing; expected the {top}/ folder of the official "
-                                "archive to hold it; extract the archive again")
+                raise DataError(
+                    f"{path}: missing; expected the {top}/ folder of the official "
+                    "archive to hold it; extract the archive again"
+                )
             out[name] = path.read_bytes()
         return out
     out: dict[str, bytes] = {}
@@ -70,13 +85,17 @@ def _read_members(source: Path, names: list[str], top: str) -> dict[str, bytes]:
                     assert fh is not None
                     out[base] = fh.read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{source}: not a readable tar.gz archive ({exc}); expected the "
-                        f"official {source.name}; {_FIX}") from None
+        raise DataError(
+            f"{source}: not a readable tar.gz archive ({exc}); expected the "
+            f"official {source.name}; {_FIX}"
+        ) from None
     missing = [n for n in names if n not in out]
     if missing:
-        raise DataError(f"{source}: archive lacks {', '.join(missing)}; expected the members "
-                        f"of {top}/; found only {', '.join(sorted(out)) or 'none of them'}; "
-                        f"{_FIX}")
+        raise DataError(
+            f"{source}: archive lacks {', '.join(missing)}; expected the members "
+            f"of {top}/; found only {', '.join(sorted(out)) or 'none of them'}; "
+            f"{_FIX}"
+        )
     return out
 
 
@@ -88,14 +107,18 @@ def read_cifar(source: Path, split: str, fine: bool) -> dict[str, Any]:
     parts = [parse_records(blobs[n], f"{source}:{n}", fine) for n in layout[split]]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
-    classes = [line.strip() for line in blobs[layout["meta"]].decode().splitlines()
-               if line.strip()]
+    classes = [line.strip() for line in blobs[layout["meta"]].decode().splitlines() if line.strip()]
     expected = 100 if fine else 10
     if len(classes) != expected:
-        raise DataError(f"{source}:{layout['meta']}: {len(classes)} class names, expected "
-                        f"{expected}; {_FIX}")
+        raise DataError(
+            f"{source}:{layout['meta']}: {len(classes)} class names, expected {expected}; {_FIX}"
+        )
     if labels.size and int(labels.max()) >= expected:
-        raise DataError(f"{source}: label {int(labels.max())} found, expected 0..{expected - 1}"
-                        f"; {_FIX}")
-    return {"images": torch.from_numpy(np.ascontiguousarray(images)),
-            "labels": torch.from_numpy(labels), "classes": classes}
+        raise DataError(
+            f"{source}: label {int(labels.max())} found, expected 0..{expected - 1}; {_FIX}"
+        )
+    return {
+        "images": torch.from_numpy(np.ascontiguousarray(images)),
+        "labels": torch.from_numpy(labels),
+        "classes": classes,
+    }

@@ -33,10 +33,12 @@ def split_folder(root: Path, split: str) -> Path:
         return root / split
     if split == "train":
         return root
-    raise DataError(f"{root}: no '{split}' folder; expected {root}/{split}/<class name>/*.png "
-                    f"for the {split} split; found {_describe(root)}. Create it, or use the "
-                    "whole folder as the training split and carve a validation set with "
-                    "split_validation(ds, size)")
+    raise DataError(
+        f"{root}: no '{split}' folder; expected {root}/{split}/<class name>/*.png "
+        f"for the {split} split; found {_describe(root)}. Create it, or use the "
+        "whole folder as the training split and carve a validation set with "
+        "split_validation(ds, size)"
+    )
 
 
 def available_splits(root: str | os.PathLike[str]) -> list[str]:
@@ -46,8 +48,11 @@ def available_splits(root: str | os.PathLike[str]) -> list[str]:
 
 def class_folders(folder: Path) -> list[Path]:
     """The class sub-folders of ``folder`` in sorted order (hidden and split folders skipped)."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_dir() and p.name not in ("train", "test") and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and p.name not in ("train", "test") and not p.name.startswith(".")
+    )
 
 
 def class_names(root: Path) -> list[str]:
@@ -60,21 +65,26 @@ def scan(folder: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     files: list[Path] = []
     labels: list[int] = []
     for sub in class_folders(folder):
-        images = sorted(p for p in sub.rglob("*")
-                        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        images = sorted(
+            p for p in sub.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
         if sub.name not in classes:
-            raise DataError(f"{sub}: class {sub.name!r} is not a class of the training split; "
-                            f"expected one of {', '.join(classes) or '(none)'} (the sub-folders "
-                            f"of the training folder); found {len(images)} image(s) in it. Add "
-                            f"a '{sub.name}' folder to the training split too (it may be "
-                            "empty), or rename or remove this one")
+            raise DataError(
+                f"{sub}: class {sub.name!r} is not a class of the training split; "
+                f"expected one of {', '.join(classes) or '(none)'} (the sub-folders "
+                f"of the training folder); found {len(images)} image(s) in it. Add "
+                f"a '{sub.name}' folder to the training split too (it may be "
+                "empty), or rename or remove this one"
+            )
         files.extend(images)
         labels.extend([classes.index(sub.name)] * len(images))
     if not files:
-        raise DataError(f"{folder}: no images found; expected {folder}/<class name>/*.png (or "
-                        f".jpg, .jpeg, .bmp, .gif, .webp, .tif) with one sub-folder per class; "
-                        f"found {_describe(folder)}. Put each class's images in its own "
-                        "sub-folder")
+        raise DataError(
+            f"{folder}: no images found; expected {folder}/<class name>/*.png (or "
+            f".jpg, .jpeg, .bmp, .gif, .webp, .tif) with one sub-folder per class; "
+            f"found {_describe(folder)}. Put each class's images in its own "
+            "sub-folder"
+        )
     return files, labels
 
 
@@ -99,29 +109,39 @@ def _choose_mode(files: list[Path], grayscale: bool | None) -> str:
     return "L"
 
 
-def load_image_folder(root: str | os.PathLike[str] | None, split: str = "train", *,
-                      image_size: int | tuple[int, int] | None = None,
-                      grayscale: bool | None = None, cache_parsed: bool = True) -> ImageDataset:
+def load_image_folder(
+    root: str | os.PathLike[str] | None,
+    split: str = "train",
+    *,
+    image_size: int | tuple[int, int] | None = None,
+    grayscale: bool | None = None,
+    cache_parsed: bool = True,
+) -> ImageDataset:
     """Load ``root`` (see the module docstring) as an :class:`ImageDataset`."""
     if root is None:
-        raise ConfigError("image-folder needs root=... (CLI: --data-dir) pointing at a folder "
-                          "with one sub-folder of images per class")
+        raise ConfigError(
+            "image-folder needs root=... (CLI: --data-dir) pointing at a folder "
+            "with one sub-folder of images per class"
+        )
     if grayscale is not None and not isinstance(grayscale, bool):
-        raise ConfigError(f"image-folder: grayscale must be True, False or None (decide from "
-                          f"the images), got {grayscale!r}")
+        raise ConfigError(
+            f"image-folder: grayscale must be True, False or None (decide from "
+            f"the images), got {grayscale!r}"
+        )
     size = as_size(image_size)
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder; expected a folder with one sub-folder of "
-                        "images per class; check the path")
+        raise DataError(
+            f"{root}: not a folder; expected a folder with one sub-folder of "
+            "images per class; check the path"
+        )
     folder = split_folder(root, split)
     classes = class_names(root)
     files, labels = scan(folder, classes)
     mode = _choose_mode(files, grayscale)
     payload = None
     if cache_parsed:
-        key = cache.fingerprint(files, root=str(folder), size=size, mode=mode,
-                                  classes=classes)
+        key = cache.fingerprint(files, root=str(folder), size=size, mode=mode, classes=classes)
         path = cache.cache_path(NAME, split, key)
         payload = cache.load_cached(path)
     if payload is None:
@@ -131,14 +151,25 @@ def load_image_folder(root: str | os.PathLike[str] | None, split: str = "train",
             array = decode(file, str(file), size, mode)  # resized only when size is given
             first = arrays[0].shape[1:] if arrays else array.shape[1:]
             if array.shape[1:] != first:
-                raise DataError(f"{file}: image is {array.shape[2]}x{array.shape[1]} but "
-                                f"{files[0]} is {first[1]}x{first[0]}; images of one folder "
-                                "must share a size unless you pass image_size=N to resize "
-                                "them all")
+                raise DataError(
+                    f"{file}: image is {array.shape[2]}x{array.shape[1]} but "
+                    f"{files[0]} is {first[1]}x{first[0]}; images of one folder "
+                    "must share a size unless you pass image_size=N to resize "
+                    "them all"
+                )
             arrays.append(array)
-        payload = {"images": torch.from_numpy(np.stack(arrays)),
-                   "labels": torch.tensor(labels, dtype=torch.int64), "classes": classes}
+        payload = {
+            "images": torch.from_numpy(np.stack(arrays)),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+            "classes": classes,
+        }
         if cache_parsed:
             cache.save_cached(path, payload)
-    return ImageDataset(images=payload["images"], labels=payload["labels"],
-                        classes=list(payload["classes"]), name=NAME, source=folder, split=split)
+    return ImageDataset(
+        images=payload["images"],
+        labels=payload["labels"],
+        classes=list(payload["classes"]),
+        name=NAME,
+        source=folder,
+        split=split,
+    )

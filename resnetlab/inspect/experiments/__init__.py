@@ -17,12 +17,18 @@ from resnetlab.inspect.experiments.budget import Budget
 
 # name -> (module, one-line description)
 EXPERIMENTS: dict[str, tuple[str, str]] = {
-    "degradation": ("resnetlab.inspect.experiments.degradation",
-                    "plain-N vs resnetv2-N at two depths: error curves and gradient-norm heat maps"),
-    "stack-shortcut": ("resnetlab.inspect.experiments.stack_shortcut",
-                       "resnetv2 with/without a shortcut around each stack, several seeds"),
-    "bottleneck-ratio": ("resnetlab.inspect.experiments.bottleneck_ratio",
-                         "bottleneck 1/4 vs 1/2 vs basic units at similar parameter counts"),
+    "degradation": (
+        "resnetlab.inspect.experiments.degradation",
+        "plain-N vs resnetv2-N at two depths: error curves and gradient-norm heat maps",
+    ),
+    "stack-shortcut": (
+        "resnetlab.inspect.experiments.stack_shortcut",
+        "resnetv2 with/without a shortcut around each stack, several seeds",
+    ),
+    "bottleneck-ratio": (
+        "resnetlab.inspect.experiments.bottleneck_ratio",
+        "bottleneck 1/4 vs 1/2 vs basic units at similar parameter counts",
+    ),
 }
 
 __all__ = ["EXPERIMENTS", "Budget", "ExperimentOptions", "run_experiment"]
@@ -37,8 +43,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'resnetlab.inspect.experiments' has no attribute {name!r}")
 
 
-def run_experiment(name: str, *, budget: str | int | Budget = "1ep",
-                   out: str | Path = "experiments", **options: Any) -> Path:
+def run_experiment(
+    name: str,
+    *,
+    budget: str | int | Budget = "1ep",
+    out: str | Path = "experiments",
+    **options: Any,
+) -> Path:
     """Run experiment ``name`` and write its report into ``out``; returns the report path.
 
     ``options`` are :class:`ExperimentOptions` fields (``subset``, ``depths``, ``seeds``,

@@ -19,10 +19,22 @@ from resnetlab.errors import ConfigError
 
 _RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z ]*)\s*$")
 _UNITS = {
-    "": "epochs", "ep": "epochs", "epoch": "epochs", "epochs": "epochs", "e": "epochs",
-    "m": "minutes", "min": "minutes", "mins": "minutes", "minute": "minutes",
-    "minutes": "minutes", "h": "hours", "hour": "hours", "hours": "hours",
-    "s": "seconds", "sec": "seconds", "seconds": "seconds",
+    "": "epochs",
+    "ep": "epochs",
+    "epoch": "epochs",
+    "epochs": "epochs",
+    "e": "epochs",
+    "m": "minutes",
+    "min": "minutes",
+    "mins": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "h": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "s": "seconds",
+    "sec": "seconds",
+    "seconds": "seconds",
 }
 
 
@@ -51,13 +63,17 @@ class Budget:
         match = _RE.match(str(text).lower())
         unit = _UNITS.get(match.group(2).strip()) if match else None
         if match is None or unit is None:
-            raise ConfigError(f"--budget {text!r} is not a budget; use epochs per run ('2', "
-                              "'2ep') or time for the whole experiment ('90s', '5min', '1h')")
+            raise ConfigError(
+                f"--budget {text!r} is not a budget; use epochs per run ('2', "
+                "'2ep') or time for the whole experiment ('90s', '5min', '1h')"
+            )
         value = float(match.group(1))
         if unit == "epochs":
             if not value.is_integer():
-                raise ConfigError(f"--budget {text!r}: epochs must be whole; for less work "
-                                  "use 1 epoch with a smaller --subset")
+                raise ConfigError(
+                    f"--budget {text!r}: epochs must be whole; for less work "
+                    "use 1 epoch with a smaller --subset"
+                )
             return cls(epochs=int(value))
         scale = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0}[unit]
         return cls(seconds=value * scale)
@@ -72,7 +88,12 @@ class Budget:
     def describe(self) -> str:
         if self.epochs is not None:
             return f"{self.epochs} epoch{'s' if self.epochs != 1 else ''} per run"
-        amount = (f"{self.seconds:.0f} seconds" if self.seconds < 120
-                  else f"{self.seconds / 60:.3g} minutes")
-        return (f"{amount} for the whole experiment, shared equally between the runs "
-                "(epochs per run from a timed probe of each model, the same for all its seeds)")
+        amount = (
+            f"{self.seconds:.0f} seconds"
+            if self.seconds < 120
+            else f"{self.seconds / 60:.3g} minutes"
+        )
+        return (
+            f"{amount} for the whole experiment, shared equally between the runs "
+            "(epochs per run from a timed probe of each model, the same for all its seeds)"
+        )

@@ -53,8 +53,10 @@ class Report:
         self.parts.append(f"![{caption}]({self.name}/{filename})\n\n*{caption}*")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-        lines = ["| " + " | ".join(headers) + " |",
-                 "| " + " | ".join("---" for _ in headers) + " |"]
+        lines = [
+            "| " + " | ".join(headers) + " |",
+            "| " + " | ".join("---" for _ in headers) + " |",
+        ]
         lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
         self.parts.append("\n".join(lines))
 
@@ -62,24 +64,30 @@ class Report:
         o = self.options
         when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
         cmd = o.command or f"resnetlab experiment {self.name} --budget ..."
-        return "\n".join([
-            f"# {self.title}",
-            "",
-            "Produced by:",
-            "",
-            "```",
-            cmd,
-            "```",
-            "",
-            f"- **Budget**: {o.budget.describe()}; {o.subset} training images and "
-            f"{o.test_subset} test images of {o.dataset} (fixed random subsets), batch "
-            f"{o.batch_size}, SGD + Nesterov, one-cycle LR peaking at {o.lr}, weight decay "
-            "5e-4, no augmentation, no label smoothing.",
-            f"- **Hardware**: {self.hardware_line}.",
-            f"- **Wall time**: {seconds / 60:.1f} minutes ({when}).",
-            "- Runs are in the run store"
-            + (f" `{o.store}` (`resnetlab runs`)." if o.store else " (not recorded: --no-store)."),
-        ])
+        return "\n".join(
+            [
+                f"# {self.title}",
+                "",
+                "Produced by:",
+                "",
+                "```",
+                cmd,
+                "```",
+                "",
+                f"- **Budget**: {o.budget.describe()}; {o.subset} training images and "
+                f"{o.test_subset} test images of {o.dataset} (fixed random subsets), batch "
+                f"{o.batch_size}, SGD + Nesterov, one-cycle LR peaking at {o.lr}, weight decay "
+                "5e-4, no augmentation, no label smoothing.",
+                f"- **Hardware**: {self.hardware_line}.",
+                f"- **Wall time**: {seconds / 60:.1f} minutes ({when}).",
+                "- Runs are in the run store"
+                + (
+                    f" `{o.store}` (`resnetlab runs`)."
+                    if o.store
+                    else " (not recorded: --no-store)."
+                ),
+            ]
+        )
 
     def write(self, seconds: float) -> Path:
         """Write the figures and the Markdown file; returns the Markdown file's path."""
@@ -91,6 +99,7 @@ class Report:
 
 
 # -- numbers ---------------------------------------------------------------------------
+
 
 def pct(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}%"
@@ -106,8 +115,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 _COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
 
 
-def error_curves(groups: Sequence[tuple[str, Sequence[RunOutcome]]], *,
-                 title: str = "") -> Figure:
+def error_curves(groups: Sequence[tuple[str, Sequence[RunOutcome]]], *, title: str = "") -> Figure:
     """One panel per group: training error (solid) and test error (dashed) vs epoch."""
     from matplotlib.figure import Figure
 
@@ -119,8 +127,15 @@ def error_curves(groups: Sequence[tuple[str, Sequence[RunOutcome]]], *,
             colour = _COLOURS[i % len(_COLOURS)]
             label = f"seed {run.spec.seed}" if several_seeds else run.spec.label
             ax.plot(*run.train_curve, color=colour, lw=1.4, label=f"{label} train")
-            ax.plot(*run.test_curve, color=colour, lw=1.4, ls="--", marker="o", ms=3,
-                    label=f"{label} test")
+            ax.plot(
+                *run.test_curve,
+                color=colour,
+                lw=1.4,
+                ls="--",
+                marker="o",
+                ms=3,
+                label=f"{label} test",
+            )
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -140,7 +155,9 @@ def gradient_heatmaps(runs: Sequence[RunOutcome], *, title: str = "") -> Figure:
     from matplotlib.figure import Figure
 
     logs = [np.log10(np.clip(r.grad_norms, 1e-12, None)) for r in runs]
-    finite = np.concatenate([g[np.isfinite(g)].ravel() for g in logs if g.size]) if logs else np.empty(0)
+    finite = (
+        np.concatenate([g[np.isfinite(g)].ravel() for g in logs if g.size]) if logs else np.empty(0)
+    )
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (-3.0, 1.0)
     norm = Normalize(vmin=lo, vmax=hi)
     fig = Figure(figsize=(4.2 * len(runs) + 1.0, 4.4), layout="constrained")
@@ -152,14 +169,19 @@ def gradient_heatmaps(runs: Sequence[RunOutcome], *, title: str = "") -> Figure:
             continue
         steps = run.grad_steps
         x1 = steps[-1] + (steps[1] - steps[0] if steps.size > 1 else 1)
-        image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="magma", norm=norm,
-                          extent=(steps[0], x1, grid.shape[0] - 0.5, -0.5))
+        image = ax.imshow(
+            grid,
+            aspect="auto",
+            interpolation="nearest",
+            cmap="magma",
+            norm=norm,
+            extent=(steps[0], x1, grid.shape[0] - 0.5, -0.5),
+        )
         ax.set_title(f"{run.spec.label} ({grid.shape[0]} conv layers)", fontsize=9)
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("conv layer (input at top)")
     if image is not None:
-        fig.colorbar(image, ax=list(axes), label="log10 ‖grad‖ of the layer's weights",
-                     shrink=0.9)
+        fig.colorbar(image, ax=list(axes), label="log10 ‖grad‖ of the layer's weights", shrink=0.9)
     if title:
         fig.suptitle(title)
     return fig
@@ -176,8 +198,9 @@ def depth_profile(runs: Sequence[RunOutcome], *, title: str = "") -> Figure:
             continue
         first = run.grad_norms[:, 0]
         rel = np.linspace(0, 1, first.size)
-        ax.semilogy(rel, first, color=_COLOURS[i % len(_COLOURS)], lw=1.2, marker=".",
-                    label=run.spec.label)
+        ax.semilogy(
+            rel, first, color=_COLOURS[i % len(_COLOURS)], lw=1.2, marker=".", label=run.spec.label
+        )
     ax.set_xlabel("relative depth of the conv layer (0 = first, 1 = last)")
     ax.set_ylabel("‖grad‖ at step 0")
     ax.grid(alpha=0.3, which="both")
@@ -187,8 +210,9 @@ def depth_profile(runs: Sequence[RunOutcome], *, title: str = "") -> Figure:
     return fig
 
 
-def mean_std_bars(groups: Sequence[tuple[str, Sequence[float]]], *, ylabel: str,
-                  title: str = "") -> Figure:
+def mean_std_bars(
+    groups: Sequence[tuple[str, Sequence[float]]], *, ylabel: str, title: str = ""
+) -> Figure:
     """Bar per group at the mean, error bar ±1 std, and every seed as a dot."""
     from matplotlib.figure import Figure
 

@@ -64,19 +64,27 @@ class ExperimentOptions:
 
     def __post_init__(self) -> None:
         # option -> its CLI flag, so the message names what the user typed
-        for name, flag in (("subset", "--subset"), ("test_subset", "--test-subset"),
-                           ("width", "--width"), ("seeds", "--seeds"),
-                           ("batch_size", "--batch-size"), ("grad_every", "--grad-every"),
-                           ("threads", "--threads")):
+        for name, flag in (
+            ("subset", "--subset"),
+            ("test_subset", "--test-subset"),
+            ("width", "--width"),
+            ("seeds", "--seeds"),
+            ("batch_size", "--batch-size"),
+            ("grad_every", "--grad-every"),
+            ("threads", "--threads"),
+        ):
             value = getattr(self, name)
             if value is None and name in ("seeds", "threads"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ExperimentOptions.{name}={value!r} ({flag}) must be an "
-                                  "integer >= 1")
+                raise ConfigError(
+                    f"ExperimentOptions.{name}={value!r} ({flag}) must be an integer >= 1"
+                )
         if not self.depths:
-            raise ConfigError("ExperimentOptions.depths is empty (--depths); give at least "
-                              "one depth 9n + 2, e.g. --depths 20,56")
+            raise ConfigError(
+                "ExperimentOptions.depths is empty (--depths); give at least "
+                "one depth 9n + 2, e.g. --depths 20,56"
+            )
         if not self.lr > 0:
             raise ConfigError(f"ExperimentOptions.lr={self.lr!r} (--lr) must be > 0")
 
@@ -107,26 +115,36 @@ def load_data(options: ExperimentOptions) -> ExperimentData:
     train = load(options.dataset, "train", root=options.data_root, progress=False)
     test = load(options.dataset, "test", root=options.data_root, progress=False)
     if options.subset < options.batch_size:
-        raise ConfigError(f"--subset {options.subset} is smaller than one batch "
-                          f"({options.batch_size}); use a larger subset or --batch-size")
+        raise ConfigError(
+            f"--subset {options.subset} is smaller than one batch "
+            f"({options.batch_size}); use a larger subset or --batch-size"
+        )
     gen = torch.Generator().manual_seed(options.data_seed)
     tr = torch.randperm(len(train), generator=gen)[: options.subset].sort().values
     te = torch.randperm(len(test), generator=gen)[: options.test_subset].sort().values
     train, test = train.subset(tr), test.subset(te)
     mean, std = channel_stats(train)
-    return ExperimentData(train.images, train.labels, test.images, test.labels, mean, std,
-                          train.num_classes, train.name)
+    return ExperimentData(
+        train.images,
+        train.labels,
+        test.images,
+        test.labels,
+        mean,
+        std,
+        train.num_classes,
+        train.name,
+    )
 
 
 @dataclass(frozen=True)
 class RunSpec:
     """One training run of an experiment."""
 
-    label: str                      # what the report calls it, e.g. "plain-56"
-    preset: str                     # model preset it starts from
-    overrides: Mapping[str, Any]    # model config fields changed from the preset
+    label: str  # what the report calls it, e.g. "plain-56"
+    preset: str  # model preset it starts from
+    overrides: Mapping[str, Any]  # model config fields changed from the preset
     seed: int = 0
-    group: str = ""                 # runs of one group differ only by seed
+    group: str = ""  # runs of one group differ only by seed
 
 
 @dataclass
@@ -141,11 +159,11 @@ class RunOutcome:
     seconds: float
     run_id: int | None
     history: list[dict[str, Any]]
-    train_curve: tuple[np.ndarray, np.ndarray]   # (epoch, training error) at logging steps
-    test_curve: tuple[np.ndarray, np.ndarray]    # (epoch, test error) after each epoch
+    train_curve: tuple[np.ndarray, np.ndarray]  # (epoch, training error) at logging steps
+    test_curve: tuple[np.ndarray, np.ndarray]  # (epoch, test error) after each epoch
     grad_layers: list[str]
     grad_steps: np.ndarray
-    grad_norms: np.ndarray                        # (layers, records)
+    grad_norms: np.ndarray  # (layers, records)
 
     @property
     def final_train_error(self) -> float:
@@ -163,22 +181,39 @@ def build(spec: RunSpec, data: ExperimentData) -> torch.nn.Module:
 
     torch.manual_seed(spec.seed)
     c, h, _ = data.input_shape
-    return create_model(spec.preset, in_channels=c, num_classes=data.num_classes,
-                        image_size=h, **dict(spec.overrides))
+    return create_model(
+        spec.preset,
+        in_channels=c,
+        num_classes=data.num_classes,
+        image_size=h,
+        **dict(spec.overrides),
+    )
 
 
 def _loaders(data: ExperimentData, options: ExperimentOptions, seed: int, device: torch.device):
     from resnetlab.data import TensorLoader
 
     common = dict(mean=data.mean, std=data.std, device=device)
-    train = TensorLoader(data.train_images, data.train_labels, options.batch_size, shuffle=True,
-                         drop_last=True, seed=seed, **common)
+    train = TensorLoader(
+        data.train_images,
+        data.train_labels,
+        options.batch_size,
+        shuffle=True,
+        drop_last=True,
+        seed=seed,
+        **common,
+    )
     test = TensorLoader(data.test_images, data.test_labels, 512, shuffle=False, **common)
     return train, test
 
 
-def seconds_per_epoch(spec: RunSpec, data: ExperimentData, options: ExperimentOptions,
-                      device: torch.device, probe_steps: int = 3) -> float:
+def seconds_per_epoch(
+    spec: RunSpec,
+    data: ExperimentData,
+    options: ExperimentOptions,
+    device: torch.device,
+    probe_steps: int = 3,
+) -> float:
     """Measured training time of one epoch of this model (a few steps, extrapolated)."""
     model = build(spec, data).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
@@ -200,8 +235,15 @@ def seconds_per_epoch(spec: RunSpec, data: ExperimentData, options: ExperimentOp
     return step * (len(train) + test_steps / 3)  # a forward pass is ~1/3 of a step
 
 
-def train_run(spec: RunSpec, data: ExperimentData, options: ExperimentOptions, *,
-              experiment: str, epochs: int, store: Any = None) -> RunOutcome:
+def train_run(
+    spec: RunSpec,
+    data: ExperimentData,
+    options: ExperimentOptions,
+    *,
+    experiment: str,
+    epochs: int,
+    store: Any = None,
+) -> RunOutcome:
     """Train one run with the experiment's shared recipe; returns its outcome."""
     from resnetlab.live.stream import MetricStream
     from resnetlab.models import count_parameters
@@ -212,22 +254,49 @@ def train_run(spec: RunSpec, data: ExperimentData, options: ExperimentOptions, *
     train, test = _loaders(data, options, spec.seed, device)
     log_every = max(1, len(train) // 8)
     config = TrainConfig(
-        epochs=epochs, batch_size=options.batch_size, optimizer="sgd", lr=options.lr,
-        schedule="onecycle", weight_decay=5e-4,
+        epochs=epochs,
+        batch_size=options.batch_size,
+        optimizer="sgd",
+        lr=options.lr,
+        schedule="onecycle",
+        weight_decay=5e-4,
         # No label smoothing: the curves show the plain classification error.
-        label_smoothing=0.0, seed=spec.seed, device=str(device), log_every=log_every,
-        keep_last=1, val_size=0, crop_padding=0, flip=False, channels_last=device.type == "cuda",
+        label_smoothing=0.0,
+        seed=spec.seed,
+        device=str(device),
+        log_every=log_every,
+        keep_last=1,
+        val_size=0,
+        crop_padding=0,
+        flip=False,
+        channels_last=device.type == "cuda",
         monitor="val_accuracy",
-        extra={"experiment": experiment, "label": spec.label, "group": spec.group,
-               "model": spec.preset, "model_overrides": dict(spec.overrides),
-               "dataset": data.name, "subset": len(data.train_labels),
-               "test_subset": len(data.test_labels), "mean": list(data.mean),
-               "std": list(data.std)})
+        extra={
+            "experiment": experiment,
+            "label": spec.label,
+            "group": spec.group,
+            "model": spec.preset,
+            "model_overrides": dict(spec.overrides),
+            "dataset": data.name,
+            "subset": len(data.train_labels),
+            "test_subset": len(data.test_labels),
+            "mean": list(data.mean),
+            "std": list(data.std),
+        },
+    )
     grads = GradientNormCallback(every=options.grad_every)
     stream = MetricStream(name=spec.label)
     run_name = f"{experiment}/{spec.label}/seed{spec.seed}"
-    trainer = Trainer(model, train, test, config=config, callbacks=[grads], stream=stream,
-                      store=store, run_name=run_name)
+    trainer = Trainer(
+        model,
+        train,
+        test,
+        config=config,
+        callbacks=[grads],
+        stream=stream,
+        store=store,
+        run_name=run_name,
+    )
     t0 = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - t0
@@ -236,12 +305,28 @@ def train_run(spec: RunSpec, data: ExperimentData, options: ExperimentOptions, *
     vs, vacc = stream.series("val_accuracy")
     layers, gsteps, grid = norms_from_stream(stream)
     depth = getattr(getattr(model, "config", None), "depth", 0)
-    log.info("%s: %d epochs in %.0f s, test error %.3f", run_name, epochs, seconds,
-             1 - (vacc[-1] if vacc.size else float("nan")))
-    return RunOutcome(spec, count_parameters(model), int(depth), epochs, steps_per_epoch,
-                      seconds, trainer.run_id, trainer.history,
-                      (s / steps_per_epoch, 1.0 - acc), (vs / steps_per_epoch, 1.0 - vacc),
-                      layers, gsteps, grid)
+    log.info(
+        "%s: %d epochs in %.0f s, test error %.3f",
+        run_name,
+        epochs,
+        seconds,
+        1 - (vacc[-1] if vacc.size else float("nan")),
+    )
+    return RunOutcome(
+        spec,
+        count_parameters(model),
+        int(depth),
+        epochs,
+        steps_per_epoch,
+        seconds,
+        trainer.run_id,
+        trainer.history,
+        (s / steps_per_epoch, 1.0 - acc),
+        (vs / steps_per_epoch, 1.0 - vacc),
+        layers,
+        gsteps,
+        grid,
+    )
 
 
 def open_store(options: ExperimentOptions) -> Any:
@@ -253,8 +338,12 @@ def open_store(options: ExperimentOptions) -> Any:
     return RunStore(Path(options.store))
 
 
-def run_all(experiment: str, specs: list[RunSpec], options: ExperimentOptions,
-            data: ExperimentData | None = None) -> tuple[list[RunOutcome], ExperimentData]:
+def run_all(
+    experiment: str,
+    specs: list[RunSpec],
+    options: ExperimentOptions,
+    data: ExperimentData | None = None,
+) -> tuple[list[RunOutcome], ExperimentData]:
     """Train every spec with the shared budget; returns the outcomes in spec order."""
     if options.threads:
         torch.set_num_threads(options.threads)
@@ -264,7 +353,7 @@ def run_all(experiment: str, specs: list[RunSpec], options: ExperimentOptions,
     device = resolve_device(options.device)
     store = open_store(options)
     outcomes = []
-    probed: dict[str, int] = {}   # label -> epochs: every seed of a variant gets the same
+    probed: dict[str, int] = {}  # label -> epochs: every seed of a variant gets the same
     try:
         for spec in specs:
             if options.budget.epochs is not None:
@@ -275,8 +364,9 @@ def run_all(experiment: str, specs: list[RunSpec], options: ExperimentOptions,
                 per_epoch = seconds_per_epoch(spec, data, options, device)
                 epochs = probed[spec.label] = options.budget.epochs_for(per_epoch, len(specs))
                 log.info("%s: ~%.1f s per epoch -> %d epochs", spec.label, per_epoch, epochs)
-            outcomes.append(train_run(spec, data, options, experiment=experiment,
-                                      epochs=epochs, store=store))
+            outcomes.append(
+                train_run(spec, data, options, experiment=experiment, epochs=epochs, store=store)
+            )
     finally:
         if store is not None:
             store.close()
@@ -301,8 +391,10 @@ def hardware() -> str:
     except AttributeError:
         cores = os.cpu_count() or 1
     threads = torch.get_num_threads()
-    parts = [f"CPU {cpu} ({cores} cores usable, torch using {threads} "
-             f"thread{'s' if threads != 1 else ''})"]
+    parts = [
+        f"CPU {cpu} ({cores} cores usable, torch using {threads} "
+        f"thread{'s' if threads != 1 else ''})"
+    ]
     if torch.cuda.is_available():
         parts.append(f"GPU {torch.cuda.get_device_name(0)}")
     else:

@@ -40,11 +40,14 @@ class AggDriver(BaseDriver):
         try:
             self.interval = float(self.config["interval"])
         except (TypeError, ValueError):
-            raise ConfigError(f"the agg live backend's interval is seconds between snapshots, "
-                              f"got {self.config['interval']!r}") from None
+            raise ConfigError(
+                f"the agg live backend's interval is seconds between snapshots, "
+                f"got {self.config['interval']!r}"
+            ) from None
         if not self.interval >= 0:
-            raise ConfigError(f"the agg live backend's interval must be >= 0 seconds, "
-                              f"got {self.interval!r}")
+            raise ConfigError(
+                f"the agg live backend's interval must be >= 0 seconds, got {self.interval!r}"
+            )
         self._last_write = -float("inf")
         self.snapshots = 0
         # A draw asked for while no snapshot was due: written at the next due draw().

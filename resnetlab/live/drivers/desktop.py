@@ -44,23 +44,40 @@ log = logging.getLogger(__name__)
 class Toolkit:
     """How one desktop toolkit is reached through matplotlib."""
 
-    name: str           # our short name: "qt", "tk", "gtk"
-    backend: str        # matplotlib backend name
-    module: str         # the matplotlib backend module that defines the canvas class
-    canvas: str         # canvas class name in that module
-    gui: str            # name for IPython's GUI event-loop integration (%gui ...)
-    install: str        # how a user gets the toolkit
+    name: str  # our short name: "qt", "tk", "gtk"
+    backend: str  # matplotlib backend name
+    module: str  # the matplotlib backend module that defines the canvas class
+    canvas: str  # canvas class name in that module
+    gui: str  # name for IPython's GUI event-loop integration (%gui ...)
+    install: str  # how a user gets the toolkit
 
 
 TOOLKITS: dict[str, Toolkit] = {
-    "qt": Toolkit("qt", "QtAgg", "matplotlib.backends.backend_qtagg", "FigureCanvasQTAgg",
-                  "qt", "pip install PySide6-Essentials (or PyQt6)"),
-    "tk": Toolkit("tk", "TkAgg", "matplotlib.backends.backend_tkagg", "FigureCanvasTkAgg",
-                  "tk", "install your system's python3-tk package (Tk comes with most Pythons)"),
-    "gtk": Toolkit("gtk", "GTK3Agg", "matplotlib.backends.backend_gtk3agg",
-                   "FigureCanvasGTK3Agg", "gtk3",
-                   "apt-get install gir1.2-gtk-3.0 libgirepository1.0-dev libcairo2-dev "
-                   "pkg-config; pip install pycairo 'PyGObject<3.51'"),
+    "qt": Toolkit(
+        "qt",
+        "QtAgg",
+        "matplotlib.backends.backend_qtagg",
+        "FigureCanvasQTAgg",
+        "qt",
+        "pip install PySide6-Essentials (or PyQt6)",
+    ),
+    "tk": Toolkit(
+        "tk",
+        "TkAgg",
+        "matplotlib.backends.backend_tkagg",
+        "FigureCanvasTkAgg",
+        "tk",
+        "install your system's python3-tk package (Tk comes with most Pythons)",
+    ),
+    "gtk": Toolkit(
+        "gtk",
+        "GTK3Agg",
+        "matplotlib.backends.backend_gtk3agg",
+        "FigureCanvasGTK3Agg",
+        "gtk3",
+        "apt-get install gir1.2-gtk-3.0 libgirepository1.0-dev libcairo2-dev "
+        "pkg-config; pip install pycairo 'PyGObject<3.51'",
+    ),
 }
 
 
@@ -69,13 +86,17 @@ def _display_problem() -> str | None:
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
-        return ("no display: DISPLAY and WAYLAND_DISPLAY are unset (on a headless machine "
-                "use the webagg or agg backend, or run under xvfb-run)")
+        return (
+            "no display: DISPLAY and WAYLAND_DISPLAY are unset (on a headless machine "
+            "use the webagg or agg backend, or run under xvfb-run)"
+        )
     import matplotlib as mpl
 
     if not mpl._c_internal_utils.display_is_valid():
-        return (f"the display {os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')!r} "
-                "cannot be opened (is the X server running? is DISPLAY right?)")
+        return (
+            f"the display {os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')!r} "
+            "cannot be opened (is the X server running? is DISPLAY right?)"
+        )
     return None
 
 
@@ -144,7 +165,9 @@ def canvas_class(name: str) -> type:
     try:
         module = __import__(kit.module, fromlist=[kit.canvas])
     except ImportError as exc:
-        raise BackendError(f"{kit.backend} is not available: {exc}. Install: {kit.install}") from exc
+        raise BackendError(
+            f"{kit.backend} is not available: {exc}. Install: {kit.install}"
+        ) from exc
     return getattr(module, kit.canvas)
 
 
@@ -189,8 +212,9 @@ def _seconds(name: str, value: Any, allow_none: bool = False) -> float | None:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"desktop dashboard option {name} is seconds (a number), "
-                          f"got {value!r}") from None
+        raise ConfigError(
+            f"desktop dashboard option {name} is seconds (a number), got {value!r}"
+        ) from None
 
 
 class _DesktopDriver:
@@ -203,7 +227,10 @@ class _DesktopDriver:
 
     # Options a desktop driver takes, with defaults (anything else is a ConfigError).
     options: ClassVar[dict[str, Any]] = {
-        "mode": "auto", "interval": None, "pump_every": 0.05, "title": None,
+        "mode": "auto",
+        "interval": None,
+        "pump_every": 0.05,
+        "title": None,
         "start_timeout": None,
     }
 
@@ -217,12 +244,16 @@ class _DesktopDriver:
         config = {**self.options, **options}
         mode, title = config["mode"], config["title"]
         if mode not in ("auto", "window", "viewer"):
-            raise ConfigError(f"desktop driver mode must be 'auto', 'window' or 'viewer', got {mode!r}")
+            raise ConfigError(
+                f"desktop driver mode must be 'auto', 'window' or 'viewer', got {mode!r}"
+            )
         interval = _seconds("interval", config["interval"], allow_none=True)
         pump_every = _seconds("pump_every", config["pump_every"])
         start_timeout = _seconds("start_timeout", config["start_timeout"], allow_none=True)
         if (interval is not None and interval <= 0) or pump_every < 0:
-            raise ConfigError(f"interval must be > 0 and pump_every >= 0 (got {interval}, {pump_every})")
+            raise ConfigError(
+                f"interval must be > 0 and pump_every >= 0 (got {interval}, {pump_every})"
+            )
         self.dashboard = dashboard
         # "auto": a viewer process inside a notebook kernel (a blocked cell would freeze
         # an in-process window), a window in this process everywhere else.
@@ -260,10 +291,13 @@ class _DesktopDriver:
 
             extra = {} if self.start_timeout is None else {"start_timeout": self.start_timeout}
             self.viewer = open_viewer(
-                self.dashboard.stream, backend=self.toolkit,
+                self.dashboard.stream,
+                backend=self.toolkit,
                 panels=getattr(self.dashboard, "layout", None),
-                title=self.title or _dashboard_title(self.dashboard), interval=self.interval,
-                **extra, **_dashboard_options(self.dashboard),
+                title=self.title or _dashboard_title(self.dashboard),
+                interval=self.interval,
+                **extra,
+                **_dashboard_options(self.dashboard),
             )
             self._started = True
             return self
@@ -459,8 +493,12 @@ class _DesktopDriver:
         try:
             shell.enable_gui(TOOLKITS[self.toolkit].gui)
         except Exception as exc:  # another toolkit's loop is active, or no support
-            log.warning("could not enable IPython's %s event loop: %s; the window updates "
-                        "only when something pumps events", self.toolkit, exc)
+            log.warning(
+                "could not enable IPython's %s event loop: %s; the window updates "
+                "only when something pumps events",
+                self.toolkit,
+                exc,
+            )
 
     def _on_close(self, event: Any) -> None:
         self._open.discard(id(event.canvas))
@@ -559,8 +597,9 @@ class _IdleGLibTimer:
         from gi.repository import GLib
 
         self.stop()
-        self._source = GLib.timeout_add(self.interval_ms, self._fire,
-                                        priority=GLib.PRIORITY_DEFAULT_IDLE)
+        self._source = GLib.timeout_add(
+            self.interval_ms, self._fire, priority=GLib.PRIORITY_DEFAULT_IDLE
+        )
 
     def stop(self) -> None:
         from gi.repository import GLib
@@ -603,8 +642,9 @@ class GtkDriver(_DesktopDriver):
         gdk_window = manager.window.get_window()
         if gdk_window is None:
             raise BackendError("the GTK window is not realised yet; nothing to grab")
-        pixbuf = Gdk.pixbuf_get_from_window(gdk_window, 0, 0, gdk_window.get_width(),
-                                            gdk_window.get_height())
+        pixbuf = Gdk.pixbuf_get_from_window(
+            gdk_window, 0, 0, gdk_window.get_width(), gdk_window.get_height()
+        )
         pixbuf.savev(str(path), "png", [], [])
 
 

@@ -139,15 +139,21 @@ def _make_app(driver: WebAggDriver) -> Any:
                 self.write_message("data:image/png;base64," + base64.b64encode(blob).decode())
 
     static = core.FigureManagerWebAgg.get_static_file_path()
-    return tornado.web.Application([
-        (r"/_static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
-        (r"/_images/(.*)", tornado.web.StaticFileHandler, {"path": str(Path(get_data_path(), "images"))}),
-        (r"/js/mpl\.js", MplJs),
-        (r"/favicon\.ico", FavIcon),
-        (r"/([0-9]+)/ws", WebSocket),
-        (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
-        (r"/?", Index),
-    ])
+    return tornado.web.Application(
+        [
+            (r"/_static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
+            (
+                r"/_images/(.*)",
+                tornado.web.StaticFileHandler,
+                {"path": str(Path(get_data_path(), "images"))},
+            ),
+            (r"/js/mpl\.js", MplJs),
+            (r"/favicon\.ico", FavIcon),
+            (r"/([0-9]+)/ws", WebSocket),
+            (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
+            (r"/?", Index),
+        ]
+    )
 
 
 class WebAggDriver(BaseDriver):
@@ -168,11 +174,15 @@ class WebAggDriver(BaseDriver):
         try:
             self.port = int(self.config["port"])
         except (TypeError, ValueError):
-            raise ConfigError(f"the webagg live backend's port must be a number (0 picks a free "
-                              f"one), got {self.config['port']!r}") from None
+            raise ConfigError(
+                f"the webagg live backend's port must be a number (0 picks a free "
+                f"one), got {self.config['port']!r}"
+            ) from None
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"the webagg live backend's port must be in 0..65535 (0 picks a "
-                              f"free one), got {self.port}")
+            raise ConfigError(
+                f"the webagg live backend's port must be in 0..65535 (0 picks a "
+                f"free one), got {self.port}"
+            )
         self.title = str(self.config["title"] or dashboard.title or "resnetlab dashboard")
         self.managers: dict[int, Any] = {}
         self._loop = LoopThread("resnetlab-webagg")
