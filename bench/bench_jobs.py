@@ -26,7 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-from resnetlab.jobs import BackgroundLoop, JobRegistry, capture
+from resnetlab.jobs import BackgroundLoop, JobRegistry
+from resnetlab.runtime import capture
 
 
 def percentile(values: list[float], q: float) -> float:

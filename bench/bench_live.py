@@ -127,7 +127,7 @@ def _train_steps(x, y, steps: int, batch: int) -> float:
     import torch
     from torch import nn
 
-    from resnetlab.live.stream import default_stream
+    from resnetlab.metrics.stream import default_stream
 
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -168,7 +168,7 @@ def bench_training(steps: int, rounds: int, batch: int = 128) -> None:
 
     from resnetlab.data import load
     from resnetlab.live import live_dashboard
-    from resnetlab.live.stream import default_stream
+    from resnetlab.metrics.stream import default_stream
 
     torch.set_num_threads(1)
     ds = load("fashion-mnist", "train")

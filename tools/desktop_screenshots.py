@@ -66,8 +66,8 @@ class _Recorder:
 def window(kit: str, out: Path, db: Path, run_id: int) -> None:
     """In a child process: open the dashboard in a ``kit`` window, replay the run, grab it."""
     from resnetlab.live.dashboard import Dashboard
-    from resnetlab.live.stream import MetricStream
     from resnetlab.live.watch import RunFollower
+    from resnetlab.metrics.stream import MetricStream
     from resnetlab.store import RunStore
 
     recorder = _Recorder()

@@ -19,10 +19,10 @@ import atexit
 import multiprocessing.util  # noqa: F401 - see the atexit note at the bottom
 from typing import Any
 
-from resnetlab.jobs.capture import OutputSink, Text
 from resnetlab.jobs.job import Job, LoopJob, ThreadJob, current
-from resnetlab.jobs.loop import BackgroundLoop, TaskFuture
 from resnetlab.jobs.registry import JobRegistry, StatusTable
+from resnetlab.runtime.capture import OutputSink, Text
+from resnetlab.runtime.loop import BackgroundLoop, TaskFuture
 
 __all__ = [
     "BackgroundLoop",

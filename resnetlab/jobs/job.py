@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import JobError
-from resnetlab.jobs.capture import OutputSink, Text, route_thread
-from resnetlab.jobs.loop import BackgroundLoop
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
+from resnetlab.runtime.capture import OutputSink, Text, route_thread
+from resnetlab.runtime.loop import BackgroundLoop
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import JobError
-from resnetlab.jobs.capture import Text
 from resnetlab.jobs.job import Job, LoopJob, ThreadJob, is_async, make_callable_name
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
+from resnetlab.runtime.capture import Text
 
 log = logging.getLogger(__name__)
 

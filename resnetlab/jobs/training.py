@@ -25,7 +25,7 @@ from typing import Any
 from resnetlab.errors import JobError
 from resnetlab.jobs.job import Job, ThreadJob
 from resnetlab.jobs.worker import ProcessJob
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
 
 log = logging.getLogger(__name__)
 

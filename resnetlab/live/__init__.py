@@ -10,13 +10,13 @@ from __future__ import annotations
 from resnetlab.utils.lazy import lazy_exports
 
 _LAZY = {
-    "MetricStream": "resnetlab.live.stream:MetricStream",
-    "StreamReader": "resnetlab.live.stream:StreamReader",
-    "QueueFeed": "resnetlab.live.stream:QueueFeed",
-    "Record": "resnetlab.live.stream:Record",
-    "default_stream": "resnetlab.live.stream:default_stream",
-    "log": "resnetlab.live.stream:log",
-    "minmax_decimate": "resnetlab.live.decimate:minmax_decimate",
+    "MetricStream": "resnetlab.metrics.stream:MetricStream",
+    "StreamReader": "resnetlab.metrics.stream:StreamReader",
+    "QueueFeed": "resnetlab.metrics.stream:QueueFeed",
+    "Record": "resnetlab.metrics.stream:Record",
+    "default_stream": "resnetlab.metrics.stream:default_stream",
+    "log": "resnetlab.metrics.stream:log",
+    "minmax_decimate": "resnetlab.metrics.decimate:minmax_decimate",
     "SystemMonitor": "resnetlab.live.monitor:SystemMonitor",
     "sample_system": "resnetlab.live.monitor:sample_system",
     "Dashboard": "resnetlab.live.dashboard:Dashboard",

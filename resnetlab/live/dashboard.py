@@ -34,10 +34,10 @@ import numpy as np
 
 from resnetlab.errors import ConfigError
 from resnetlab.live._loop import LoopThread
-from resnetlab.live.decimate import minmax_decimate
 from resnetlab.live.drivers.base import locked_canvas_class
 from resnetlab.live.panels import Panel, matching_keys, resolve_layout
-from resnetlab.live.stream import MetricStream, default_stream
+from resnetlab.metrics.decimate import minmax_decimate
+from resnetlab.metrics.stream import MetricStream, default_stream
 from resnetlab.utils.atomic import atomic_write, atomic_write_bytes
 
 logger = logging.getLogger(__name__)

@@ -57,7 +57,7 @@ def _build() -> type:
         def __init__(self, stream: Any = None, *, every: int = 1, prefix: str = "") -> None:
             super().__init__()
             if stream is None:
-                from resnetlab.live.stream import default_stream
+                from resnetlab.metrics.stream import default_stream
 
                 stream = default_stream()
             if every < 1:

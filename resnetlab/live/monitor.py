@@ -29,7 +29,7 @@ import sys
 from typing import Any
 
 from resnetlab.live._loop import LoopThread
-from resnetlab.live.stream import MetricStream, default_stream
+from resnetlab.metrics.stream import MetricStream, default_stream
 
 logger = logging.getLogger(__name__)
 

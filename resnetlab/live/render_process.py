@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import BackendError, ConfigError
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
 
 logger = logging.getLogger(__name__)
 

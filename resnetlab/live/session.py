@@ -15,7 +15,7 @@ from resnetlab.live.dashboard import Dashboard
 from resnetlab.live.drivers import resolve_backend_name
 from resnetlab.live.monitor import SystemMonitor
 from resnetlab.live.render_process import PROCESS_BACKENDS, RenderProcess
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
 
 logger = logging.getLogger(__name__)
 

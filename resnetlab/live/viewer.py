@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from resnetlab.errors import BackendError, ConfigError
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def open_viewer(
     if backend not in TOOLKITS:
         raise ConfigError(f"viewer backend must be one of {', '.join(TOOLKITS)}, got {backend!r}")
     if stream is None:
-        from resnetlab.live.stream import default_stream
+        from resnetlab.metrics.stream import default_stream
 
         stream = default_stream()
     try:

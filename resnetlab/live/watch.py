@@ -105,7 +105,7 @@ def watch_run(
     """Open a live dashboard on stored run ``run`` until its window is closed (or Ctrl-C)."""
     from resnetlab.errors import ConfigError, StoreError
     from resnetlab.live.dashboard import Dashboard
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
     from resnetlab.store import RunStore, default_store_path
 
     if backend not in WATCH_BACKENDS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from resnetlab.live.stream import MetricStream, StreamReader
+from resnetlab.metrics.stream import MetricStream, StreamReader
 from resnetlab.store.runstore import RunStore
 
 

@@ -283,7 +283,7 @@ def train(
     from resnetlab import data as rdata
     from resnetlab import models as rmodels
     from resnetlab.distributed import init_distributed
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
     from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor
     from resnetlab.training.checkpoint import load_checkpoint
     from resnetlab.training.precision import resolve_precision

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import CheckpointError, ConfigError
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
 from resnetlab.training.callbacks import CallbackList
 from resnetlab.training.checkpoint import (
     CheckpointManager,

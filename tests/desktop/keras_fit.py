@@ -31,7 +31,7 @@ def main() -> int:
         print(json.dumps({"skip": "keras is not installed (pip install keras)"}))
         return 0
     from resnetlab.live.keras import LiveCallback
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
 
     model = keras.Sequential(
         [

@@ -11,8 +11,8 @@ import pytest
 from desktop_helpers import colours, gui_env, skip_if_toolkit_failed
 
 from resnetlab.errors import StoreError
-from resnetlab.live.stream import MetricStream
 from resnetlab.live.watch import RunFollower, watch_run
+from resnetlab.metrics.stream import MetricStream
 from resnetlab.store import RunStore
 
 

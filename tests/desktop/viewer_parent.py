@@ -26,7 +26,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     from resnetlab.errors import BackendError
     from resnetlab.live.dashboard import Dashboard
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
 
     stream = MetricStream(name="kernel")
     stop = threading.Event()

@@ -74,7 +74,7 @@ def main() -> int:
         print(json.dumps({"skip": problem}))
         return 0
     from resnetlab.live.dashboard import Dashboard
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
 
     stream = MetricStream(name=f"check-{kit}")
     dash = Dashboard(

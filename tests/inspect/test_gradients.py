@@ -64,7 +64,7 @@ def test_callback_records_one_value_per_conv_layer_per_interval(trained_run):
 
 
 def test_callback_by_unit_gives_one_value_per_unit():
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
 
     model = create_model("resnetv2-micro", in_channels=1, image_size=28)
     loss = model(torch.randn(4, 1, 28, 28)).sum()

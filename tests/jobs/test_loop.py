@@ -12,7 +12,7 @@ from jobs_helpers import job_threads, wait_for
 
 from resnetlab.errors import JobError
 from resnetlab.jobs import BackgroundLoop
-from resnetlab.jobs.loop import TaskFuture
+from resnetlab.runtime.loop import TaskFuture
 
 pytestmark = pytest.mark.timeout(60)
 

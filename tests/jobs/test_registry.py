@@ -12,7 +12,7 @@ from jobs_helpers import registry_fixture, wait_for  # noqa: F401 (the registry 
 
 from resnetlab import jobs
 from resnetlab.errors import JobError
-from resnetlab.jobs import capture
+from resnetlab.runtime import capture
 
 pytestmark = pytest.mark.timeout(60)
 

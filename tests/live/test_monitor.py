@@ -10,7 +10,7 @@ import numpy as np
 import psutil
 
 from resnetlab.live.monitor import SystemMonitor, gpu_count
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream
 
 
 def test_monitor_samples_real_cpu_ram_and_rss():

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from resnetlab.live.decimate import minmax_decimate
-from resnetlab.live.stream import MetricStream
+from resnetlab.metrics.decimate import minmax_decimate
+from resnetlab.metrics.stream import MetricStream
 
 
 def test_decimation_keeps_extremes_and_ends():

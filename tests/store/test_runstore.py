@@ -98,7 +98,7 @@ def test_default_location_follows_the_environment(monkeypatch, tmp_path):
 
 
 def test_recorder_copies_training_metrics_from_the_stream_in_batches(tmp_path):
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
     from resnetlab.store import StoreRecorder
 
     class FakeTrainer:  # only .stream is read

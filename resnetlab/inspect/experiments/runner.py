@@ -245,7 +245,7 @@ def train_run(
     store: Any = None,
 ) -> RunOutcome:
     """Train one run with the experiment's shared recipe; returns its outcome."""
-    from resnetlab.live.stream import MetricStream
+    from resnetlab.metrics.stream import MetricStream
     from resnetlab.models import count_parameters
     from resnetlab.training import TrainConfig, Trainer, resolve_device
 

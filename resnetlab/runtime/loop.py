@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from resnetlab.errors import JobError
-from resnetlab.jobs.capture import OutputSink, route_thread
+from resnetlab.runtime.capture import OutputSink, route_thread
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from resnetlab.errors import ConfigError
-from resnetlab.live.decimate import minmax_decimate
+from resnetlab.metrics.decimate import minmax_decimate
 
 logger = logging.getLogger(__name__)
 
