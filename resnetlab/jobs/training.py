@@ -9,12 +9,12 @@
 :func:`start_recipe` runs the training recipe (``resnetlab.training.recipe.run``) on a
 :class:`~resnetlab.training.args.RecipeArgs`, the typed arguments ``resnetlab.train``
 forwards; :func:`start_training` runs any ``train_fn(*args, **kwargs)`` that follows the
-same callback protocol. A :class:`TrainingControl` callback rides along with the user's callbacks: at every
-``on_batch_end`` it reports progress and obeys the control flags (pause, stop, no-save)
-that the :class:`TrainingJob` sets from any thread. With ``kind="process"`` the trainer
-runs in a spawned worker (``kill()`` works; the last epoch checkpoint stays loadable
-because checkpoints are written atomically) and its metrics are forwarded into
-``job.stream`` in this process, the stream the live plots read.
+same callback protocol. A :class:`TrainingControl` callback rides along with the user's
+callbacks: at every ``on_batch_end`` it reports progress and obeys the control flags
+(pause, stop, no-save) that the :class:`TrainingJob` sets from any thread. With
+``kind="process"`` the trainer runs in a spawned worker (``kill()`` works; the last epoch
+checkpoint stays loadable because checkpoints are written atomically) and its metrics are
+forwarded into ``job.stream`` in this process, the stream the live plots read.
 """
 
 from __future__ import annotations
@@ -157,6 +157,7 @@ class ForwardingStream(MetricStream):
 def _job_context() -> Any:
     ctx = current()
     if ctx is None:
+        # (The body of either kind of training job.)
         raise JobError("run_training() runs inside a job; start it with start_training()")
     return ctx
 
