@@ -42,6 +42,7 @@ from resnetlab.distributed.failures import (
 from resnetlab.distributed.heartbeat import Heartbeat
 from resnetlab.distributed.launch_env import LaunchEnv, read_launch_env
 from resnetlab.distributed.metrics import SUM_KEYS, combine_metrics, plain_value
+from resnetlab.distributed.rendezvous import create_store, keep_gloo_on_loopback
 from resnetlab.distributed.sharding import eval_shard
 from resnetlab.errors import ConfigError
 
@@ -482,15 +483,28 @@ def _join(
         options: dict[str, Any] = {}
         if dev.type == "cuda":
             options["device_id"] = dev
+        keep_gloo_on_loopback(env.master_addr, os.environ)
         try:
+            # Our own store, not init_method="env://": torch's would listen on every
+            # interface whatever MASTER_ADDR says (see distributed/rendezvous.py).
+            store = create_store(
+                env.master_addr,
+                env.master_port,
+                rank=env.rank,
+                world_size=env.world_size,
+                timeout_s=timeout_s,
+                restart_count=env.restart_count,
+            )
             dist.init_process_group(
                 chosen,
-                init_method="env://",
+                store=store,
                 rank=env.rank,
                 world_size=env.world_size,
                 timeout=timedelta(seconds=timeout_s),
                 **options,
             )
+        except ConfigError:
+            raise
         except Exception as exc:
             raise DistributedError(
                 f"rank {env.rank}: could not join the job at {address} within {timeout_s:g} s "
