@@ -279,6 +279,7 @@ class ResNetV2Config:
                 )
 
     def _check_image_size(self) -> None:
+        """No strided stage (stem, pool, stacks) gets a map smaller than its stride."""
         stages: list[tuple[str, int]] = [("stem", self.stem_stride)]
         if self.stem_pool != "none":
             stages.append((f"stem {self.stem_pool}-pool", 2))

@@ -168,7 +168,6 @@ def test_parse_override_keeps_numbers_numbers() -> None:
 
 
 def test_model_summary_input_errors_name_the_fix() -> None:
-    import torch
     from torch import nn
 
     from resnetlab.errors import ConfigError
@@ -197,4 +196,3 @@ def test_model_summary_input_errors_name_the_fix() -> None:
     assert model_summary(plain, (1, 8, 8), title="mine").title == "mine"
     # the default title names the preset and the depth
     assert model_summary(model).title == "resnetv2-micro (ResNet, depth 6)"
-    del torch
