@@ -24,6 +24,8 @@ _LAZY = {
     "SystemMonitor": "resnetlab.live.monitor:SystemMonitor",
     "live_dashboard": "resnetlab.live.session:live_dashboard",
     "jobs": "resnetlab.jobs:",
+    "load_model": "resnetlab.inference.model:load_model",
+    "inference": "resnetlab.inference:",
 }
 
 __all__ = ["__version__", *_LAZY]

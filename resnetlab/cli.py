@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "resnetlab.live.watch",  # watch
     "resnetlab.jobs.cli",  # jobs
     "resnetlab.inspect.cli",  # inspect ..., experiment ...
+    "resnetlab.inference.cli",  # predict
 )
 
 

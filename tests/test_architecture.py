@@ -31,10 +31,11 @@ ALLOWED: dict[str, set[str]] = {
     "training": LEAVES | {"metrics", "runtime", "models", "data", "distributed", "store"},
     "live": LEAVES | {"metrics", "runtime", "store"},
     "inspect": LEAVES | {"metrics", "runtime", "models", "data", "store", "training"},
+    "inference": LEAVES | {"models", "data", "store", "training"},
     "jobs": LEAVES | {"metrics", "runtime", "store", "training", "live"},
     "api": LEAVES
     | {"metrics", "runtime", "models", "data", "distributed", "store", "training", "live"}
-    | {"inspect", "jobs"},
+    | {"inspect", "inference", "jobs"},
     "<root>": LEAVES,
 }
 

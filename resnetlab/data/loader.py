@@ -24,6 +24,7 @@ import torch
 
 from resnetlab.data.augment import Augment, augment_batch, to_float
 from resnetlab.errors import ConfigError
+from resnetlab.utils.device import resolve_device
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, epoch, rank) apart
 
@@ -72,7 +73,7 @@ class TensorLoader:
             )
         if images.shape[0] == 0:
             raise ConfigError("TensorLoader: the split is empty")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.images = images.to(self.device)  # stays uint8: 4x smaller than float32
         self.labels = labels.to(self.device, torch.int64)
         self.batch_size = int(batch_size)

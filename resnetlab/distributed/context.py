@@ -42,38 +42,16 @@ from resnetlab.distributed.failures import (
 from resnetlab.distributed.heartbeat import Heartbeat
 from resnetlab.distributed.launch_env import LaunchEnv, read_launch_env
 from resnetlab.distributed.metrics import SUM_KEYS, combine_metrics, plain_value
+from resnetlab.distributed.rendezvous import create_store, keep_gloo_on_loopback
 from resnetlab.distributed.sharding import eval_shard
 from resnetlab.errors import ConfigError
+from resnetlab.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 60.0
-
-
-def resolve_device(device: str | torch.device, local_rank: int = 0) -> torch.device:
-    """``"auto"``: this rank's GPU (``cuda:LOCAL_RANK``) if CUDA is present, else the CPU."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device={device!r}: CUDA is not available here; use device='cpu' or 'auto'"
-            )
-        if dev.index is None:
-            count = torch.cuda.device_count()
-            if local_rank >= count:
-                raise ConfigError(
-                    f"LOCAL_RANK={local_rank} but this machine has {count} GPU(s); "
-                    f"start at most {count} processes per node "
-                    f"(torchrun --nproc-per-node {count})"
-                )
-            dev = torch.device("cuda", local_rank)
-    return dev
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -482,15 +460,28 @@ def _join(
         options: dict[str, Any] = {}
         if dev.type == "cuda":
             options["device_id"] = dev
+        keep_gloo_on_loopback(env.master_addr, os.environ)
         try:
+            # Our own store, not init_method="env://": torch's would listen on every
+            # interface whatever MASTER_ADDR says (see distributed/rendezvous.py).
+            store = create_store(
+                env.master_addr,
+                env.master_port,
+                rank=env.rank,
+                world_size=env.world_size,
+                timeout_s=timeout_s,
+                restart_count=env.restart_count,
+            )
             dist.init_process_group(
                 chosen,
-                init_method="env://",
+                store=store,
                 rank=env.rank,
                 world_size=env.world_size,
                 timeout=timedelta(seconds=timeout_s),
                 **options,
             )
+        except ConfigError:
+            raise
         except Exception as exc:
             raise DistributedError(
                 f"rank {env.rank}: could not join the job at {address} within {timeout_s:g} s "

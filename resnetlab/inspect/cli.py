@@ -2,6 +2,10 @@
 
 Every inspect subcommand takes a checkpoint file, a run folder or a preset name (fresh
 weights) and writes a PNG (``graph`` also prints or writes the text view).
+
+Building the parser must not import torch (``resnetlab --help`` stays quick), so the
+modules that do (models, data, sources and the inspections) are imported by the handler
+that runs them.
 """
 
 from __future__ import annotations
@@ -9,9 +13,15 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnetlab.errors import ConfigError
+from resnetlab.inspect.experiments import EXPERIMENTS, run_experiment
+from resnetlab.inspect.figures import save_figure
+from resnetlab.utils.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MODEL_HELP = (
     "checkpoint file (.pt), run folder, or preset name such as resnetv2-mini "
@@ -152,8 +162,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gr.add_argument("-o", "--out", default="gradients.png", help="PNG to write")
     gr.set_defaults(func=cmd_gradients)
 
-    from resnetlab.inspect.experiments import EXPERIMENTS  # no torch import there at top
-
     e = subparsers.add_parser(
         "experiment",
         help="run an experiment and write its Markdown report",
@@ -200,7 +208,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # -- handlers --------------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace, overrides: list[str] | None = None):
+def _load(
+    args: argparse.Namespace, overrides: list[str] | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
     from resnetlab.inspect.sources import load_model
 
     if overrides:
@@ -238,7 +248,6 @@ def _describe(args: argparse.Namespace, checkpoint: dict[str, Any]) -> str:
 
 def cmd_features(args: argparse.Namespace) -> int:
     from resnetlab.inspect.activations import feature_maps, plot_feature_maps
-    from resnetlab.inspect.figures import save_figure
     from resnetlab.inspect.sources import dataset_sample
 
     model, ckpt = _load(args)
@@ -260,12 +269,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
-    from resnetlab.inspect.figures import save_figure
     from resnetlab.inspect.filters import FilterPatternConfig, filter_patterns, plot_filter_patterns
     from resnetlab.inspect.sources import input_shape_of
 
     model, ckpt = _load(args)
-    channels: Any = args.maps
+    channels: int | list[int] = args.maps
     if args.channels:
         try:
             channels = [int(c) for c in args.channels.split(",") if c.strip()]
@@ -299,10 +307,8 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from resnetlab.inspect.figures import save_figure
     from resnetlab.inspect.graph import format_graph, model_graph, plot_graph
     from resnetlab.inspect.sources import input_shape_of
-    from resnetlab.utils.atomic import atomic_write_text
 
     model, _ = _load(args, args.overrides)
     root = model_graph(
@@ -322,7 +328,6 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     import torch
 
     from resnetlab.data import channel_stats, load
-    from resnetlab.inspect.figures import save_figure
     from resnetlab.inspect.gradients import (
         main_path_ends,
         measure_gradient_norms,
@@ -352,8 +357,6 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from resnetlab.inspect.experiments import run_experiment
-
     try:
         depths = tuple(int(d) for d in args.depths.split(",") if d.strip())
     except ValueError:

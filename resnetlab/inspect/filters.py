@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.errors import ConfigError
-from resnetlab.inspect.activations import image_for_display, run_to
+from resnetlab.inspect.activations import grid_shape, image_for_display, run_to
 from resnetlab.inspect.layers import unwrap
 
 if TYPE_CHECKING:
@@ -184,8 +184,6 @@ def plot_filter_patterns(
 ) -> Figure:
     """The patterns as an image grid, each titled with its map and final mean activation."""
     from matplotlib.figure import Figure
-
-    from resnetlab.inspect.activations import grid_shape
 
     n = len(fp.channels)
     rows, cols = grid_shape(n, max_cols)

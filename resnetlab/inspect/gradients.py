@@ -13,14 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from resnetlab.errors import ConfigError
 from resnetlab.inspect.layers import GROUPINGS, conv_layers, group_of, unwrap
+from resnetlab.metrics.stream import MetricStream
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ def measure_gradient_norms(
         base.train(was_training)
 
 
-def plot_gradient_norms(norms: Mapping[str, float], *, title: str = "") -> Any:
+def plot_gradient_norms(norms: Mapping[str, float], *, title: str = "") -> Figure:
     """Bar chart (log scale) of gradient norms in model order, input on the left."""
     from matplotlib.figure import Figure
 
@@ -129,6 +134,14 @@ def norm_ratio(norms: Mapping[str, float]) -> float:
     return norms[first] / norms[last] if norms[last] else float("inf")
 
 
+class TrainerView(Protocol):
+    """What :class:`GradientNormCallback` reads of the trainer (and ``epoch`` if it has one)."""
+
+    model: nn.Module
+    step: int  # optimizer steps done
+    stream: MetricStream
+
+
 @dataclass
 class GradientNormCallback:
     """Record conv-layer gradient norms every ``every`` optimizer steps during training.
@@ -157,7 +170,9 @@ class GradientNormCallback:
             )
         self.records = 0  # how many times norms were appended (for tests and progress)
 
-    def on_after_backward(self, trainer: Any, logs: Mapping[str, Any] | None = None) -> None:
+    def on_after_backward(
+        self, trainer: TrainerView, logs: Mapping[str, Any] | None = None
+    ) -> None:
         step = int(trainer.step)
         if step % self.every:
             return
@@ -173,14 +188,12 @@ class GradientNormCallback:
         self.records += 1
 
 
-def norms_from_stream(stream: Any) -> tuple[list[str], Any, Any]:
+def norms_from_stream(stream: MetricStream) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(layer paths, steps (T,), norms (L, T)) of the ``grad_norm/`` keys in a stream.
 
     Layers are in the order they were first recorded (the model's order); a layer missing
     at some step is NaN there.
     """
-    import numpy as np
-
     seen: list[str] = stream.keys()
     keys = [k for k in seen if k.startswith(KEY_PREFIX)]
     series = [stream.series(k) for k in keys]

@@ -21,6 +21,7 @@ from resnetlab.errors import ConfigError
 from resnetlab.inspect.layers import unwrap
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 Shape = tuple[int, ...]
@@ -320,14 +321,19 @@ def _shown_units(units: list[GraphNode], max_units: int) -> list[GraphNode | int
     return [*head, len(units) - len(head) - len(tail), *tail]
 
 
-def plot_graph(
-    root: GraphNode, *, max_units_per_stack: int = 6, title: str | None = None
-) -> Figure:
-    """A block diagram of the graph (top to bottom) with the shortcuts drawn as arcs."""
-    from matplotlib.figure import Figure
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+# One row of the diagram: (kind, what it shows, stack index or -1). kind is "input",
+# "stem", "unit", "head", "module" or "output"; a unit row's item is an int for the
+# "N more units" marker.
+_Row = tuple[str, GraphNode | int | None, int]
 
-    rows: list[tuple[str, GraphNode | int | None, int]] = [("input", None, -1)]
+# Layout in data units: box height and the gap between boxes, left edge and box width.
+_BOX_H, _GAP = 0.62, 0.38
+_X0, _W = 1.0, 6.4
+
+
+def _diagram_rows(root: GraphNode, max_units_per_stack: int) -> list[_Row]:
+    """The boxes top to bottom: input, stem, each stack's (folded) units, head, output."""
+    rows: list[_Row] = [("input", None, -1)]
     stacks = [c for c in root.children if c.kind == "stack"]
     if not stacks:  # not a ResNet: one box per top-level child
         for c in root.children:
@@ -344,131 +350,157 @@ def plot_graph(
         elif c.kind == "head":
             rows.append(("head", c, -1))
     rows.append(("output", None, -1))
+    return rows
 
-    box_h, gap = 0.62, 0.38
-    height = len(rows) * (box_h + gap)
+
+def _box_text(root: GraphNode, row: _Row) -> tuple[str, str]:
+    """(text, face colour) of one box."""
+    kind, item, stack_idx = row
+    if kind == "input":
+        return f"input {_shape(root.in_shape)}", "white"
+    if kind == "output":
+        return f"output {_shape(root.out_shape)}", "white"
+    if isinstance(item, int):
+        return f"... {item} more units like these ...", "white"
+    assert isinstance(item, GraphNode)
+    colour = _STACK_COLOURS[stack_idx % len(_STACK_COLOURS)] if stack_idx >= 0 else "#f2f2f2"
+    details = [
+        c.detail.split(" ", 1)[-1] if kind == "unit" else c.detail
+        for c in item.children
+        if c.kind == "layer"
+    ]
+    layers = " | ".join(d for d in details if d)
+    name = {"unit": f"stack {stack_idx} {item.label}", "module": item.path}.get(kind, item.label)
+    text = f"{name}  {_shape(item.out_shape)}  {item.params:,} params"
+    if layers:
+        text += f"\n{layers}"
+    return text, colour
+
+
+def _draw_box(ax: Axes, y: float, text: str, colour: str) -> None:
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(
+        FancyBboxPatch(
+            (_X0, y),
+            _W,
+            _BOX_H,
+            boxstyle="round,pad=0.02,rounding_size=0.08",
+            facecolor=colour,
+            edgecolor="0.3",
+            linewidth=0.8,
+        )
+    )
+    ax.text(
+        _X0 + _W / 2,
+        y + _BOX_H / 2,
+        text,
+        ha="center",
+        va="center",
+        fontsize=6.5,
+        family="monospace",
+    )
+
+
+def _draw_unit_shortcut(ax: Axes, y: float, shortcut: str) -> None:
+    """An arc on the right of the unit's box: solid green identity, dashed red projection."""
+    from matplotlib.patches import FancyArrowPatch
+
+    dashed = shortcut != "identity"
+    ax.add_patch(
+        FancyArrowPatch(
+            (_X0 + _W, y - _GAP / 2),
+            (_X0 + _W, y + _BOX_H + _GAP / 2),
+            connectionstyle="arc3,rad=-0.55",
+            arrowstyle="-|>",
+            mutation_scale=8,
+            linestyle="--" if dashed else "-",
+            color="tab:red" if dashed else "tab:green",
+            lw=1.1,
+        )
+    )
+    ax.text(
+        _X0 + _W + 0.55,
+        y + _BOX_H / 2,
+        shortcut.replace("projection", "proj"),
+        fontsize=6,
+        va="center",
+        color="tab:red" if dashed else "tab:green",
+    )
+
+
+def _draw_stack(ax: Axes, idx: int, stack: GraphNode, ys: list[float]) -> None:
+    """A frame around the stack's unit boxes at ``ys`` and, if any, the stack's shortcut."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    top, bottom = min(ys) - _GAP / 3, max(ys) + _BOX_H + _GAP / 3
+    ax.add_patch(
+        FancyBboxPatch(
+            (_X0 - 0.25, top),
+            _W + 0.5,
+            bottom - top,
+            boxstyle="round,pad=0.02,rounding_size=0.1",
+            fill=False,
+            edgecolor=_STACK_COLOURS[idx % len(_STACK_COLOURS)],
+            lw=2.0,
+        )
+    )
+    if stack.shortcut in (None, "none"):
+        return
+    ax.add_patch(
+        FancyArrowPatch(
+            (_X0 - 0.3, top - _GAP / 2),
+            (_X0 - 0.3, bottom + _GAP / 2),
+            connectionstyle="arc3,rad=0.35",
+            arrowstyle="-|>",
+            mutation_scale=10,
+            linestyle="--" if stack.shortcut != "identity" else "-",
+            color="tab:purple",
+            lw=1.6,
+        )
+    )
+    ax.text(
+        -1.55,
+        (top + bottom) / 2,
+        f"stack\nshortcut\n{stack.shortcut}",
+        fontsize=6,
+        va="center",
+        color="tab:purple",
+    )
+
+
+def plot_graph(
+    root: GraphNode, *, max_units_per_stack: int = 6, title: str | None = None
+) -> Figure:
+    """A block diagram of the graph (top to bottom) with the shortcuts drawn as arcs."""
+    from matplotlib.figure import Figure
+
+    rows = _diagram_rows(root, max_units_per_stack)
+    height = len(rows) * (_BOX_H + _GAP)
     fig = Figure(figsize=(8.5, max(3.0, 0.52 * height + 0.8)), layout="constrained")
     ax = fig.add_subplot(label="graph")
     ax.set_xlim(-1.6, 10.4)
     ax.set_ylim(height + 0.2, -0.6)
     ax.axis("off")
-    y_of: list[float] = []
-    x0, w = 1.0, 6.4
-    for r, (kind, item, stack_idx) in enumerate(rows):
-        y = r * (box_h + gap)
-        y_of.append(y)
-        if kind == "input":
-            text, colour = f"input {_shape(root.in_shape)}", "white"
-        elif kind == "output":
-            text, colour = f"output {_shape(root.out_shape)}", "white"
-        elif isinstance(item, int):
-            text, colour = f"... {item} more units like these ...", "white"
-        else:
-            assert isinstance(item, GraphNode)
-            colour = (
-                _STACK_COLOURS[stack_idx % len(_STACK_COLOURS)] if stack_idx >= 0 else "#f2f2f2"
-            )
-            details = [
-                c.detail.split(" ", 1)[-1] if kind == "unit" else c.detail
-                for c in item.children
-                if c.kind == "layer"
-            ]
-            layers = " | ".join(d for d in details if d)
-            name = {"unit": f"stack {stack_idx} {item.label}", "module": item.path}.get(
-                kind, item.label
-            )
-            text = f"{name}  {_shape(item.out_shape)}  {item.params:,} params"
-            if layers:
-                text += f"\n{layers}"
-        ax.add_patch(
-            FancyBboxPatch(
-                (x0, y),
-                w,
-                box_h,
-                boxstyle="round,pad=0.02,rounding_size=0.08",
-                facecolor=colour,
-                edgecolor="0.3",
-                linewidth=0.8,
-            )
-        )
-        ax.text(
-            x0 + w / 2,
-            y + box_h / 2,
-            text,
-            ha="center",
-            va="center",
-            fontsize=6.5,
-            family="monospace",
-        )
-        if r:
+    y_of = [r * (_BOX_H + _GAP) for r in range(len(rows))]
+    for r, row in enumerate(rows):
+        y = y_of[r]
+        _draw_box(ax, y, *_box_text(root, row))
+        if r:  # the arrow from the box above
             ax.annotate(
                 "",
-                xy=(x0 + w / 2, y),
-                xytext=(x0 + w / 2, y_of[r - 1] + box_h),
+                xy=(_X0 + _W / 2, y),
+                xytext=(_X0 + _W / 2, y_of[r - 1] + _BOX_H),
                 arrowprops={"arrowstyle": "-|>", "color": "0.35", "lw": 0.8},
             )
+        kind, item, _ = row
         if kind == "unit" and isinstance(item, GraphNode) and item.shortcut not in (None, "none"):
-            dashed = item.shortcut != "identity"
-            ax.add_patch(
-                FancyArrowPatch(
-                    (x0 + w, y - gap / 2),
-                    (x0 + w, y + box_h + gap / 2),
-                    connectionstyle="arc3,rad=-0.55",
-                    arrowstyle="-|>",
-                    mutation_scale=8,
-                    linestyle="--" if dashed else "-",
-                    color="tab:red" if dashed else "tab:green",
-                    lw=1.1,
-                )
-            )
-            ax.text(
-                x0 + w + 0.55,
-                y + box_h / 2,
-                item.shortcut.replace("projection", "proj"),
-                fontsize=6,
-                va="center",
-                color="tab:red" if dashed else "tab:green",
-            )
+            _draw_unit_shortcut(ax, y, item.shortcut)
 
-    # stack frames and stack shortcuts
-    for idx, stack in enumerate(stacks):
+    for idx, stack in enumerate(c for c in root.children if c.kind == "stack"):
         ys = [y_of[r] for r, (kind, _item, s) in enumerate(rows) if kind == "unit" and s == idx]
-        if not ys:
-            continue
-        top, bottom = min(ys) - gap / 3, max(ys) + box_h + gap / 3
-        ax.add_patch(
-            FancyBboxPatch(
-                (x0 - 0.25, top),
-                w + 0.5,
-                bottom - top,
-                boxstyle="round,pad=0.02,rounding_size=0.1",
-                fill=False,
-                edgecolor=_STACK_COLOURS[idx % len(_STACK_COLOURS)],
-                lw=2.0,
-            )
-        )
-        if stack.shortcut not in (None, "none"):
-            dashed = stack.shortcut != "identity"
-            ax.add_patch(
-                FancyArrowPatch(
-                    (x0 - 0.3, top - gap / 2),
-                    (x0 - 0.3, bottom + gap / 2),
-                    connectionstyle="arc3,rad=0.35",
-                    arrowstyle="-|>",
-                    mutation_scale=10,
-                    linestyle="--" if dashed else "-",
-                    color="tab:purple",
-                    lw=1.6,
-                )
-            )
-            ax.text(
-                -1.55,
-                (top + bottom) / 2,
-                f"stack\nshortcut\n{stack.shortcut}",
-                fontsize=6,
-                va="center",
-                color="tab:purple",
-            )
+        if ys:
+            _draw_stack(ax, idx, stack, ys)
     legend = "arcs: green = identity shortcut, red dashed = projection, purple = stack shortcut"
     if not any(n.shortcut not in (None, "none") for n in root.walk()):
         legend = "no shortcuts: a plain network"

@@ -18,7 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from resnetlab.data import ImageDataset, channel_stats, load
 from resnetlab.errors import ConfigError
+from resnetlab.models import create_model
+from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,8 @@ def load_model(
     """
     path = Path(source)
     if path.exists():
-        from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
-
         data = load_checkpoint(path)
         return model_from_checkpoint(data), data
-    from resnetlab.models import create_model
-
     try:
         model = create_model(
             str(source), in_channels=in_channels, num_classes=num_classes, image_size=image_size
@@ -72,13 +71,11 @@ def input_shape_of(model: nn.Module, default: Sequence[int] = (1, 28, 28)) -> tu
 
 
 def _normalisation(
-    checkpoint: Mapping[str, Any], dataset: Any
+    checkpoint: Mapping[str, Any], dataset: ImageDataset
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     extra = (checkpoint.get("config") or {}).get("extra") or {}
     if extra.get("mean") is not None and extra.get("std") is not None:
         return tuple(extra["mean"]), tuple(extra["std"])
-    from resnetlab.data import channel_stats, load
-
     train = (
         dataset
         if dataset.split == "train"
@@ -96,8 +93,6 @@ def dataset_sample(
     checkpoint: Mapping[str, Any] | None = None,
 ) -> Sample:
     """Sample ``index`` of a dataset split as the model sees it (float, normalised)."""
-    from resnetlab.data import load
-
     ds = load(dataset, split, root=root, progress=False)
     if not 0 <= index < len(ds):
         raise ConfigError(f"--index {index} is outside {ds.name}/{ds.split} (0..{len(ds) - 1})")

@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resnetlab.errors import JobError
-from resnetlab.jobs.job import Job, ThreadJob, current
+from resnetlab.jobs.context import current
+from resnetlab.jobs.job import Job, ThreadJob
+from resnetlab.jobs.registry import JobRegistry, default_registry
 from resnetlab.jobs.worker import ProcessJob
 from resnetlab.metrics.stream import MetricStream
 from resnetlab.states import RunStatus
@@ -342,19 +344,20 @@ def _start(
     label: str,
     kind: str,
     stream: MetricStream | None,
-    registry: Any,
+    registry: JobRegistry | None,
 ) -> TrainingJob:
-    if registry is None:
-        from resnetlab.jobs import registry as default_registry
-
-        registry = default_registry
+    registry = registry if registry is not None else default_registry()
     job_class = _TrainingProcessJob if kind == "process" else _TrainingThreadJob
     job = registry.new(body, *body_args, name=label, kind=kind, job_class=job_class, stream=stream)
     return TrainingJob(job)
 
 
 def start_recipe(
-    args: RecipeArgs, *, kind: str = "thread", name: str | None = None, registry: Any = None
+    args: RecipeArgs,
+    *,
+    kind: str = "thread",
+    name: str | None = None,
+    registry: JobRegistry | None = None,
 ) -> TrainingJob:
     """Start the training recipe on ``args`` as a background job; returns a TrainingJob.
 
@@ -383,7 +386,7 @@ def start_training(
     kind: str = "thread",
     name: str | None = None,
     train_fn: Callable[..., Any] | None = None,
-    registry: Any = None,
+    registry: JobRegistry | None = None,
     **train_kwargs: Any,
 ) -> TrainingJob:
     """Start ``train_fn(*args, **train_kwargs)`` as a background job; returns a TrainingJob.

@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from resnetlab.errors import ConfigError
-from resnetlab.live._loop import LoopThread
 from resnetlab.live.drivers.base import locked_canvas_class
 from resnetlab.live.panels import Panel, matching_keys, resolve_layout
 from resnetlab.metrics.decimate import minmax_decimate
 from resnetlab.metrics.stream import MetricStream, default_stream
+from resnetlab.runtime.loop import BackgroundLoop
 from resnetlab.utils.atomic import atomic_write, atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -586,7 +586,7 @@ class Dashboard:
         self.driver_options = driver_options
         self.driver: Any = None
         self.rate_hz = 2.0
-        self._loop: LoopThread | None = None
+        self._loop: BackgroundLoop | None = None
         self._task: Any = None
         self._auto_step = 0
         self.refreshes = 0
@@ -684,7 +684,7 @@ class Dashboard:
         if self._task is not None and not self._task.done():
             return self
         if self._loop is None:
-            self._loop = LoopThread("resnetlab-dashboard")
+            self._loop = BackgroundLoop("resnetlab-dashboard")
         self._loop.start()
         self._task = self._loop.submit(self._refresh_loop())
         return self
@@ -730,7 +730,8 @@ class Dashboard:
         """Stop the background refresh after one last refresh+draw (idempotent)."""
         task, self._task = self._task, None
         if self._loop is not None:
-            self._loop.stop()
+            # Hard: the refresh task never ends by itself; its error is self.error, logged.
+            self._loop.stop(hard=True, raise_errors=False)
             self._loop = None
         if task is not None and self.driver is not None:
             try:

@@ -7,10 +7,16 @@ exact, but no memory is allocated and nothing is computed, so even ResNet-1001 i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
 from typing import Any
 
+import torch
+
 from resnetlab.errors import ConfigError
+from resnetlab.models.presets import _instantiate, get_preset, list_presets, resnet_v2
+from resnetlab.models.summary import count_parameters, model_summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,20 +84,15 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def parse_overrides(items: list[str], preset: str) -> dict[str, Any]:
     """Every ``--set FIELD=VALUE`` for model ``preset``, with 1/0 as yes/no where a field is."""
-    from resnetlab.models.presets import get_preset
-
     return coerce_overrides(get_preset(preset).config, dict(parse_override(t) for t in items))
 
 
-def coerce_overrides(config: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+def coerce_overrides(config: object, overrides: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` with 1/0 turned into True/False for the yes/no fields of ``config``.
 
     Anything else is left for the config to check, so ``residual=2`` or ``residual="maybe"``
     still fails there, naming the field.
     """
-    import dataclasses
-    import typing
-
     hints = typing.get_type_hints(type(config))
     bools = {f.name for f in dataclasses.fields(config) if hints.get(f.name) is bool}
     return {
@@ -101,11 +102,6 @@ def coerce_overrides(config: Any, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import torch
-
-    from resnetlab.models.presets import _instantiate, list_presets
-    from resnetlab.models.summary import count_parameters
-
     presets = [p for p in list_presets() if args.family in (None, p.family)]
     if not presets:
         raise ConfigError(
@@ -142,11 +138,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    import torch
-
-    from resnetlab.models.presets import get_preset, resnet_v2
-    from resnetlab.models.summary import model_summary
-
     preset = get_preset(args.model)
     overrides = parse_overrides(args.overrides, preset.name)
     for field, value in (

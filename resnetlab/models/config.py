@@ -15,7 +15,7 @@ import numbers
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from resnetlab.errors import ConfigError
 from resnetlab.models.layers import check_activation, check_norm
@@ -27,6 +27,9 @@ ACTIVATION_ORDERS = ("pre", "post")
 # Version of the ``model.spec`` dict that checkpoints store.
 SPEC_FORMAT = 1
 
+# A config dataclass (ResNetV2Config, SimpleCNNConfig): replace_config returns its own type.
+ConfigT = TypeVar("ConfigT")
+
 
 def _choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
@@ -36,6 +39,11 @@ def _choice(field_name: str, value: str, choices: tuple[str, ...]) -> None:
             f"ResNetV2Config.{field_name}={value!r} is not allowed; {hint}"
             f"choose one of {', '.join(map(repr, choices))}"
         )
+
+
+def _positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"ResNetV2Config.{name}={value!r} must be a positive integer")
 
 
 def _kind(hint: Any) -> str:
@@ -74,7 +82,7 @@ def _checked(hint: Any, value: Any) -> tuple[bool, Any]:
     return True, value
 
 
-def check_field_types(config: Any) -> None:
+def check_field_types(config: object) -> None:
     """Raise ``ConfigError`` naming the field for any value of the wrong type.
 
     Runs before the range checks, so that ``residual="no"`` (a truthy string) is not
@@ -186,23 +194,40 @@ class ResNetV2Config:
     # -- validation -------------------------------------------------------------------
 
     def _validate(self) -> None:
-        def positive(name: str, value: Any) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ResNetV2Config.{name}={value!r} must be a positive integer")
+        """Range and consistency checks; the first rule a config breaks is the one reported."""
+        self._check_sizes()
+        self._check_layer_names()
+        self._check_stacks()
+        if self.unit == "bottleneck":
+            self._check_bottleneck_ratio()
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"ResNetV2Config.dropout={self.dropout!r} must be in [0, 1)")
+        if self.zero_init_last and not self.residual:
+            raise ConfigError(
+                "ResNetV2Config.zero_init_last=True needs residual=True: in a "
+                "plain network it would zero the signal itself; set one of them "
+                "to False"
+            )
+        self._check_image_size()
 
-        positive("in_channels", self.in_channels)
-        positive("num_classes", self.num_classes)
-        positive("image_size", self.image_size)
-        positive("stem_channels", self.stem_channels)
-        positive("stem_stride", self.stem_stride)
+    def _check_sizes(self) -> None:
+        """Input, output and stem sizes: positive integers, and an odd stem kernel."""
+        _positive("in_channels", self.in_channels)
+        _positive("num_classes", self.num_classes)
+        _positive("image_size", self.image_size)
+        _positive("stem_channels", self.stem_channels)
+        _positive("stem_stride", self.stem_stride)
         if self.latent_dim is not None:
-            positive("latent_dim", self.latent_dim)
-        positive("stem_kernel", self.stem_kernel)
+            _positive("latent_dim", self.latent_dim)
+        _positive("stem_kernel", self.stem_kernel)
         if self.stem_kernel % 2 == 0:
             raise ConfigError(
                 f"ResNetV2Config.stem_kernel={self.stem_kernel} must be odd "
                 "(3 or 7) so that 'same' padding keeps the map centred"
             )
+
+    def _check_layer_names(self) -> None:
+        """Every field that names a choice or a layer names a known one."""
         _choice("stem_pool", self.stem_pool, STEM_POOLS)
         _choice("unit", self.unit, UNIT_TYPES)
         _choice("stride_layer", self.stride_layer, STRIDE_LAYERS)
@@ -210,6 +235,8 @@ class ResNetV2Config:
         check_activation(self.activation, "ResNetV2Config.activation")
         check_norm(self.norm, "ResNetV2Config.norm")
 
+    def _check_stacks(self) -> None:
+        """At least one stack; one entry per stack in every stack list, each positive."""
         n = len(self.stack_units)
         if n == 0:
             raise ConfigError(
@@ -231,47 +258,28 @@ class ResNetV2Config:
                     "from stack_units and stack_channels"
                 )
         for i, channels in enumerate(self.stack_channels):
-            positive(f"stack_channels[{i}]", channels)
+            _positive(f"stack_channels[{i}]", channels)
         for i, stride in enumerate(self.strides):
-            positive(f"stack_strides[{i}]", stride)
+            _positive(f"stack_strides[{i}]", stride)
 
-        if self.unit == "bottleneck":
-            if not self.bottleneck_ratio > 0:
-                raise ConfigError(
-                    f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} "
-                    "must be > 0 (1/4 as He et al., 1/2 as Atienza)"
-                )
-            for i, channels in enumerate(self.stack_channels):
-                if int(channels * self.bottleneck_ratio) < 1:
-                    raise ConfigError(
-                        f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} gives "
-                        f"int({channels} * {self.bottleneck_ratio}) = 0 bottleneck channels in "
-                        f"stack {i} (stack_channels[{i}]={channels}); use bottleneck_ratio >= "
-                        f"{1 / channels:.4g} or wider stacks"
-                    )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"ResNetV2Config.dropout={self.dropout!r} must be in [0, 1)")
-        if self.zero_init_last and not self.residual:
+    def _check_bottleneck_ratio(self) -> None:
+        """The ratio is positive and leaves every stack's bottleneck at least one channel."""
+        if not self.bottleneck_ratio > 0:
             raise ConfigError(
-                "ResNetV2Config.zero_init_last=True needs residual=True: in a "
-                "plain network it would zero the signal itself; set one of them "
-                "to False"
+                f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} "
+                "must be > 0 (1/4 as He et al., 1/2 as Atienza)"
             )
-        self._check_image_size()
-
-    def stage_sizes(self) -> list[tuple[str, int]]:
-        """(stage, output side) for the stem, its pool, and each stack, at ``image_size``."""
-        size = conv_out(self.image_size, self.stem_stride)
-        stages = [("stem", size)]
-        if self.stem_pool != "none":
-            size = conv_out(size, 2)
-            stages.append((f"stem {self.stem_pool}-pool", size))
-        for i, stride in enumerate(self.strides):
-            size = conv_out(size, stride)
-            stages.append((f"stack {i}", size))
-        return stages
+        for i, channels in enumerate(self.stack_channels):
+            if int(channels * self.bottleneck_ratio) < 1:
+                raise ConfigError(
+                    f"ResNetV2Config.bottleneck_ratio={self.bottleneck_ratio!r} gives "
+                    f"int({channels} * {self.bottleneck_ratio}) = 0 bottleneck channels in "
+                    f"stack {i} (stack_channels[{i}]={channels}); use bottleneck_ratio >= "
+                    f"{1 / channels:.4g} or wider stacks"
+                )
 
     def _check_image_size(self) -> None:
+        """No strided stage (stem, pool, stacks) gets a map smaller than its stride."""
         stages: list[tuple[str, int]] = [("stem", self.stem_stride)]
         if self.stem_pool != "none":
             stages.append((f"stem {self.stem_pool}-pool", 2))
@@ -289,6 +297,18 @@ class ResNetV2Config:
             size = conv_out(size, stride)
 
     # -- derived facts ----------------------------------------------------------------
+
+    def stage_sizes(self) -> list[tuple[str, int]]:
+        """(stage, output side) for the stem, its pool, and each stack, at ``image_size``."""
+        size = conv_out(self.image_size, self.stem_stride)
+        stages = [("stem", size)]
+        if self.stem_pool != "none":
+            size = conv_out(size, 2)
+            stages.append((f"stem {self.stem_pool}-pool", size))
+        for i, stride in enumerate(self.strides):
+            size = conv_out(size, stride)
+            stages.append((f"stack {i}", size))
+        return stages
 
     @property
     def layers_per_unit(self) -> int:
@@ -354,7 +374,7 @@ def min_image_size(stages: list[tuple[str, int]]) -> int:
         size += 1
 
 
-def replace_config(config: Any, **overrides: Any) -> Any:
+def replace_config(config: ConfigT, **overrides: Any) -> ConfigT:
     """``dataclasses.replace`` with a ``ConfigError`` (close matches) for unknown fields."""
     check_fields(type(config), overrides)
     return dataclasses.replace(config, **overrides)

@@ -76,7 +76,9 @@ def _imagenet(units: tuple[int, ...], unit: str) -> ResNetV2Config:
 def _build_presets() -> dict[str, PresetInfo]:
     presets: list[PresetInfo] = []
 
-    def add(name: str, family: str, description: str, config: Any) -> None:
+    def add(
+        name: str, family: str, description: str, config: ResNetV2Config | SimpleCNNConfig
+    ) -> None:
         presets.append(PresetInfo(name, family, config.depth, description, config))
 
     add(

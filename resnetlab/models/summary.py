@@ -7,7 +7,7 @@ every module (the model's training mode is restored afterwards). Build the model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -85,32 +85,24 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def model_summary(
-    model: nn.Module,
-    input_size: Sequence[int] | None = None,
-    *,
-    depth: int | None = None,
-    title: str | None = None,
-) -> Summary:
-    """Summarise ``model`` for one input of ``input_size`` = (C, H, W).
-
-    ``depth`` limits rows to module paths with at most that many dots + 1 parts (e.g. 2
-    shows ``stacks.0`` level rows with their children's parameters folded in); ``None``
-    lists every leaf layer. ``input_size`` defaults to the model's config.
-    """
-    config = getattr(model, "config", None)
+def _resolved_input_size(model: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
+    """``input_size`` as ints, from the model's config when not given; checked to be (C, H, W)."""
     if input_size is None:
+        config = getattr(model, "config", None)
         if config is None:
             raise ConfigError(
                 "model_summary needs input_size=(C, H, W) for a model without .config"
             )
         input_size = (config.in_channels, config.image_size, config.image_size)
-    input_size = tuple(int(s) for s in input_size)
-    if len(input_size) != 3 or min(input_size) < 1:
-        raise ConfigError(f"input_size={input_size!r} must be (C, H, W) with positive sizes")
-    if depth is not None and depth < 1:
-        raise ConfigError(f"depth={depth!r} must be >= 1 (or None for every layer)")
+    size = tuple(int(s) for s in input_size)
+    if len(size) != 3 or min(size) < 1:
+        raise ConfigError(f"input_size={size!r} must be (C, H, W) with positive sizes")
+    return size
 
+
+def _rows_to_show(model: nn.Module, depth: int | None) -> list[tuple[str, nn.Module]]:
+    """(path, module) of every row: the leaves, or the modules at ``depth`` (and shallower
+    leaves)."""
     chosen: list[tuple[str, nn.Module]] = []
     for path, module in model.named_modules():
         if not path:
@@ -121,11 +113,21 @@ def model_summary(
             depth is not None and (level == depth or (leaf and level < depth))
         ):
             chosen.append((path, module))
+    return chosen
 
+
+def _trace(
+    model: nn.Module, input_size: tuple[int, ...]
+) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """One forward pass of one zero sample in eval mode, hooks on every module.
+
+    Returns (path -> output shape per sample of the modules that returned a tensor,
+    path -> index of its first call, for every module that ran).
+    """
     shapes: dict[str, tuple[int, ...]] = {}
-    order: dict[str, int] = {}  # path -> index of its first call, for every module
+    order: dict[str, int] = {}
 
-    def hook_for(path: str):
+    def hook_for(path: str) -> Callable[[nn.Module, object, object], None]:
         def hook(module: nn.Module, args: object, output: object) -> None:
             if isinstance(output, torch.Tensor):
                 shapes[path] = tuple(output.shape[1:])
@@ -152,40 +154,83 @@ def model_summary(
     finally:
         for h in handles:
             h.remove()
+    return shapes, order
 
-    rows = []
-    for path, module in chosen:
-        shape = shapes.get(path)
-        if shape is None:
-            # A container whose children a unit calls one by one (the first layer of a unit
-            # with a projection): its output is its last child's output.
-            ran = [p for p in shapes if p.startswith(path + ".")]
-            if ran:
-                shape = shapes[max(ran, key=order.__getitem__)]
-        rows.append(SummaryRow(path, type(module).__name__, shape, count_parameters(module)))
-    if title is None:
-        spec = getattr(model, "spec", None) or {}
-        title = type(model).__name__
-        if spec.get("preset"):
-            title = f"{spec['preset']} ({title})"
-        if config is not None and hasattr(config, "depth"):
-            title = (
-                f"{title[:-1]}, depth {config.depth})"
-                if title.endswith(")")
-                else f"{title} (depth {config.depth})"
-            )
+
+def _output_shape(
+    path: str, shapes: dict[str, tuple[int, ...]], order: dict[str, int]
+) -> tuple[int, ...] | None:
+    """The output shape of the module at ``path`` per sample; None if it never ran."""
+    shape = shapes.get(path)
+    if shape is None:
+        # A container whose children a unit calls one by one (the first layer of a unit
+        # with a projection): its output is its last child's output.
+        ran = [p for p in shapes if p.startswith(path + ".")]
+        if ran:
+            shape = shapes[max(ran, key=order.__getitem__)]
+    return shape
+
+
+def _default_title(model: nn.Module) -> str:
+    """The class name, with the preset's name and the config's depth where known."""
+    spec = getattr(model, "spec", None) or {}
+    config = getattr(model, "config", None)
+    title = type(model).__name__
+    if spec.get("preset"):
+        title = f"{spec['preset']} ({title})"
+    if config is not None and hasattr(config, "depth"):
+        title = (
+            f"{title[:-1]}, depth {config.depth})"
+            if title.endswith(")")
+            else f"{title} (depth {config.depth})"
+        )
+    return title
+
+
+def _conv_fc_weights(model: nn.Module) -> int:
+    """Parameters of the Conv2d and Linear layers: what the ResNet papers count."""
+    return sum(
+        p.numel()
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+        for p in m.parameters(recurse=False)
+    )
+
+
+def model_summary(
+    model: nn.Module,
+    input_size: Sequence[int] | None = None,
+    *,
+    depth: int | None = None,
+    title: str | None = None,
+) -> Summary:
+    """Summarise ``model`` for one input of ``input_size`` = (C, H, W).
+
+    ``depth`` limits rows to module paths with at most that many dots + 1 parts (e.g. 2
+    shows ``stacks.0`` level rows with their children's parameters folded in); ``None``
+    lists every leaf layer. ``input_size`` defaults to the model's config.
+    """
+    size = _resolved_input_size(model, input_size)
+    if depth is not None and depth < 1:
+        raise ConfigError(f"depth={depth!r} must be >= 1 (or None for every layer)")
+    chosen = _rows_to_show(model, depth)
+    shapes, order = _trace(model, size)
+    rows = [
+        SummaryRow(
+            path,
+            type(module).__name__,
+            _output_shape(path, shapes, order),
+            count_parameters(module),
+        )
+        for path, module in chosen
+    ]
     trainable = count_parameters(model, trainable_only=True)
     return Summary(
-        title=title,
-        input_size=input_size,
+        title=_default_title(model) if title is None else title,
+        input_size=size,
         rows=rows,
         trainable=trainable,
         non_trainable=count_parameters(model) - trainable,
         buffers=sum(b.numel() for _, b in model.named_buffers() if b.is_floating_point()),
-        conv_fc_weights=sum(
-            p.numel()
-            for m in model.modules()
-            if isinstance(m, nn.Conv2d | nn.Linear)
-            for p in m.parameters(recurse=False)
-        ),
+        conv_fc_weights=_conv_fc_weights(model),
     )

@@ -75,3 +75,22 @@ def test_picture_draws_deep_and_non_resnet_models(name):
     else:
         assert any(t.startswith("blocks.0") for t in texts)
         assert "no shortcuts" in fig._suptitle.get_text()
+
+
+def test_picture_draws_every_shortcut_beside_its_unit_and_stack():
+    _, root = _graph("resnetv2-20", stack_shortcut=True)
+    fig = plot_graph(root, max_units_per_stack=2)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    # one arc label per unit: each stack's first unit projects, the second is identity
+    assert texts.count("proj 1x1/1") == 1 and texts.count("proj 1x1/2") == 2
+    assert texts.count("identity") == 3
+    assert [t for t in texts if t.startswith("stack\nshortcut")] == [
+        "stack\nshortcut\nprojection 1x1/1",
+        "stack\nshortcut\nprojection 1x1/2",
+        "stack\nshortcut\nprojection 1x1/2",
+    ]
+    boxes = [t for t in texts if "params" in t]
+    assert boxes[0].startswith("stem") and boxes[-1].startswith("head")
+    assert sum(t.startswith("stack 1 unit") for t in boxes) == 2
+    assert "green = identity shortcut" in fig._suptitle.get_text()
+    assert plot_graph(root, title="mine")._suptitle.get_text() == "mine"

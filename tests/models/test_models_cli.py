@@ -165,3 +165,34 @@ def test_parse_override_keeps_numbers_numbers() -> None:
     assert parse_override("latent_dim=null") == ("latent_dim", None)
     assert parse_override("activation=tanh") == ("activation", "tanh")
     assert parse_override(" residual = Off ") == ("residual", False)
+
+
+def test_model_summary_input_errors_name_the_fix() -> None:
+    from torch import nn
+
+    from resnetlab.errors import ConfigError
+
+    model = create_model("resnetv2-micro", in_channels=1, image_size=28)
+    with pytest.raises(ConfigError, match=r"^input_size=\(1, 28\) must be \(C, H, W\)"):
+        model_summary(model, (1, 28))
+    with pytest.raises(ConfigError, match=r"^input_size=\(0, 28, 28\) must be .* positive sizes"):
+        model_summary(model, [0, 28, 28])
+    with pytest.raises(ConfigError, match=r"^depth=0 must be >= 1"):
+        model_summary(model, depth=0)
+    with pytest.raises(ConfigError, match=r"needs input_size=\(C, H, W\) for a model without"):
+        model_summary(nn.Conv2d(1, 2, 3))
+    conv = nn.Conv2d(3, 2, 3)
+    conv.train()
+    with pytest.raises(ConfigError, match=r"does not accept an input of size \(1, 8, 8\)"):
+        model_summary(conv, (1, 8, 8))
+    assert conv.training  # mode restored after the failed pass
+    assert not any(conv._forward_hooks.values())  # hooks removed
+
+    plain = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    summary = model_summary(plain, (1, 8, 8))
+    assert summary.title == "Sequential" and summary.input_size == (1, 8, 8)
+    assert [r.output_shape for r in summary.rows] == [(2, 6, 6), (2, 6, 6)]
+    assert summary.conv_fc_weights == summary.total == 20
+    assert model_summary(plain, (1, 8, 8), title="mine").title == "mine"
+    # the default title names the preset and the depth
+    assert model_summary(model).title == "resnetv2-micro (ResNet, depth 6)"

@@ -169,3 +169,93 @@ def test_saturating_activations_are_available(name: str) -> None:
     model = create_model("plain-20", activation=name, norm="none")
     acts = {type(m).__name__.lower() for m in model.modules()}
     assert name in acts and "relu" not in acts
+
+
+# --- one message per validation rule, and the order in which the rules are checked ---------
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"stem_stride": 0}, "ResNetV2Config.stem_stride=0 must be a positive integer"),
+        ({"latent_dim": -2}, "ResNetV2Config.latent_dim=-2 must be a positive integer"),
+        (
+            {"stem_kernel": 4},
+            "ResNetV2Config.stem_kernel=4 must be odd (3 or 7) so that 'same' padding keeps "
+            "the map centred",
+        ),
+        (
+            {"stack_units": (), "stack_channels": ()},
+            "ResNetV2Config.stack_units is empty; give at least one stack, "
+            "e.g. stack_units=(2, 2, 2)",
+        ),
+        (
+            {"stack_strides": (1, 2)},
+            "ResNetV2Config.stack_strides has 2 entries but stack_units has 3; "
+            "give one entry per stack",
+        ),
+        (
+            {"stack_channels": (16, 0, 64)},
+            "ResNetV2Config.stack_channels[1]=0 must be a positive integer",
+        ),
+        (
+            {"stack_strides": (1, 0, 2)},
+            "ResNetV2Config.stack_strides[1]=0 must be a positive integer",
+        ),
+        (
+            {"bottleneck_ratio": -0.5},
+            "ResNetV2Config.bottleneck_ratio=-0.5 must be > 0 (1/4 as He et al., 1/2 as Atienza)",
+        ),
+        (
+            {"bottleneck_ratio": 0.01},
+            "ResNetV2Config.bottleneck_ratio=0.01 gives int(64 * 0.01) = 0 bottleneck channels "
+            "in stack 0 (stack_channels[0]=64); use bottleneck_ratio >= 0.01562 or wider stacks",
+        ),
+        ({"dropout": -0.1}, "ResNetV2Config.dropout=-0.1 must be in [0, 1)"),
+        (
+            {"zero_init_last": True, "residual": False},
+            "ResNetV2Config.zero_init_last=True needs residual=True: in a plain network it "
+            "would zero the signal itself; set one of them to False",
+        ),
+    ],
+)
+def test_each_rule_has_its_whole_message(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        ResNetV2Config(**fields)
+    assert str(info.value) == message
+
+
+def test_the_first_broken_rule_is_the_one_reported() -> None:
+    # The rules run in a fixed order: sizes, layer names, stacks, bottleneck, dropout,
+    # zero-init, image size. Each config below breaks every rule from one point on.
+    broken = {
+        "image_size": 1,
+        "zero_init_last": True,
+        "residual": False,
+        "dropout": 2.0,
+        "bottleneck_ratio": 0.0,
+        "stack_strides": (1, 0, 2),
+        "unit": "bottle",
+        "stem_kernel": 2,
+    }
+    expected = [
+        ("stem_kernel", "must be odd"),
+        ("unit", "is not allowed"),
+        ("stack_strides", "must be a positive integer"),
+        ("bottleneck_ratio", "must be > 0"),
+        ("dropout", "must be in [0, 1)"),
+        ("zero_init_last", "needs residual=True"),
+        ("image_size", "is too small"),
+    ]
+    for field, words in expected:
+        with pytest.raises(ConfigError) as info:
+            ResNetV2Config(**broken)
+        assert str(info.value).startswith(f"ResNetV2Config.{field}"), str(info.value)
+        assert words in str(info.value)
+        del broken[field]
+        if field == "zero_init_last":
+            del broken["residual"]
+    assert not broken  # every rule was reached
+    # A basic unit has no bottleneck: the ratio rule is skipped, the next one reports.
+    with pytest.raises(ConfigError, match=r"^ResNetV2Config\.dropout="):
+        ResNetV2Config(unit="basic", bottleneck_ratio=0.0, dropout=1.0)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import BackendError, ConfigError
-from resnetlab.live._loop import LoopThread
 from resnetlab.live.drivers.base import BaseDriver
+from resnetlab.runtime.loop import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class WebAggDriver(BaseDriver):
             )
         self.title = str(self.config["title"] or dashboard.title or "resnetlab dashboard")
         self.managers: dict[int, Any] = {}
-        self._loop = LoopThread("resnetlab-webagg")
+        self._loop = BackgroundLoop("resnetlab-webagg")
         self._server: Any = None
         self._socket: socket.socket | None = None
         # At most one redraw queued on the server's loop: draws asked for meanwhile are
@@ -208,12 +208,14 @@ class WebAggDriver(BaseDriver):
         canvases = self.attach(FigureCanvasWebAggCore)
         for num, canvas in enumerate(canvases, start=1):
             self.managers[num] = FigureManagerWebAgg(canvas, num)
+        if self._loop.closed:  # a loop runs once: a restarted driver gets a new one
+            self._loop = BackgroundLoop("resnetlab-webagg")
         self._loop.start()
         try:
-            self._loop.call(self._serve, sock)
+            self._loop.call(self._serve, sock, timeout=10.0)
         except Exception:
             sock.close()
-            self._loop.stop()
+            self._loop.stop(hard=True, raise_errors=False)
             raise
         host = "127.0.0.1" if self.address in ("", "0.0.0.0") else self.address
         self.url = f"http://{host}:{self.port}/"
@@ -290,7 +292,7 @@ class WebAggDriver(BaseDriver):
             self._loop.call(_close, timeout=5.0)
         except Exception:
             logger.exception("closing the WebAgg server failed")
-        self._loop.stop()
+        self._loop.stop(hard=True, raise_errors=False)  # no tasks of ours; errors were logged
         if self._socket is not None:
             self._socket.close()
             self._socket = None
