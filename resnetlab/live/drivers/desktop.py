@@ -21,6 +21,7 @@ from resnetlab.live.drivers.toolkits import in_notebook_kernel
 from resnetlab.live.drivers.viewer import ViewerDriver
 from resnetlab.live.drivers.window import WINDOW_DRIVERS, WindowDriver
 
+
 def desktop_driver(
     toolkit: str, dashboard: DriverHost, **options: Any
 ) -> WindowDriver | ViewerDriver:
