@@ -63,7 +63,7 @@ def test_desktop_backends_build_a_window_or_a_viewer_driver_by_mode(kit):
 def test_the_two_driver_tables_have_different_names_and_jobs():
     assert set(DRIVERS) == {"ipympl", "webagg", "agg", "qt", "tk", "gtk"}
     assert all(isinstance(target, str) for target in DRIVERS.values())  # lazy imports
-    assert WINDOW_DRIVERS == {"qt": QtDriver, "tk": TkDriver, "gtk": GtkDriver}
+    assert {"qt": QtDriver, "tk": TkDriver, "gtk": GtkDriver} == WINDOW_DRIVERS
 
 
 @pytest.mark.parametrize(
