@@ -191,6 +191,7 @@ class LineView:
             self.ax.legend(fontsize=7, loc="best")
 
     def update(self, keys: Sequence[str]) -> bool:
+        """Add lines for new matching keys; move them all if one has new values."""
         stream = self.host.stream
         for key in matching_keys(self.panel, keys):
             if key not in self.lines:
@@ -201,41 +202,46 @@ class LineView:
             for key in list(self.lines):
                 self._add_compare(key)
         # Versions, not lengths: a bounded stream (max_records) keeps lengths constant.
-        changed_keys = [k for k in self.lines if stream.series_version(k) != self.drawn_n[k]]
-        if not changed_keys:
+        if all(stream.series_version(k) == self.drawn_n[k] for k in self.lines):
             return False
-        data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
-        xmax = -np.inf
-        for key in self.lines:
-            self.drawn_n[key] = stream.series_version(key)  # before the copy: never skips one
-            xs, ys = stream.series(key, self.panel.x)
-            if self.panel.x == "time":
-                xs = xs - self.host.t0
-            smooth = None
-            if self.panel.smoothing and key in self.raw_lines:
-                # A bounded stream (max_records) dropped old values: positions no longer
-                # line up with the cache, so smooth the (bounded) kept window afresh.
-                trimmed = stream.series_length(key) < stream.series_version(key)
-                smooth = self._smoothed(key, ys, restart=trimmed)
-            if xs.size:
-                xmax = max(xmax, float(xs[-1]))
-            data[key] = (xs, ys, smooth)
+        data = {key: self._read(key) for key in self.lines}
+        xmax = max((float(xs[-1]) for xs, _, _ in data.values() if xs.size), default=-np.inf)
         for key, (xs, ys, smooth) in data.items():
-            if self.panel.window is not None and xs.size:
-                start = int(np.searchsorted(xs, xmax - self.panel.window, side="left"))
-                xs, ys = xs[start:], ys[start:]
-                smooth = smooth[start:] if smooth is not None else None
-            buckets = max(self.host.max_points // 2, 1)
-            if smooth is not None:
-                self.raw_lines[key].set_data(*minmax_decimate(xs, ys, buckets))
-                self.lines[key].set_data(*minmax_decimate(xs, smooth, buckets))
-            else:
-                self.lines[key].set_data(*minmax_decimate(xs, ys, buckets))
-            line = self.lines[key]
-            if not is_val(key) and not self.panel.is_minor(key):
-                line.set_marker("o" if xs.size == 1 else "")  # a lone point is no line
+            self._set_line(key, xs, ys, smooth, xmax)
         self._rescale(xmax)
         return True
+
+    def _read(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(x, values, smoothed values or None) of ``key`` as the panel shows them."""
+        stream = self.host.stream
+        self.drawn_n[key] = stream.series_version(key)  # before the copy: never skips one
+        xs, ys = stream.series(key, self.panel.x)
+        if self.panel.x == "time":
+            xs = xs - self.host.t0
+        smooth = None
+        if self.panel.smoothing and key in self.raw_lines:
+            # A bounded stream (max_records) dropped old values: positions no longer
+            # line up with the cache, so smooth the (bounded) kept window afresh.
+            trimmed = stream.series_length(key) < stream.series_version(key)
+            smooth = self._smoothed(key, ys, restart=trimmed)
+        return xs, ys, smooth
+
+    def _set_line(
+        self, key: str, xs: np.ndarray, ys: np.ndarray, smooth: np.ndarray | None, xmax: float
+    ) -> None:
+        """Move ``key``'s line(s) to the (windowed, decimated) data."""
+        if self.panel.window is not None and xs.size:
+            start = int(np.searchsorted(xs, xmax - self.panel.window, side="left"))
+            xs, ys = xs[start:], ys[start:]
+            smooth = smooth[start:] if smooth is not None else None
+        buckets = max(self.host.max_points // 2, 1)
+        if smooth is not None:
+            self.raw_lines[key].set_data(*minmax_decimate(xs, ys, buckets))
+            self.lines[key].set_data(*minmax_decimate(xs, smooth, buckets))
+        else:
+            self.lines[key].set_data(*minmax_decimate(xs, ys, buckets))
+        if not is_val(key) and not self.panel.is_minor(key):
+            self.lines[key].set_marker("o" if xs.size == 1 else "")  # a lone point is no line
 
     def _rescale(self, xmax: float) -> None:
         """Sticky limits: change them only when the data leaves them (or uses too little
@@ -276,6 +282,38 @@ class LineView:
         cached = np.concatenate([cached, new])
         self.smooth[key] = (cached, state)
         return cached
+
+
+def heatmap_matrix(
+    series: Sequence[tuple[np.ndarray, np.ndarray]], window: float | None, logy: bool
+) -> tuple[np.ndarray, float, float]:
+    """(rows x columns of binned values, first step, last step) of one (steps, values)
+    series per row; values <= 0 or non-finite are left out, ``logy`` takes log10."""
+    lo = min((xs[0] for xs, _ in series if xs.size), default=0.0)
+    hi = max((xs[-1] for xs, _ in series if xs.size), default=1.0)
+    if window is not None:
+        lo = max(lo, hi - window)
+    if hi <= lo:
+        hi = lo + 1.0
+    # No more columns than logged steps, so sparse logging (every k steps) leaves no gaps.
+    points = max((int(np.count_nonzero(xs >= lo)) for xs, _ in series), default=1)
+    ncols = int(min(HEATMAP_COLUMNS, max(hi - lo + 1, 1), max(points, 1)))
+    edges = np.linspace(lo, hi, ncols + 1)
+    matrix = np.full((len(series), ncols), np.nan)
+    for r, (xs, ys) in enumerate(series):
+        keep = (xs >= lo) & np.isfinite(ys) & (ys > 0)
+        if not keep.any():
+            continue
+        vals = np.log10(ys[keep]) if logy else ys[keep]
+        col = np.clip(np.searchsorted(edges, xs[keep], side="right") - 1, 0, ncols - 1)
+        sums = np.bincount(col, weights=vals, minlength=ncols)
+        counts = np.bincount(col, minlength=ncols)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            row = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        # carry the last value into empty columns (uneven logging), never before the first
+        filled = np.where(np.isnan(row), 0, np.arange(ncols))
+        matrix[r] = row[np.maximum.accumulate(filled)]
+    return matrix, float(lo), float(hi)
 
 
 class HeatmapView:
@@ -329,36 +367,11 @@ class HeatmapView:
                 self.drawn_n[key] = -1
         if not any(stream.series_version(k) != self.drawn_n[k] for k in self.rows):
             return False
-        series = {}
+        series = []
         for key in self.rows:
             self.drawn_n[key] = stream.series_version(key)
-            xs, ys = stream.series(key)
-            series[key] = (xs, ys)
-        lo = min((s[0][0] for s in series.values() if s[0].size), default=0.0)
-        hi = max((s[0][-1] for s in series.values() if s[0].size), default=1.0)
-        if self.panel.window is not None:
-            lo = max(lo, hi - self.panel.window)
-        if hi <= lo:
-            hi = lo + 1.0
-        # No more columns than logged steps, so sparse logging (every k steps) leaves no gaps.
-        points = max((int(np.count_nonzero(s[0] >= lo)) for s in series.values()), default=1)
-        ncols = int(min(HEATMAP_COLUMNS, max(hi - lo + 1, 1), max(points, 1)))
-        edges = np.linspace(lo, hi, ncols + 1)
-        matrix = np.full((len(self.rows), ncols), np.nan)
-        for r, key in enumerate(self.rows):
-            xs, ys = series[key]
-            keep = (xs >= lo) & np.isfinite(ys) & (ys > 0)
-            if not keep.any():
-                continue
-            vals = np.log10(ys[keep]) if self.panel.logy else ys[keep]
-            col = np.clip(np.searchsorted(edges, xs[keep], side="right") - 1, 0, ncols - 1)
-            sums = np.bincount(col, weights=vals, minlength=ncols)
-            counts = np.bincount(col, minlength=ncols)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                row = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-            # carry the last value into empty columns (uneven logging), never before the first
-            filled = np.where(np.isnan(row), 0, np.arange(ncols))
-            matrix[r] = row[np.maximum.accumulate(filled)]
+            series.append(stream.series(key))
+        matrix, lo, hi = heatmap_matrix(series, self.panel.window, self.panel.logy)
         self.image.set_data(matrix)
         self.image.set_extent((lo, hi, -0.5, len(self.rows) - 0.5))
         # Sticky x limits with headroom (as for line panels): most redraws keep the ticks.
