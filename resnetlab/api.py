@@ -71,15 +71,6 @@ def start_live(
         return None
 
 
-def _pump_events_at_batch_ends(dashboard: Any, trainer: Trainer) -> None:
-    # >>> LIVE-SESSION HOOK (the one place the live session reaches into the trainer) <<<
-    # A desktop window in this process needs its events pumped at batch ends; the live
-    # session hands the callbacks that do it. (Helper H4 replaces this with a MetricStream
-    # listener in live/: adapt or drop this function when merging.)
-    for cb in getattr(dashboard, "callbacks", list)():
-        trainer.callbacks.append(cb)
-
-
 class LiveSession:
     """The live dashboard of a run in this process: the recipe's ``Watcher``."""
 
@@ -88,11 +79,11 @@ class LiveSession:
         self.dashboard: Any = None
 
     def start(self, trainer: Trainer) -> Any:
+        # A desktop window in this process pumps its own events from the stream's appends
+        # (a MetricStream listener): nothing is added to the trainer.
         self.dashboard = start_live(
             trainer.stream, self.live, trainer.run_dir, callbacks=trainer.callbacks.callbacks
         )
-        if self.dashboard is not None:
-            _pump_events_at_batch_ends(self.dashboard, trainer)
         return self.dashboard
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from resnetlab.utils.lazy import lazy_exports
 _LAZY = {
     "TrainConfig": "resnetlab.training.config",
     "Trainer": "resnetlab.training.trainer",
-    "resolve_device": "resnetlab.training.trainer",
+    "resolve_device": "resnetlab.utils.device",
     "Callback": "resnetlab.training.callbacks",
     "CallbackList": "resnetlab.training.callbacks",
     "EarlyStopping": "resnetlab.training.callbacks",

@@ -346,7 +346,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
     from resnetlab.training.evaluate import evaluate, format_confusion
     from resnetlab.training.recipe import use_all_cores
-    from resnetlab.training.trainer import resolve_device
+    from resnetlab.utils.device import resolve_device
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(

@@ -237,6 +237,8 @@ def loader_settings(train_ds: Any, cfg: TrainConfig, ctx: DistContext) -> Loader
     mean, std = rdata.channel_stats(train_ds)
     # Recorded so that `resnetlab eval` normalises exactly as training did.
     cfg.extra = {**cfg.extra, "mean": list(mean), "std": list(std)}
+    # Recorded so that `resnetlab.load_model` names the classes of folder/CIFAR datasets too.
+    cfg.extra["classes"] = list(train_ds.classes)
     return LoaderSettings(tuple(mean), tuple(std), ctx.device, cfg.channels_last)
 
 

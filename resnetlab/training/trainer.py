@@ -52,27 +52,9 @@ from resnetlab.training.optim import build_optimizer
 from resnetlab.training.precision import autocast_factory, make_scaler, resolve_precision
 from resnetlab.training.schedules import build_schedule
 from resnetlab.training.seed import seed_everything
+from resnetlab.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto``: the first CUDA GPU if present, else the CPU."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"device={name!r} is not a device name; use auto, cpu, cuda or cuda:N"
-        ) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device={name!r} but this machine has no usable CUDA GPU; use device='cpu'"
-        )
-    return device
 
 
 def _unused_run_dir(path: Path) -> Path:
