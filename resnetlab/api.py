@@ -90,7 +90,9 @@ class LiveSession:
         if self.dashboard is None:
             return
         try:
-            self.dashboard.close()
+            # finish(), not close(): the run's end is told on the dashboard, and a WebAgg
+            # page stays served (result.dashboard.close() stops it).
+            self.dashboard.finish()
         except Exception:
             log.exception("closing the live dashboard failed")
 

@@ -284,6 +284,15 @@ class Dashboard:
         if self.driver is not None:
             self.driver.stop_timer()
 
+    def finish(self, message: str = "The run has finished.") -> None:
+        """The run has ended: stop refreshing (after a last refresh and draw) and tell the
+        driver, which says ``message`` where it can (a notice on the WebAgg page, which
+        stays served with the final dashboard until ``close()`` or the process's exit)."""
+        self.stop()
+        if self.driver is not None:
+            self.refresh()
+            self.driver.finish(message)
+
     def close(self) -> None:
         """Stop refreshing and stop the driver (close the server / windows)."""
         self.stop()
