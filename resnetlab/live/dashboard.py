@@ -134,6 +134,7 @@ class Dashboard:
         self.draws = 0
         self._layout_at: dict[int, float] = {}
         self.error: BaseException | None = None
+        self._retitled = False  # set_title() since the last refresh: draw again
         self.backend = resolve_backend_name(backend)
 
     def _make_figure(
@@ -153,7 +154,7 @@ class Dashboard:
         fig.guard = self
         locked_canvas_class(FigureCanvasAgg)(fig)  # drawable before any driver
         if self.title:
-            fig.suptitle(self.title if len(self.layout) == 1 else f"{self.title} ({number + 1})")
+            fig.suptitle(self._figure_title(number))
         views = [
             make_view(self, panel, fig.add_subplot(rows, cols, i + 1))
             for i, panel in enumerate(group)
@@ -161,6 +162,19 @@ class Dashboard:
         self._views += views
         fig.blit.moving = functools.partial(moving_artists, views)
         return fig
+
+    def _figure_title(self, number: int) -> str:
+        return str(self.title) if len(self.layout) == 1 else f"{self.title} ({number + 1})"
+
+    def set_title(self, title: str) -> None:
+        """Change the figures' title (suptitle); the next refresh redraws them in full."""
+        with self.lock:
+            self.title = title
+            for number, fig in enumerate(self.figures):
+                fig.suptitle(self._figure_title(number))
+                fig.blit.invalidate()  # the title is part of the kept background
+                self.needs_layout(fig)
+            self._retitled = True
 
     # -- data -> artists (any thread, no drawing) --------------------------------------
     def color_for(self, key: str) -> str:
@@ -205,7 +219,7 @@ class Dashboard:
                     self.t0 = min(self.t0, records[0].time)
                     self._t0_fixed = True
             keys = self.stream.keys()
-            changed = False
+            changed, self._retitled = self._retitled, False
             for view in self._views:
                 changed |= view.update(keys)
             if changed:  # tick labels may have grown: lay out again now and then
