@@ -107,7 +107,7 @@ def test_real_train_in_the_background_thread(
         data="fashion-mnist",
         data_dir=fashion_mnist_dir,
         epochs=1,
-        train_limit=256,
+        train_limit=224,  # training images, after the 64 validation ones
         test_limit=128,
         val_size=64,
         batch_size=32,
