@@ -44,7 +44,7 @@ from resnetlab.training.resume import (
     resolve_resume,
     run_schedule,
 )
-from resnetlab.training.seed import seed_everything
+from resnetlab.training.rng import RunGenerator, has_dropout, seed_state, seeded_model
 from resnetlab.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -316,9 +316,14 @@ def eval_loader(ds: Any, cfg: TrainConfig, feed: LoaderSettings, ctx: DistContex
 
 # -- model ------------------------------------------------------------------------------
 def build_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
+    """The model, seeded and built under the RNG lock (another thread's run cannot draw in
+    between): see :func:`new_model`."""
+    return seeded_model(plan.config.seed, lambda: new_model(args, plan, train_ds))
+
+
+def new_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
     """The checkpoint's model on resume, the preset sized to the data, or the user's module."""
     cfg = plan.config
-    seed_everything(cfg.seed)
     if plan.resume_state is not None:
         if not plan.resume_state.get("spec"):
             raise ConfigError("the checkpoint has no model spec; resume it with a Trainer")
@@ -357,6 +362,19 @@ def init_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
     name = state["spec"].get("preset") or state["spec"].get("name")
     plan.config.extra = {**plan.config.extra, "model": name, "model_overrides": {}}
     return model
+
+
+def run_generator(model: nn.Module, plan: Plan) -> RunGenerator | None:
+    """The run's own dropout stream (:class:`~resnetlab.training.rng.RunGenerator`), from
+    the seed's state (as ``Trainer.fit`` seeds it), or the checkpoint's on resume; None
+    without dropout (nothing else of the fit draws from the global generator) or with
+    torch.compile."""
+    if plan.config.compile or not has_dropout(model):
+        return None
+    start = seed_state(plan.config.seed)
+    if plan.resume_state is not None:
+        start = (plan.resume_state.get("rng") or {}).get("torch")
+    return RunGenerator(start).attach(model)
 
 
 # -- the trainer ------------------------------------------------------------------------
@@ -461,6 +479,10 @@ def run(args: RecipeArgs, watcher: Watcher | None = None) -> TrainResult:
         model = build_model(args, plan, splits.train)
 
         trainer = build_trainer(args, plan, model, loaders, store, ctx)
+        # After the trainer: its EMA copy of the model must not carry the run's hooks.
+        rng = run_generator(trainer.model, plan)
+        if rng is not None:
+            cleanup.callback(rng.detach)
         if watcher is not None and ctx.is_main:
             cleanup.callback(watcher.close)
             trainer.live = watcher.start(trainer)
