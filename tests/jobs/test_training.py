@@ -107,7 +107,7 @@ def test_real_train_in_the_background_thread(
         data="fashion-mnist",
         data_dir=fashion_mnist_dir,
         epochs=1,
-        train_limit=224,  # training images, after the 64 validation ones
+        train_limit=192,  # training images, after the 64 validation ones
         test_limit=128,
         val_size=64,
         batch_size=32,
@@ -119,7 +119,7 @@ def test_real_train_in_the_background_thread(
     assert isinstance(job, TrainingJob) and job.kind == "thread"
     result = job.wait(120)
     assert result.status == "completed" and 0 <= result.test_accuracy <= 1
-    assert job.progress.step == job.progress.total_steps == 6  # 224 training images / 32
+    assert job.progress.step == job.progress.total_steps == 6  # 192 training images / 32
     assert job.stream is result.stream and job.stream.last("loss") is not None
 
 
