@@ -174,6 +174,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_args(gr)
     gr.add_argument(
         "--set",
+        "-O",
         dest="overrides",
         action="append",
         default=[],

@@ -44,7 +44,7 @@ from resnetlab.training.resume import (
     resolve_resume,
     run_schedule,
 )
-from resnetlab.training.rng import RunGenerator, has_dropout, seed_state, seeded_model
+from resnetlab.training.rng import RunGenerator, has_dropout, seeded_model
 from resnetlab.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -371,10 +371,8 @@ def run_generator(model: nn.Module, plan: Plan) -> RunGenerator | None:
     torch.compile."""
     if plan.config.compile or not has_dropout(model):
         return None
-    start = seed_state(plan.config.seed)
-    if plan.resume_state is not None:
-        start = (plan.resume_state.get("rng") or {}).get("torch")
-    return RunGenerator(start).attach(model)
+    rng = plan.resume_state.get("rng") if plan.resume_state is not None else None
+    return RunGenerator.for_run(plan.config.seed, rng).attach(model)
 
 
 # -- the trainer ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ module hooks): use process jobs (``background="process"``), whose generators are
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -65,11 +65,25 @@ class RunGenerator:
     """The run's own state of torch's global generator (on the model's device), swapped in
     under :data:`RNG_LOCK` around every dropout module's forward in training mode."""
 
-    def __init__(self, cpu_state: torch.Tensor | None = None) -> None:
-        # Per device type ("cpu", "cuda:0"); one missing: the global state at the first draw.
-        self.states: dict[str, torch.Tensor] = {} if cpu_state is None else {"cpu": cpu_state}
+    def __init__(
+        self, states: Mapping[str, torch.Tensor] | None = None, seed: int | None = None
+    ) -> None:
+        # Per device ("cpu", "cuda:0"). One missing: the state of a generator seeded with
+        # ``seed`` (what seed_everything gives it), else the global state at the first draw.
+        self.states: dict[str, torch.Tensor] = dict(states or {})
+        self.seed = seed
         self._handles: list[Any] = []
         self._device: torch.device | None = None
+
+    @classmethod
+    def for_run(cls, seed: int, rng: Mapping[str, Any] | None = None) -> RunGenerator:
+        """A fresh run's stream (from ``seed``, as ``Trainer.fit`` seeds the global
+        generators), or a resumed one's: the checkpoint's ``rng`` states."""
+        if rng is None:
+            return cls({"cpu": seed_state(seed)}, seed=seed)
+        states = {"cpu": rng["torch"]} if rng.get("torch") is not None else {}
+        states.update({f"cuda:{i}": s for i, s in enumerate(rng.get("cuda") or [])})
+        return cls(states)
 
     def attach(self, model: nn.Module) -> RunGenerator:
         for module in model.modules():
@@ -89,7 +103,10 @@ class RunGenerator:
         RNG_LOCK.acquire()  # released by _after, which runs even if the forward fails
         device = inputs[0].device if inputs and isinstance(inputs[0], torch.Tensor) else None
         self._device = device if device is not None else torch.device("cpu")
-        state = self.states.get(str(self._device))
+        key = str(self._device)
+        if key not in self.states and self.seed is not None:
+            self.states[key] = torch.Generator(self._device).manual_seed(self.seed).get_state()
+        state = self.states.get(key)
         if state is not None:
             _set_state(self._device, state)
 
