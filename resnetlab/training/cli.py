@@ -134,7 +134,8 @@ def register(subparsers: Any) -> None:
         "--train-limit",
         type=int,
         metavar="N",
-        help="train on the first N training images only (quick experiments)",
+        help="train on N images only, counted after the --val-size validation images were "
+        "held out (quick experiments)",
     )
     p.add_argument(
         "--test-limit", type=int, metavar="N", help="evaluate on the first N test images only"
