@@ -157,10 +157,10 @@ def _write_onnx(module: _Exported, example: torch.Tensor, out: Path, meta: str) 
 
 
 def _write_torchscript(module: _Exported, out: Path, meta: str) -> None:
-    with _quiet_exporters():
-        scripted = torch.jit.script(module)
     tmp = _tmp_beside(out)
-    torch.jit.save(scripted, str(tmp), _extra_files={TORCHSCRIPT_EXTRA_FILE: meta})
+    with _quiet_exporters():  # torch 2.13 deprecates TorchScript (still loads everywhere)
+        scripted = torch.jit.script(module)
+        torch.jit.save(scripted, str(tmp), _extra_files={TORCHSCRIPT_EXTRA_FILE: meta})
     os.replace(tmp, out)
 
 
@@ -186,8 +186,8 @@ def export_model(
 
     ``model``: a ``resnetlab.load_model`` result, a network built by ``resnetlab.models``,
     or a checkpoint file / run folder / run id (looked up in ``runs_db``). ``out``: the
-    file (default from the checkpoint's name, in the current directory). The model itself
-    is not changed (a CPU copy in eval mode is exported).
+    file (default from the checkpoint's name, in the current directory). A CPU copy in
+    eval mode is exported; the model passed in is left as it was.
     """
     if format not in FORMATS:
         raise ConfigError(f"export format {format!r} is not one of {', '.join(FORMATS)}")
@@ -196,10 +196,11 @@ def export_model(
             "normalise=True needs a graph (onnx or torchscript); safetensors holds only the "
             "weights, with mean/std in its metadata"
         )
-    trained = as_trained_model(model, runs_db=runs_db, use_ema=use_ema)
+    if isinstance(model, nn.Module):  # exported as a CPU copy in eval mode; theirs stays
+        model = copy.deepcopy(model)
+    trained = as_trained_model(model, runs_db=runs_db, use_ema=use_ema).cpu().eval()
     path = Path(out) if out is not None else default_out(trained, format)
     path.parent.mkdir(parents=True, exist_ok=True)
-    trained = copy.deepcopy(trained).cpu().eval()
     meta = json.dumps(export_metadata(trained, normalise=normalise), sort_keys=True)
     if format == "safetensors":
         _write_safetensors(trained, path, meta)
@@ -215,20 +216,36 @@ def export_model(
     return path
 
 
+def _sniff(path: Path) -> str:
+    # By content, not by suffix: `--out` may name the file anything.
+    try:
+        with path.open("rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    if head.startswith(b"PK"):  # a zip archive: TorchScript
+        return "torchscript"
+    if head[8:9] == b"{":  # 8-byte header length, then the JSON header
+        return "safetensors"
+    return "onnx"
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``resnetlab`` metadata of an exported file (any of the three formats)."""
     p = Path(path)
-    if p.name.endswith(".onnx"):
+    kind = _sniff(p)
+    if kind == "onnx":
         onnx = require("onnx", "onnx", "reading an ONNX export")
         props = {m.key: m.value for m in onnx.load(str(p), load_external_data=False).metadata_props}
         text = props.get(METADATA_KEY)
-    elif p.name.endswith(".safetensors"):
+    elif kind == "safetensors":
         safetensors = require("safetensors", "safetensors", "reading a safetensors export")
         with safetensors.safe_open(str(p), framework="pt") as f:
             text = (f.metadata() or {}).get(METADATA_KEY)
     else:
         files = {TORCHSCRIPT_EXTRA_FILE: ""}
-        torch.jit.load(str(p), map_location="cpu", _extra_files=files)
+        with _quiet_exporters():
+            torch.jit.load(str(p), map_location="cpu", _extra_files=files)
         text = files[TORCHSCRIPT_EXTRA_FILE] or None
     if not text:
         raise ConfigError(f"{p}: no resnetlab metadata (not written by resnetlab export-model)")
