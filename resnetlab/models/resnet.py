@@ -7,8 +7,6 @@ summary`` use them): ``stem.conv``, ``stacks.2.units.0.layers.1.conv``,
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -161,7 +159,8 @@ class ResNet(nn.Module):
         self.stacks = nn.ModuleList(stacks)
         self.num_features = channels
         self.head = Head(channels, config.latent_dim or config.num_classes, config)
-        self.spec: dict[str, Any] = {
+        # Not annotated here: torch.jit.script warns about annotations in __init__.
+        self.spec = {
             "format": SPEC_FORMAT,
             "preset": None,
             "family": "resnet",

@@ -163,3 +163,24 @@ def test_a_missing_package_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
     with pytest.raises(ConfigError, match=r"pip install 'resnetlab\[safetensors\]'$"):
         export_model(net, "safetensors", tmp_path / "m.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [
+        ("resnetv2-micro", {}),  # V2, shared pre-activation before each projection
+        ("resnetv2-micro", {"stack_shortcut": True, "stem_pool": "conv"}),
+        ("resnetv1-20", {}),
+        ("plain-20", {}),  # no shortcuts at all
+        ("resnetv2-50", {}),  # bottleneck units, max-pool stem
+        ("simple-cnn", {}),
+    ],
+)
+def test_every_family_scripts_to_the_same_function(preset, overrides):
+    torch.manual_seed(0)
+    net = create_model(preset, in_channels=3, image_size=32, **overrides).eval()
+    scripted = torch.jit.script(net)
+    assert list(scripted.state_dict()) == list(net.state_dict())
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(scripted(x), net(x))
