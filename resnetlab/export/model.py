@@ -30,7 +30,7 @@ from resnetlab.export.extras import require
 from resnetlab.inference.model import TrainedModel, load_model
 from resnetlab.models import rebuild_model
 from resnetlab.training.checkpoint import load_model_state
-from resnetlab.utils.atomic import atomic_write_text
+from resnetlab.utils.atomic import atomic_write_bytes, atomic_write_text
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "safetensors": ".safetensors"}
@@ -167,9 +167,7 @@ def _write_torchscript(module: _Exported, out: Path, meta: str) -> None:
 def _write_safetensors(trained: TrainedModel, out: Path, meta: str) -> None:
     st = require("safetensors.torch", "safetensors", "safetensors export")
     state = {k: v.detach().cpu().contiguous() for k, v in trained.net.state_dict().items()}
-    tmp = _tmp_beside(out)
-    st.save_file(state, str(tmp), metadata={METADATA_KEY: meta})
-    os.replace(tmp, out)
+    atomic_write_bytes(out, st.save(state, metadata={METADATA_KEY: meta}))
     atomic_write_text(out.with_suffix(".json"), meta + "\n")
 
 

@@ -40,7 +40,7 @@ def run_folder_name(run_id: int | None, name: str | None) -> str:
 
 
 def _writer(logdir: Path, flush_secs: int = 30) -> Any:
-    require("tensorboard", "tensorboard", "TensorBoard event files")
+    require("tensorboard", "tensorboard", "writing TensorBoard event files")
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(log_dir=str(logdir), flush_secs=flush_secs)

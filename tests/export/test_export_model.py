@@ -25,18 +25,24 @@ TOLERANCE = 1e-4  # max abs logit difference, fp32
 MEAN, STD = [0.2860], [0.3530]  # Fashion-MNIST's
 
 
-@pytest.fixture(scope="module", params=PRESETS)
-def model_and_batch(request, test_images):
-    """(a TrainedModel of the preset, the 64 normalised images, its logits)."""
-    torch.manual_seed(0)
-    net = create_model(request.param, in_channels=1, image_size=28).eval()
-    trained = as_trained_model(net)
-    trained.mean.fill_(MEAN[0])
-    trained.std.fill_(STD[0])
-    batch = trained.normalise(test_images)
-    with torch.no_grad():
-        logits = trained(batch)
-    return trained, batch, logits
+@pytest.fixture(scope="module")
+def models(test_images):
+    """preset -> (a TrainedModel of it, the 64 normalised images, its logits)."""
+    out = {}
+    for preset in PRESETS:
+        torch.manual_seed(0)
+        trained = as_trained_model(create_model(preset, in_channels=1, image_size=28))
+        trained.mean.fill_(MEAN[0])
+        trained.std.fill_(STD[0])
+        batch = trained.normalise(test_images)
+        with torch.no_grad():
+            out[preset] = trained, batch, trained(batch)
+    return out
+
+
+@pytest.fixture(params=PRESETS)
+def model_and_batch(request, models):
+    return models[request.param]
 
 
 def test_onnx_runs_in_onnxruntime_with_any_batch_size(model_and_batch, tmp_path):
@@ -67,31 +73,42 @@ sys.meta_path = [f for f in sys.meta_path if "resnetlab" not in repr(f)]
 sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "resnetlab"))]
 assert importlib.util.find_spec("resnetlab") is None, "resnetlab is importable"
 import torch
-files = {"resnetlab.json": ""}
-model = torch.jit.load(sys.argv[1], _extra_files=files)
-batch = torch.load(sys.argv[2])
-with torch.no_grad():
-    torch.save(model(batch), sys.argv[3])
+batch = torch.load("batch.pt")
+for name in sys.argv[1:]:
+    files = {"resnetlab.json": ""}
+    model = torch.jit.load(name + ".torchscript.pt", _extra_files=files)
+    with torch.no_grad():
+        torch.save(model(batch), name + ".out.pt")
+    print(json.loads(files["resnetlab.json"])["input"])
 assert not [m for m in sys.modules if m.startswith("resnetlab")]
-print(json.loads(files["resnetlab.json"])["input"])
 """
 
 
-def test_torchscript_runs_without_resnetlab(model_and_batch, tmp_path):
-    trained, batch, logits = model_and_batch
-    path = export_model(trained, "torchscript", tmp_path / "m.torchscript.pt")
-    torch.save(batch, tmp_path / "batch.pt")
+@pytest.fixture(scope="module")
+def torchscript_outputs(models, tmp_path_factory):
+    """preset -> the logits its TorchScript export gives in an interpreter without resnetlab."""
+    tmp = tmp_path_factory.mktemp("torchscript")
+    for preset, (trained, _, _) in models.items():
+        export_model(trained, "torchscript", tmp / f"{preset}.torchscript.pt")
+    # the same normalised images for every preset (one mean and std)
+    torch.save(models[PRESETS[0]][1], tmp / "batch.pt")
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", _TORCHSCRIPT_CHECK, str(path), "batch.pt", "out.pt"],
-        cwd=tmp_path,
+        [sys.executable, "-I", "-c", _TORCHSCRIPT_CHECK, *models],
+        cwd=tmp,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "float32 (N, 1, 28, 28), (pixels/255 - mean) / std"
-    out = torch.load(tmp_path / "out.pt")
-    assert (out - logits).abs().max().item() <= TOLERANCE
+    inputs = proc.stdout.splitlines()
+    assert inputs == ["float32 (N, 1, 28, 28), (pixels/255 - mean) / std"] * len(models)
+    return {preset: torch.load(tmp / f"{preset}.out.pt") for preset in models}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_torchscript_runs_without_resnetlab(preset, models, torchscript_outputs):
+    _, _, logits = models[preset]
+    assert (torchscript_outputs[preset] - logits).abs().max().item() <= TOLERANCE
 
 
 def test_safetensors_rebuilds_with_rebuild_model(model_and_batch, tmp_path):
@@ -113,7 +130,7 @@ def test_safetensors_rebuilds_with_rebuild_model(model_and_batch, tmp_path):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_normalise_puts_the_normalisation_in_the_graph(fmt, test_images, tmp_path):
     torch.manual_seed(0)
-    trained = as_trained_model(create_model("resnetv2-mini", in_channels=1, image_size=28))
+    trained = as_trained_model(create_model("resnetv2-micro", in_channels=1, image_size=28))
     trained.mean.fill_(MEAN[0])
     trained.std.fill_(STD[0])
     with torch.no_grad():

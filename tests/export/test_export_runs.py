@@ -200,3 +200,17 @@ def test_live_callback_wrote_what_the_trainer_logged(trained_run):
         assert sorted(acc.Tags()["scalars"]) == sorted(keys)
         _assert_holds_the_store(acc, store, result.run_id, keys)
     assert "_hparams_/experiment" in acc.PluginTagToContent("hparams")
+
+
+def test_without_tensorboard_the_error_names_the_extra(store_runs, tmp_path, monkeypatch, capsys):
+    from resnetlab.export import TensorBoardCallback
+
+    db, ids = store_runs
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ConfigError, match=r"^TensorBoardCallback needs the tensorboard package"):
+        TensorBoardCallback(tmp_path)
+    assert main(["export", str(ids[0]), "--runs-db", str(db), "--tensorboard", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        "error: writing TensorBoard event files needs the tensorboard package: "
+        "pip install 'resnetlab[tensorboard]'\n"
+    )
