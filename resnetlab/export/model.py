@@ -133,8 +133,15 @@ def _quiet_exporters() -> Iterator[None]:
         registry.setLevel(level)
 
 
-def _tmp_beside(out: Path) -> Path:
-    return out.with_name(f".{out.name}.{os.getpid()}.tmp")
+@contextlib.contextmanager
+def _replacing(out: Path) -> Iterator[Path]:
+    """A temporary path beside ``out`` that replaces it when the block succeeds."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed export leaves no half-written file
 
 
 def _write_onnx(module: _Exported, example: torch.Tensor, out: Path, meta: str) -> None:
@@ -151,17 +158,15 @@ def _write_onnx(module: _Exported, example: torch.Tensor, out: Path, meta: str) 
             verbose=False,
         )
     program.model.metadata_props[METADATA_KEY] = meta
-    tmp = _tmp_beside(out)
-    program.save(str(tmp), external_data=False)  # one self-contained file: our nets are small
-    os.replace(tmp, out)
+    with _replacing(out) as tmp:
+        program.save(str(tmp), external_data=False)  # one self-contained file: nets are small
 
 
 def _write_torchscript(module: _Exported, out: Path, meta: str) -> None:
-    tmp = _tmp_beside(out)
-    with _quiet_exporters():  # torch 2.13 deprecates TorchScript (still loads everywhere)
+    # torch 2.13 deprecates TorchScript (it still saves and loads): no warnings for that
+    with _quiet_exporters(), _replacing(out) as tmp:
         scripted = torch.jit.script(module)
         torch.jit.save(scripted, str(tmp), _extra_files={TORCHSCRIPT_EXTRA_FILE: meta})
-    os.replace(tmp, out)
 
 
 def _write_safetensors(trained: TrainedModel, out: Path, meta: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -201,3 +202,15 @@ def test_every_family_scripts_to_the_same_function(preset, overrides):
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(scripted(x), net(x))
+
+
+def test_a_failed_export_leaves_no_file(tmp_path, monkeypatch):
+    def broken_save(*args, **kwargs):
+        Path(args[1]).write_bytes(b"half")  # a partial write, then the failure
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch.jit, "save", broken_save)
+    net = create_model("resnetv2-micro", in_channels=1, image_size=28)
+    with pytest.raises(OSError, match="disk full"):
+        export_model(net, "torchscript", tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
