@@ -26,8 +26,9 @@ import threading
 import time
 from pathlib import Path
 
-from resnetlab.jobs import BackgroundLoop, JobRegistry
+from resnetlab.jobs import JobRegistry
 from resnetlab.runtime import capture
+from resnetlab.runtime.loop import BackgroundLoop
 
 
 def percentile(values: list[float], q: float) -> float:

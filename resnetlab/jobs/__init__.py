@@ -19,10 +19,12 @@ import atexit
 import multiprocessing.util  # noqa: F401 - see the atexit note at the bottom
 from typing import Any
 
-from resnetlab.jobs.job import Job, LoopJob, ThreadJob, current
-from resnetlab.jobs.registry import JobRegistry, StatusTable
+from resnetlab.jobs.context import current
+from resnetlab.jobs.job import Job, LoopJob, ThreadJob
+from resnetlab.jobs.registry import JobRegistry, StatusTable, default_registry
 from resnetlab.runtime.capture import OutputSink, Text
 from resnetlab.runtime.loop import BackgroundLoop, TaskFuture
+from resnetlab.states import RunStatus, StopMode
 
 __all__ = [
     "BackgroundLoop",
@@ -47,7 +49,9 @@ __all__ = [
     "start_training",
 ]
 
-registry = JobRegistry()
+# The default registry (this name shadows the submodule resnetlab.jobs.registry, whose
+# default_registry() returns the same object for modules that must not import the package).
+registry = default_registry()
 
 
 def new(
@@ -77,8 +81,14 @@ def traceback(job_id: int) -> Text | None:
     return registry.traceback(job_id)
 
 
-def stop(job_id: int, how: str = "event", *, timeout: float | None = None) -> str:
-    """Stop a job: how="event" | "loop" | "cancel" (| "kill" for process jobs)."""
+def stop(
+    job_id: int, how: str | StopMode = StopMode.EVENT, *, timeout: float | None = None
+) -> RunStatus:
+    """Stop a job: how="event" | "loop" | "cancel" (| "kill" for process jobs); its state.
+
+    An unknown ``how`` is a ConfigError naming the modes; one this kind of job cannot do is
+    a JobError that says what it can do.
+    """
     return registry.stop(job_id, how, timeout=timeout)
 
 

@@ -10,7 +10,6 @@ a stop was asked for), ``await .stop_requested()``, ``.log(step, **metrics)``.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import inspect
 import logging
 import threading
@@ -21,71 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import JobError
+from resnetlab.jobs.context import MISSING, StopAware, bind_thread, bound, current, unbind_thread
 from resnetlab.metrics.stream import MetricStream
 from resnetlab.runtime.capture import OutputSink, Text, route_thread
 from resnetlab.runtime.loop import BackgroundLoop
+from resnetlab.states import RunStatus, StopMode
 
 log = logging.getLogger(__name__)
 
-STATES = ("running", "completed", "stopped", "failed", "killed")
-_MISSING = object()
-
-_thread_jobs: dict[int, Job] = {}
-_context_job: contextvars.ContextVar[Job | None] = contextvars.ContextVar(
-    "resnetlab_current_job", default=None
+# The states a job is in: running, then one of the four ends.
+STATES = (
+    RunStatus.RUNNING,
+    RunStatus.COMPLETED,
+    RunStatus.STOPPED,
+    RunStatus.FAILED,
+    RunStatus.KILLED,
 )
-
-
-def current() -> Any:
-    """The job running this code (a ``Job``, or in a worker process its ``WorkerContext``), else None."""
-    job = _thread_jobs.get(threading.get_ident())
-    if job is not None:
-        return job
-    job = _context_job.get()
-    if job is not None:
-        return job
-    from resnetlab.jobs import worker  # a spawned worker process has one context
-
-    return worker.worker_context()
-
-
-class _bind_job:  # noqa: N801 - used like a function
-    """Make ``jobs.current()`` return ``job`` in this thread/context for the ``with`` body."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-
-    def __enter__(self) -> None:
-        self._ident = threading.get_ident()
-        _thread_jobs[self._ident] = self.job
-        self._token = _context_job.set(self.job)
-
-    def __exit__(self, *exc: object) -> None:
-        _context_job.reset(self._token)
-        _thread_jobs.pop(self._ident, None)
-
-
-class StopAware:
-    """The stop checks that work calls on its job, in a thread or in a worker process.
-
-    Subclasses set ``_stop_event`` (a ``threading.Event``, or a ``SharedFlag`` in a worker).
-    """
-
-    _stop_event: Any
-
-    @property
-    def stopping(self) -> bool:
-        """True once a stop was asked for; long-running work should check it and return."""
-        return self._stop_event.is_set()
-
-    def sleep(self, seconds: float) -> bool:
-        """Sleep, waking early when a stop is asked for; returns True if it was."""
-        return self._stop_event.wait(seconds)
-
-    async def stop_requested(self) -> None:
-        """Await until a stop is asked for (works on any asyncio loop)."""
-        while not self._stop_event.is_set():
-            await asyncio.sleep(0.05)
 
 
 class Job(StopAware):
@@ -110,16 +60,16 @@ class Job(StopAware):
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
-        self.state = "running"
+        self.state = RunStatus.RUNNING
         # Why the job ended early: "event", "loop", "cancel" or "kill" (None if it just ended).
-        self.stop_reason: str | None = None
+        self.stop_reason: StopMode | None = None
         self.started_at = time.time()
         self.ended_at: float | None = None
         self._t0 = time.monotonic()
         self._t1: float | None = None
         self.output = OutputSink(log_path, tail_lines=tail_lines)
         self.stream = stream if stream is not None else MetricStream(name=f"job-{job_id}-{name}")
-        self._result: Any = _MISSING
+        self._result: Any = MISSING
         self._exception: BaseException | None = None
         self._traceback: str | None = None
         self._done = threading.Event()
@@ -156,7 +106,7 @@ class Job(StopAware):
     # -- what the user calls ---------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        return self.state == RunStatus.RUNNING
 
     @property
     def log_path(self) -> Path | None:
@@ -189,7 +139,7 @@ class Job(StopAware):
             self.output.attach_widget(widget, lines)
         display(widget)
 
-    def wait(self, timeout: float | None = None) -> str:
+    def wait(self, timeout: float | None = None) -> RunStatus:
         """Block until the job ends (or ``timeout``); returns its state."""
         if current() is self:
             raise JobError(
@@ -200,7 +150,7 @@ class Job(StopAware):
 
     def result(self) -> Any:
         """The value the work returned; a clear error if it failed, was stopped or still runs."""
-        if self.state == "running":
+        if self.state == RunStatus.RUNNING:
             raise JobError(
                 f"job {self.id} {self.name!r} is still running; wait for it with "
                 f"jobs.get({self.id}).wait() or look at jobs.status()"
@@ -211,7 +161,7 @@ class Job(StopAware):
                 f"{type(self._exception).__name__}: {self._exception} "
                 f"(full traceback: jobs.traceback({self.id}))"
             ) from self._exception
-        if self._result is _MISSING:
+        if self._result is MISSING:
             raise JobError(
                 f"job {self.id} {self.name!r} was {self.state} "
                 f"({self.stop_reason or 'ended'}) before it returned a result"
@@ -228,11 +178,31 @@ class Job(StopAware):
         """The formatted traceback of the failure, or None."""
         return None if self._traceback is None else Text(self._traceback)
 
-    def stop(self, how: str = "event", *, timeout: float | None = None) -> str:
+    # The stop modes this kind of job supports (jobs.stop(id, how=...)).
+    stop_modes: tuple[StopMode, ...] = ()
+
+    def stop(
+        self, how: str | StopMode = StopMode.EVENT, *, timeout: float | None = None
+    ) -> RunStatus:
         """Stop the job (see subclasses for the ways they support); returns its state."""
         raise NotImplementedError
 
-    def kill(self, grace: float = 3.0) -> str:
+    def _stop_mode(self, how: str | StopMode) -> StopMode:
+        """``how`` as a StopMode this kind supports.
+
+        An unknown mode gets the one ConfigError every stop mode check gives; a mode that
+        only another kind of job supports gets this kind's JobError, which says why.
+        """
+        mode = StopMode.parse(how)
+        if mode not in self.stop_modes:
+            raise JobError(self._unsupported_stop(mode))
+        return mode
+
+    def _unsupported_stop(self, mode: StopMode) -> str:
+        modes = ", ".join(repr(m.value) for m in self.stop_modes)
+        return f"jobs.stop(how={mode.value!r}) for {self.kind} job {self.id}: use how={modes}"
+
+    def kill(self, grace: float = 3.0) -> RunStatus:
         raise JobError(
             f"job {self.id} {self.name!r} is a {self.kind} job; only kind='process' "
             "jobs can be killed (a thread cannot be killed): use stop() instead"
@@ -241,9 +211,9 @@ class Job(StopAware):
     # -- bookkeeping -------------------------------------------------------------------
     def _finish(
         self,
-        state: str,
+        state: RunStatus,
         *,
-        result: Any = _MISSING,
+        result: Any = MISSING,
         exception: BaseException | None = None,
         tb: str | None = None,
     ) -> None:
@@ -271,7 +241,7 @@ class Job(StopAware):
 
     def _repr_state(self) -> str:
         return f"{self.state}" + (
-            f" ({self.stop_reason})" if self.stop_reason and self.state != "running" else ""
+            f" ({self.stop_reason})" if self.stop_reason and self.state != RunStatus.RUNNING else ""
         )
 
     def __repr__(self) -> str:
@@ -289,6 +259,7 @@ class LoopJob(Job):
     """
 
     kind = "loop"
+    stop_modes = (StopMode.EVENT, StopMode.LOOP, StopMode.CANCEL)
 
     def start(self, stop_timeout: float) -> None:
         self.loop = BackgroundLoop(
@@ -304,8 +275,7 @@ class LoopJob(Job):
 
     def _bind(self) -> None:
         # Runs on the loop thread before the loop starts: jobs.current() -> self there.
-        _thread_jobs[threading.get_ident()] = self
-        _context_job.set(self)
+        bind_thread(self)
 
     async def _main(self) -> Any:
         fn, args, kwargs = self.fn, self.args, self.kwargs
@@ -319,7 +289,7 @@ class LoopJob(Job):
         return self._stop_event.is_set() or self.loop.stopping
 
     async def stop_requested(self) -> None:
-        if BackgroundLoop.current() is self.loop:
+        if self.loop.on_loop_thread():
             await self.loop.stop_requested()
         else:
             await super().stop_requested()
@@ -328,36 +298,41 @@ class LoopJob(Job):
         """Run another coroutine on this job's loop; the job ends when all its tasks end."""
         return self.loop.submit(coro, name=name)
 
+    def _unsupported_stop(self, mode: StopMode) -> str:
+        return (
+            f"jobs.stop(how={mode.value!r}) for loop job {self.id} {self.name!r}: use "
+            "how='event' (clean, via the stop event), 'loop' (loop.stop now) or 'cancel' "
+            "(cancel its tasks); only kind='process' jobs can be killed"
+        )
+
     def _loop_ended(self, loop: BackgroundLoop) -> None:
-        _thread_jobs.pop(threading.get_ident(), None)
+        unbind_thread()
         main = self.main if hasattr(self, "main") else None
         errors = [e for e in loop.errors]
         if main is not None and main.done() and not main.cancelled() and main.exception() is None:
             result = main.result()
         else:
-            result = _MISSING
+            result = MISSING
         if errors:
-            self._finish("failed", result=result, exception=errors[0])
-        elif result is not _MISSING:
-            self._finish("stopped" if self.stop_reason else "completed", result=result)
+            self._finish(RunStatus.FAILED, result=result, exception=errors[0])
+        elif result is not MISSING:
+            self._finish(ended_state(self.stop_reason), result=result)
         else:
-            self.stop_reason = self.stop_reason or "cancel"
-            self._finish("stopped")
+            self.stop_reason = self.stop_reason or StopMode.CANCEL
+            self._finish(RunStatus.STOPPED)
 
-    def stop(self, how: str = "event", *, timeout: float | None = None) -> str:
-        if how not in ("event", "loop", "cancel"):
-            raise JobError(
-                f"jobs.stop(how={how!r}) for loop job {self.id}: use how='event' "
-                "(clean, via the stop event), 'loop' (loop.stop now) or 'cancel'"
-            )
+    def stop(
+        self, how: str | StopMode = StopMode.EVENT, *, timeout: float | None = None
+    ) -> RunStatus:
+        mode = self._stop_mode(how)
         if not self.running:
             return self.state
-        self.stop_reason = self.stop_reason or how
+        self.stop_reason = self.stop_reason or mode
         self._stop_event.set()
-        if how == "cancel":
+        if mode is StopMode.CANCEL:
             self.loop.cancel_all(wait=True, timeout=timeout)
             self.loop.wait(self.loop.cancel_timeout + 5.0)
-        self.loop.stop(hard=(how == "loop"), timeout=timeout, raise_errors=False)
+        self.loop.stop(hard=mode is StopMode.LOOP, timeout=timeout, raise_errors=False)
         self._done.wait(5.0)
         return self.state
 
@@ -366,6 +341,7 @@ class ThreadJob(Job):
     """A plain function in its own named daemon thread. Stops only by the stop event."""
 
     kind = "thread"
+    stop_modes = (StopMode.EVENT,)
 
     def start(self, stop_timeout: float) -> None:
         self.stop_timeout = stop_timeout
@@ -375,7 +351,7 @@ class ThreadJob(Job):
         self.thread.start()
 
     def _main(self) -> None:
-        with route_thread(self.output), _bind_job(self):
+        with route_thread(self.output), bound(self):
             try:
                 result = self.fn(*self.args, **self.kwargs)
                 if inspect.isawaitable(result):
@@ -387,20 +363,24 @@ class ThreadJob(Job):
                         "awaitable; start async work with kind='loop'"
                     )
             except BaseException as exc:
-                self._finish("failed", exception=exc)
+                self._finish(RunStatus.FAILED, exception=exc)
             else:
-                self._finish("stopped" if self.stop_reason else "completed", result=result)
+                self._finish(ended_state(self.stop_reason), result=result)
 
-    def stop(self, how: str = "event", *, timeout: float | None = None) -> str:
-        if how != "event":
-            raise JobError(
-                f"job {self.id} {self.name!r} is a thread job: it stops only by its stop event "
-                "(how='event'; the function must check jobs.current().stopping or use "
-                "jobs.current().sleep()). Use kind='loop' to cancel, kind='process' to kill"
-            )
+    def _unsupported_stop(self, mode: StopMode) -> str:
+        return (
+            f"job {self.id} {self.name!r} is a thread job: it stops only by its stop event "
+            "(how='event'; the function must check jobs.current().stopping or use "
+            "jobs.current().sleep()). Use kind='loop' to cancel, kind='process' to kill"
+        )
+
+    def stop(
+        self, how: str | StopMode = StopMode.EVENT, *, timeout: float | None = None
+    ) -> RunStatus:
+        mode = self._stop_mode(how)
         if not self.running:
             return self.state
-        self.stop_reason = self.stop_reason or how
+        self.stop_reason = self.stop_reason or mode
         self._stop_event.set()
         wait_s = self.stop_timeout if timeout is None else timeout
         self.thread.join(wait_s)
@@ -426,3 +406,8 @@ def make_callable_name(fn: Any) -> str:
 
 def is_async(fn: Callable[..., Any] | Any) -> bool:
     return asyncio.iscoroutine(fn) or inspect.iscoroutinefunction(fn) or inspect.isawaitable(fn)
+
+
+def ended_state(stop_reason: StopMode | None) -> RunStatus:
+    """The state of a job whose work returned: stopped if a stop was asked for, else completed."""
+    return RunStatus.STOPPED if stop_reason else RunStatus.COMPLETED

@@ -22,12 +22,15 @@ from typing import Any
 
 from resnetlab.errors import JobError
 from resnetlab.jobs.job import Job, LoopJob, ThreadJob, is_async, make_callable_name
+from resnetlab.jobs.worker import ProcessJob
 from resnetlab.metrics.stream import MetricStream
 from resnetlab.runtime.capture import Text
+from resnetlab.states import RunStatus, StopMode
 
 log = logging.getLogger(__name__)
 
 KINDS = ("loop", "thread", "process")
+_JOB_CLASSES: dict[str, type[Job]] = {"loop": LoopJob, "thread": ThreadJob, "process": ProcessJob}
 
 
 def default_log_dir() -> Path:
@@ -43,7 +46,7 @@ class StatusRow:
     id: int
     name: str
     kind: str
-    state: str
+    state: RunStatus
     started: str
     duration: float
     last_line: str
@@ -96,11 +99,11 @@ class StatusTable:
         if not self.rows:
             return "<p><i>no jobs</i></p>"
         colors = {
-            "running": "#1565c0",
-            "completed": "#2e7d32",
-            "stopped": "#6d4c41",
-            "failed": "#c62828",
-            "killed": "#ad1457",
+            RunStatus.RUNNING: "#1565c0",
+            RunStatus.COMPLETED: "#2e7d32",
+            RunStatus.STOPPED: "#6d4c41",
+            RunStatus.FAILED: "#c62828",
+            RunStatus.KILLED: "#ad1457",
         }
         head = "".join(f"<th style='text-align:left'>{c}</th>" for c in self.columns)
         body = []
@@ -180,12 +183,7 @@ class JobRegistry:
                 "work needs an event loop; use kind='loop'"
             )
         if job_class is None:
-            if kind == "process":
-                from resnetlab.jobs.worker import ProcessJob
-
-                job_class = ProcessJob
-            else:
-                job_class = LoopJob if kind == "loop" else ThreadJob
+            job_class = _JOB_CLASSES[kind]
         name = name or make_callable_name(fn_or_coro)
         with self._lock:
             job_id = next(self._ids)
@@ -256,10 +254,21 @@ class JobRegistry:
         """The failed job's traceback text, or None if it did not fail."""
         return self.get(job_id).traceback
 
-    def stop(self, job_id: int | Job, how: str = "event", *, timeout: float | None = None) -> str:
+    def stop(
+        self,
+        job_id: int | Job,
+        how: str | StopMode = StopMode.EVENT,
+        *,
+        timeout: float | None = None,
+    ) -> RunStatus:
         """Stop a job: ``how="event"`` (clean), ``"loop"`` (loop.stop now), ``"cancel"``
-        (cancel its tasks), ``"kill"`` (process jobs). Returns the job's state."""
-        return self.get(job_id).stop(how, timeout=timeout)
+        (cancel its tasks), ``"kill"`` (process jobs). Returns the job's state.
+
+        An unknown ``how`` is a ConfigError (checked before the job is looked up); one
+        that this kind of job cannot do is a JobError that says what it can do.
+        """
+        mode = StopMode.parse(how)
+        return self.get(job_id).stop(mode, timeout=timeout)
 
     def remove(self, job_id: int | Job) -> None:
         """Forget a finished job (its log file stays on disk)."""
@@ -302,14 +311,14 @@ class JobRegistry:
     def _stop_one(job: Job, wait_s: float) -> None:
         try:
             try:
-                job.stop("event", timeout=wait_s)
+                job.stop(StopMode.EVENT, timeout=wait_s)
             except JobError as exc:
                 log.warning("%s", exc)
-            if job.running and job.kind == "process":
+            if job.running and StopMode.KILL in job.stop_modes:
                 job.kill(grace=wait_s)
-            elif job.running and job.kind == "loop":
+            elif job.running and StopMode.LOOP in job.stop_modes:
                 try:
-                    job.stop("loop", timeout=wait_s)
+                    job.stop(StopMode.LOOP, timeout=wait_s)
                 except JobError as exc:
                     log.warning("%s", exc)
         except Exception:  # one job's failure must not keep the others running
@@ -320,3 +329,11 @@ class JobRegistry:
 
     def _repr_html_(self) -> str:
         return self.status()._repr_html_()
+
+
+_DEFAULT = JobRegistry()
+
+
+def default_registry() -> JobRegistry:
+    """The registry behind ``resnetlab.jobs.new/status/stop`` (``resnetlab.jobs.registry``)."""
+    return _DEFAULT

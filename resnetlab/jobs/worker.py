@@ -27,8 +27,10 @@ import traceback
 from typing import Any
 
 from resnetlab.errors import JobError
-from resnetlab.jobs.job import _MISSING, Job, StopAware
+from resnetlab.jobs.context import MISSING, StopAware, set_worker_context
+from resnetlab.jobs.job import Job, ended_state
 from resnetlab.jobs.shared_flag import SharedFlag
+from resnetlab.states import RunStatus, StopMode
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +91,6 @@ def _now() -> float:
     return time.time()
 
 
-_worker: WorkerContext | None = None
-
-
-def worker_context() -> WorkerContext | None:
-    """The context of this worker process, or None in any other process."""
-    return _worker
-
-
 class _PipeWriter:
     """``sys.stdout``/``sys.stderr`` of the worker: complete lines go to the parent."""
 
@@ -154,7 +148,6 @@ def _worker_main(
     name: str,
 ) -> None:
     """Entry point of the spawned process."""
-    global _worker
     # Descriptor-level output (C libraries, a crash dump) goes to the log file, never to
     # the terminal or kernel that spawned us.
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -163,7 +156,8 @@ def _worker_main(
     os.close(fd)
     signal.signal(signal.SIGTERM, _on_sigterm)
     _watch_parent()
-    _worker = ctx = WorkerContext(job_id, name, conn, flags)
+    ctx = WorkerContext(job_id, name, conn, flags)
+    set_worker_context(ctx)  # jobs.current() -> ctx, from any thread of this process
     sys.stdout = _PipeWriter(ctx, "stdout")
     sys.stderr = _PipeWriter(ctx, "stderr")
     try:
@@ -206,6 +200,7 @@ class ProcessJob(Job):
     """A function in a spawned worker process: stop by event, or ``kill()``."""
 
     kind = "process"
+    stop_modes = (StopMode.EVENT, StopMode.KILL)
     # Control flags (SharedFlag: lock-free, unlike multiprocessing.Event) shared with the
     # worker; "stop" always exists.
     flag_names: tuple[str, ...] = ("stop",)
@@ -285,7 +280,7 @@ class ProcessJob(Job):
             ) from exc
 
     def _pump_main(self) -> None:
-        result: Any = _MISSING
+        result: Any = MISSING
         error: tuple[str, bytes | None] | None = None
         unreadable: str | None = None
         reader = self._reader
@@ -324,7 +319,7 @@ class ProcessJob(Job):
         code = self.process.exitcode
         self.exitcode = code
         if self._killed:
-            self._finish("killed", result=result)
+            self._finish(RunStatus.KILLED, result=result)
         elif error is not None:
             text, blob = error
             exc: BaseException
@@ -336,9 +331,9 @@ class ProcessJob(Job):
                 )
             except Exception:
                 exc = JobError(text.strip().splitlines()[-1])
-            self._finish("failed", exception=exc, tb=text)
-        elif result is not _MISSING:
-            self._finish("stopped" if self.stop_reason else "completed", result=result)
+            self._finish(RunStatus.FAILED, exception=exc, tb=text)
+        elif result is not MISSING:
+            self._finish(ended_state(self.stop_reason), result=result)
         else:
             why = (
                 f"its result could not be read here ({unreadable})"
@@ -351,24 +346,28 @@ class ProcessJob(Job):
                 f"worker process of job {self.id} {self.name!r} exited with code "
                 f"{code}: {why}; see {self.log_path}"
             )
-            self._finish("failed", exception=exc, tb=str(exc))
+            self._finish(RunStatus.FAILED, exception=exc, tb=str(exc))
 
     def on_message(self, msg: tuple) -> None:
         """Handle a message kind this class does not know (subclasses extend it)."""
         log.debug("job %s: ignoring message %r", self.id, msg[0])
 
-    def stop(self, how: str = "event", *, timeout: float | None = None) -> str:
-        if how == "kill":
+    def _unsupported_stop(self, mode: StopMode) -> str:
+        return (
+            f"process job {self.id} {self.name!r} stops by how='event' "
+            "(the worker checks jobs.current().stopping) or is killed with "
+            "how='kill' / job.kill()"
+        )
+
+    def stop(
+        self, how: str | StopMode = StopMode.EVENT, *, timeout: float | None = None
+    ) -> RunStatus:
+        mode = self._stop_mode(how)
+        if mode is StopMode.KILL:
             return self.kill()
-        if how != "event":
-            raise JobError(
-                f"process job {self.id} {self.name!r} stops by how='event' "
-                "(the worker checks jobs.current().stopping) or is killed with "
-                "how='kill' / job.kill()"
-            )
         if not self.running:
             return self.state
-        self.stop_reason = self.stop_reason or how
+        self.stop_reason = self.stop_reason or mode
         self._mp_stop.set()
         wait_s = self.stop_timeout if timeout is None else timeout
         if not self._done.wait(wait_s):
@@ -381,12 +380,12 @@ class ProcessJob(Job):
             return self.kill(grace=min(3.0, max(wait_s, 0.5)))
         return self.state
 
-    def kill(self, grace: float = 3.0) -> str:
+    def kill(self, grace: float = 3.0) -> RunStatus:
         """SIGTERM the worker; SIGKILL it if still alive after ``grace`` seconds."""
         if not self.running:
             return self.state
         self._killed = True
-        self.stop_reason = "kill"
+        self.stop_reason = StopMode.KILL
         self.process.terminate()
         self.process.join(grace)
         if self.process.is_alive():

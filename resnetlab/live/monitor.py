@@ -28,8 +28,8 @@ import os
 import sys
 from typing import Any
 
-from resnetlab.live._loop import LoopThread
 from resnetlab.metrics.stream import MetricStream, default_stream
+from resnetlab.runtime.loop import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class SystemMonitor:
         stream: MetricStream | None = None,
         interval: float = 1.0,
         *,
-        loop: LoopThread | None = None,
+        loop: BackgroundLoop | None = None,
     ) -> None:
         if not interval > 0:
             from resnetlab.errors import ConfigError
@@ -139,7 +139,7 @@ class SystemMonitor:
         self.stream = stream if stream is not None else default_stream()
         self.interval = float(interval)
         self._own_loop = loop is None
-        self._loop = loop if loop is not None else LoopThread("resnetlab-monitor")
+        self._loop = loop if loop is not None else BackgroundLoop("resnetlab-monitor")
         self._future: Any = None
         self.samples = 0
         self.error: BaseException | None = None
@@ -152,6 +152,8 @@ class SystemMonitor:
         """Begin sampling (idempotent); the first sample is taken at once."""
         if self.running:
             return self
+        if self._own_loop and self._loop.closed:  # a loop runs once: a restart gets a new one
+            self._loop = BackgroundLoop("resnetlab-monitor")
         self._loop.start()
         self._future = self._loop.submit(self._run())
         return self
@@ -185,11 +187,12 @@ class SystemMonitor:
         """Stop sampling and (when it owns it) the loop thread; idempotent."""
         fut, self._future = self._future, None
         if fut is not None and not fut.done():
-            self._loop.call_soon(fut.cancel)
+            fut.cancel()
             with contextlib.suppress(Exception):
                 fut.result(timeout)
         if self._own_loop:
-            self._loop.stop(timeout)
+            # Hard: its only task is cancelled above; what it raised stays on its future.
+            self._loop.stop(hard=True, raise_errors=False)
 
     def __enter__(self) -> SystemMonitor:
         return self.start()

@@ -1,5 +1,8 @@
 """BackgroundLoop: one new asyncio event loop in one named thread, safe to drive from any thread.
 
+The only loop class of resnetlab: job loops, the system monitor, the dashboard's refresh
+task and the WebAgg server each run on one.
+
 In a Jupyter kernel an event loop already runs, so ``asyncio.run`` fails there and tasks
 put on the kernel's loop stall between cells. A ``BackgroundLoop`` owns its *own* loop in
 its own thread (no ``nest_asyncio``):
@@ -18,8 +21,14 @@ Three ways to stop, from any thread:
 3. ``bg.cancel(fut)`` / ``bg.cancel_all()``: cancel tasks; a loop made with
    ``until_tasks_done=True`` ends when its last task ends.
 
+Plain functions run on the loop thread too: ``bg.call(fn, *args, timeout=...)`` waits for
+the result, ``bg.call_soon(fn, *args)`` hands it over and returns at once (a no-op once
+the loop no longer takes work), ``bg.on_loop_thread()`` tells whether the caller is there.
+
 Exceptions are never swallowed: each task's future holds its exception, every one is
 kept in ``bg.errors``, and ``stop()`` re-raises the first one nobody has retrieved.
+A loop runs once: ``start()`` is idempotent while it runs, and a stopped loop is replaced
+by a new ``BackgroundLoop``, never restarted.
 """
 
 from __future__ import annotations
@@ -162,7 +171,7 @@ class BackgroundLoop:
 
     async def stop_requested(self) -> None:
         """Await this inside a task: returns when a clean ``stop()`` was asked for."""
-        if self._stop_event is None or BackgroundLoop.current() is not self:
+        if self._stop_event is None or not self.on_loop_thread():
             raise JobError(
                 f"stop_requested() of loop {self.name!r} must be awaited by a task running on "
                 "that loop; from another thread read the .stopping flag instead"
@@ -174,23 +183,36 @@ class BackgroundLoop:
 
     # -- start -------------------------------------------------------------------------
     def start(self) -> BackgroundLoop:
-        """Start the thread; returns once the loop runs. Start-up errors are raised here."""
+        """Start the thread; returns once the loop runs. Start-up errors are raised here.
+
+        Idempotent while the loop runs: services that share a loop may each start it.
+        A loop that has stopped (or failed to start) cannot start again.
+        """
         with self._lock:
-            if self._state != "new":
+            first = self._state == "new"
+            if not first and (self._state != "running" or self._stopping.is_set()):
                 raise JobError(
-                    f"background loop {self.name!r} was already started ({self._state}); "
-                    "a loop runs once: create a new BackgroundLoop"
+                    f"background loop {self.name!r} was already started and is "
+                    f"{self._describe()}; a loop runs once: create a new BackgroundLoop"
                 )
-            self._state = "running"
-            self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
-            self._thread.start()
-        self._started.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            with self._lock:
-                self._state = "closed"
-            raise self._startup_error
-        return self
+            if first:
+                self._state = "running"
+                self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
+                self._thread.start()
+        if not self.on_loop_thread():  # (its own setup= may call start())
+            self._started.wait()
+        if self._startup_error is None:
+            return self
+        if not first:  # the start() that began it raises the error itself
+            raise JobError(
+                f"background loop {self.name!r} failed to start: "
+                f"{type(self._startup_error).__name__}: {self._startup_error}"
+            ) from self._startup_error
+        assert self._thread is not None
+        self._thread.join()
+        with self._lock:
+            self._state = "closed"
+        raise self._startup_error
 
     def _main(self) -> None:
         _local.loop = self
@@ -362,8 +384,59 @@ class BackgroundLoop:
     def call(
         self, fn: Callable[..., Any], *args: Any, wait: bool = True, timeout: float | None = None
     ) -> Any:
-        """Run the plain function ``fn(*args)`` on the loop thread; its result (or a future)."""
-        fut: concurrent.futures.Future = concurrent.futures.Future()
+        """Run the plain function ``fn(*args)`` on the loop thread; its result (or a future).
+
+        ``wait=True`` (from another thread) returns what ``fn`` returned or raises what it
+        raised; after ``timeout`` seconds a ``TimeoutError`` says the loop is busy, and a
+        call that had not begun by then is dropped. ``wait=False`` returns its future.
+        """
+        if wait:
+            self._check_not_loop_thread("call(wait=True)")
+        fut = self._hand_over(fn, args)
+        if fut is None:
+            raise JobError(
+                f"background loop {self.name!r} is {self._describe()}; call() needs a running loop"
+            )
+        if not wait:
+            return fut
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # A call still queued would run later, unasked for: drop it. One that began runs on.
+            dropped = fut.cancel()
+            if not dropped and fut.done():
+                return fut.result()  # it finished just now
+            what = getattr(fn, "__qualname__", repr(fn))
+            raise TimeoutError(
+                f"call of {what} on loop {self.name!r} did not finish within {timeout} s "
+                f"({'dropped before it began' if dropped else 'it still runs'}): a task or "
+                "call blocks the loop thread with synchronous code"
+            ) from None
+
+    def call_soon(
+        self, fn: Callable[..., Any], *args: Any
+    ) -> concurrent.futures.Future[Any] | None:
+        """Queue ``fn(*args)`` on the loop thread and return at once (from any thread).
+
+        Returns the future of its result, or None when the loop takes no work (not started,
+        stopping, stopped): a caller racing a stop, such as a redraw asked for while a
+        dashboard closes, needs no error for that. An exception of ``fn`` is on the future
+        and logged, since a fire-and-forget caller may never look.
+        """
+        fut = self._hand_over(fn, args)
+        if fut is not None:
+            fut.add_done_callback(self._log_call_error)
+        return fut
+
+    def on_loop_thread(self) -> bool:
+        """Whether the caller runs on this loop's thread (where blocking on it would deadlock)."""
+        return BackgroundLoop.current() is self
+
+    def _hand_over(
+        self, fn: Callable[..., Any], args: tuple[Any, ...]
+    ) -> concurrent.futures.Future[Any] | None:
+        """Queue ``fn(*args)`` on the loop, in the loop's context; None if it takes no work."""
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def run() -> None:
             if not fut.set_running_or_notify_cancel():
@@ -373,16 +446,23 @@ class BackgroundLoop:
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        if wait:
-            self._check_not_loop_thread("call(wait=True)")
         with self._lock:
             if not self._accepting:
-                raise JobError(
-                    f"background loop {self.name!r} is {self._describe()}; call() needs a running loop"
-                )
+                return None
             assert self._loop is not None and self._context is not None
             self._loop.call_soon_threadsafe(run, context=self._context.copy())
-        return fut.result(timeout) if wait else fut
+        return fut
+
+    def _log_call_error(self, fut: concurrent.futures.Future[Any]) -> None:
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
+            log.error(
+                "loop %r: a call_soon() callback raised %s: %s",
+                self.name,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
 
     # -- the three ways to stop --------------------------------------------------------
     def cancel(
@@ -400,7 +480,7 @@ class BackgroundLoop:
             # still being created sees the flag there and cancels itself.
             fut._cancel_requested = True
             created = fut.task
-            if BackgroundLoop.current() is self:
+            if self.on_loop_thread():
                 if created is not None:
                     created.cancel()
                 return True
@@ -433,7 +513,7 @@ class BackgroundLoop:
         futures = self.tasks
         for fut in futures:
             self.cancel(fut, wait=False)
-        if wait and futures and BackgroundLoop.current() is not self:
+        if wait and futures and not self.on_loop_thread():
             concurrent.futures.wait(futures, timeout=self._wait_timeout(timeout))
             stuck = [f for f in futures if not f.done()]
             if stuck:
@@ -561,7 +641,7 @@ class BackgroundLoop:
         return "ending (until_tasks_done: its last task ended)"
 
     def _check_not_loop_thread(self, what: str) -> None:
-        if BackgroundLoop.current() is self:
+        if self.on_loop_thread():
             raise JobError(
                 f"{what} of loop {self.name!r} was called from that loop's own thread, where "
                 "it would wait for itself forever; call it from another thread, or inside a "
@@ -569,7 +649,7 @@ class BackgroundLoop:
             )
 
     def _check_blocking(self, what: str, fut: TaskFuture, timeout: float | None) -> None:
-        if not fut.done() and timeout != 0 and BackgroundLoop.current() is self:
+        if not fut.done() and timeout != 0 and self.on_loop_thread():
             raise JobError(
                 f"{what} on a pending task of loop {self.name!r} was called from that loop's "
                 "own thread, which would deadlock; inside a task use "

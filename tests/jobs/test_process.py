@@ -10,7 +10,7 @@ import jobs_workers as workers
 import pytest
 from jobs_helpers import registry_fixture, wait_for  # noqa: F401 (the registry fixture)
 
-from resnetlab.errors import JobError
+from resnetlab.errors import ConfigError, JobError
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -93,4 +93,10 @@ def test_unpicklable_work_is_refused_before_spawning(registry) -> None:
     with pytest.raises(JobError, match="how='kill'"):
         job = registry.new(workers.counter, 1000, kind="process")
         registry.stop(job.id, how="cancel")
+    # an unknown mode: the one message every kind of job gives
+    with pytest.raises(
+        ConfigError, match=r"unknown stop mode how='evnt'; use one of 'event', 'loop', 'cancel'"
+    ):
+        job.stop("evnt")
+    assert job.running
     assert registry.stop(job.id, how="kill") == "killed"

@@ -11,8 +11,9 @@ import pytest
 from jobs_helpers import registry_fixture, wait_for  # noqa: F401 (the registry fixture)
 
 from resnetlab import jobs
-from resnetlab.errors import JobError
+from resnetlab.errors import ConfigError, JobError
 from resnetlab.runtime import capture
+from resnetlab.states import RunStatus, StopMode
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -157,6 +158,32 @@ def test_thread_jobs_stop_by_event_only_and_say_why(registry) -> None:
     with pytest.raises(JobError, match="did not end within"):
         registry.stop(stuck.id, timeout=0.05)
     assert stuck.wait(30) == "stopped"
+
+
+UNKNOWN_MODE = r"unknown stop mode how='evnt'; use one of 'event', 'loop', 'cancel', 'kill'"
+
+
+def test_an_unknown_stop_mode_gets_one_message_for_every_kind_of_job(registry) -> None:
+    loop_job, thread_job = registry.new(sprint, "l"), registry.new(chatty, "t")
+    messages = set()
+    for job in (loop_job, thread_job):
+        for stop in (lambda j: registry.stop(j.id, how="evnt"), lambda j: j.stop("evnt")):
+            with pytest.raises(ConfigError, match=UNKNOWN_MODE) as info:
+                stop(job)
+            messages.add(str(info.value))
+    assert len(messages) == 1 and loop_job.running and thread_job.running
+    # jobs.stop checks the mode first: the typo is named even for an id that does not exist
+    with pytest.raises(ConfigError, match=UNKNOWN_MODE):
+        jobs.stop(10**9, how="evnt")
+    # a mode that only another kind supports says what this kind can do
+    with pytest.raises(JobError, match="only kind='process' jobs can be killed"):
+        registry.stop(loop_job.id, how="kill")
+    # the shared enum works where the strings do, and the states are the shared RunStatus
+    assert registry.stop(loop_job.id, how=StopMode.CANCEL) == RunStatus.STOPPED
+    assert loop_job.stop_reason == "cancel" and isinstance(loop_job.state, RunStatus)
+    assert registry.stop(thread_job.id, how="event") == "stopped"
+    with pytest.raises(ConfigError, match=UNKNOWN_MODE):  # also once the job has ended
+        thread_job.stop("evnt")
 
 
 def test_bad_arguments_are_refused_clearly(registry) -> None:

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
-from jobs_helpers import job_threads, wait_for
 
 from resnetlab.errors import JobError
-from resnetlab.jobs import BackgroundLoop
-from resnetlab.runtime.loop import TaskFuture
+from resnetlab.runtime.loop import BackgroundLoop, TaskFuture
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def loop_threads() -> list[str]:
+    """Names of live threads that belong to loops of these tests."""
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("loop-"))
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
 
 
 def test_start_returns_once_the_loop_runs_in_its_own_named_thread() -> None:
@@ -212,7 +227,7 @@ def test_with_block_error_stops_hard_and_keeps_the_error() -> None:
         bg.submit(asyncio.sleep(60))
         1 / 0  # noqa: B018
     assert bg.closed
-    assert wait_for(lambda: "loop-with" not in job_threads(), 30)
+    assert wait_for(lambda: "loop-with" not in loop_threads(), 30)
 
 
 def test_a_task_that_blocks_the_loop_gives_a_clear_error_not_a_hang() -> None:
@@ -290,3 +305,158 @@ def test_cancelling_a_task_the_blocked_loop_never_started_says_so() -> None:
     concurrent.futures.wait([later], timeout=30)
     assert later.cancelled()  # the cancel took effect once the loop ran again
     bg.stop()
+
+
+# -- what the live services (monitor, dashboard refresh, WebAgg server) rely on ----------
+
+
+def _blocker(blocking: threading.Event, release: threading.Event) -> Callable[[], None]:
+    def block() -> None:  # synchronous: the loop runs nothing else meanwhile
+        blocking.set()
+        assert release.wait(30)
+
+    return block
+
+
+def test_call_returns_the_result_or_raises_the_error_of_the_function() -> None:
+    with BackgroundLoop("loop-call") as bg:
+        assert bg.call(divmod, 7, 2, timeout=30) == (3, 1)
+        with pytest.raises(ZeroDivisionError):
+            bg.call(divmod, 1, 0, timeout=30)
+        fut = bg.call(sum, [1, 2, 3], wait=False)
+        assert fut.result(30) == 6
+    # the caller got the error: it is not kept for stop() to raise again
+    assert bg.errors == []
+
+
+def test_call_on_a_busy_loop_times_out_and_drops_a_call_that_had_not_begun() -> None:
+    bg = BackgroundLoop("loop-call-timeout").start()
+    blocking, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+    bg.call_soon(_blocker(blocking, release))
+    assert blocking.wait(30)
+    with pytest.raises(TimeoutError, match=r"loop-call-timeout.*dropped before it began"):
+        bg.call(ran.append, "late", timeout=0.05)
+    release.set()
+    bg.call(ran.append, "after", timeout=30)  # runs after everything queued before it
+    assert ran == ["after"]  # the timed-out call never ran behind the caller's back
+    bg.stop()
+
+
+def test_call_that_times_out_while_running_runs_on_to_its_end() -> None:
+    bg = BackgroundLoop("loop-call-running").start()
+    blocking, release = threading.Event(), threading.Event()
+    block = _blocker(blocking, release)
+    ran: list[str] = []
+
+    def slow() -> None:
+        block()
+        ran.append("finished")
+
+    messages = []
+    while not blocking.is_set() and len(messages) < 20:
+        with pytest.raises(TimeoutError) as info:
+            bg.call(slow, timeout=0.5)
+        # on a busy machine the call may not begin in time: then it was dropped; try again
+        messages.append(str(info.value))
+    assert blocking.is_set() and "it still runs" in messages[-1], messages
+    release.set()
+    bg.call(lambda: None, timeout=30)
+    assert ran == ["finished"]
+    bg.stop()
+
+
+def test_call_soon_hands_over_from_any_thread_and_keeps_the_order() -> None:
+    with BackgroundLoop("loop-soon") as bg:
+        order: list[object] = []
+        blocking, release = threading.Event(), threading.Event()
+        bg.call_soon(_blocker(blocking, release))
+        assert blocking.wait(30)
+        # returns at once, also while the loop is busy, and also on the loop thread itself
+        futs = [bg.call_soon(order.append, i) for i in range(3)]
+        futs.append(bg.call(bg.call_soon, order.append, "from the loop", wait=False))
+        release.set()
+        assert [f.result(30) for f in futs[:3]] == [None, None, None]
+        inner = futs[3].result(30)
+        assert isinstance(inner, concurrent.futures.Future)
+        inner.result(30)
+        assert order == [0, 1, 2, "from the loop"]
+        assert bg.call(threading.current_thread, timeout=30).name == "loop-soon"
+
+
+def test_call_soon_errors_are_logged_and_on_the_future_not_raised_by_stop(caplog) -> None:
+    bg = BackgroundLoop("loop-soon-error").start()
+
+    def broken() -> None:
+        raise KeyError("redraw failed")
+
+    with caplog.at_level(logging.ERROR, logger="resnetlab.runtime.loop"):
+        fut = bg.call_soon(broken)
+        assert isinstance(fut.exception(30), KeyError)
+        bg.call(lambda: None, timeout=30)  # the done-callback ran on the loop before this
+    assert any(
+        "loop-soon-error" in r.getMessage() and "redraw failed" in r.getMessage()
+        for r in caplog.records
+    )
+    bg.stop()  # a fire-and-forget error is logged, not re-raised into an unrelated stop()
+    assert bg.errors == []
+
+
+def test_call_soon_is_a_no_op_when_the_loop_takes_no_work() -> None:
+    bg = BackgroundLoop("loop-soon-closed")
+    ran: list[int] = []
+    assert bg.call_soon(ran.append, 1) is None  # not started
+    bg.start()
+    bg.stop()
+    assert bg.call_soon(ran.append, 2) is None  # stopped: a redraw racing a close is dropped
+    assert ran == []
+    with pytest.raises(JobError, match="call\\(\\) needs a running loop"):
+        bg.call(ran.append, 3)  # a call that waits for its result still says so
+
+
+def test_on_loop_thread_is_true_only_on_the_loop_thread() -> None:
+    with BackgroundLoop("loop-where") as bg, BackgroundLoop("loop-other") as other:
+        assert not bg.on_loop_thread()
+        assert bg.call(bg.on_loop_thread, timeout=30)
+        assert not other.call(bg.on_loop_thread, timeout=30)  # another loop's thread
+        helper = bg.submit(asyncio.to_thread(bg.on_loop_thread))
+        assert helper.result(30) is False  # a helper thread of a task may block on the loop
+
+
+def test_start_is_idempotent_while_running_and_a_stopped_loop_never_restarts() -> None:
+    shared = BackgroundLoop("loop-shared")
+    # two services that share a loop each start it: one thread, one handshake
+    results: list[BackgroundLoop] = []
+    starters = [threading.Thread(target=lambda: results.append(shared.start())) for _ in range(4)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join(30)
+    assert results == [shared] * 4 and loop_threads().count("loop-shared") == 1
+    thread = shared.thread
+    assert shared.start() is shared and shared.thread is thread
+    shared.stop()
+    with pytest.raises(JobError, match="a loop runs once: create a new BackgroundLoop"):
+        shared.start()
+    # what a restartable service (the system monitor) does instead: a new loop
+    again = BackgroundLoop("loop-shared").start()
+    assert again.call(lambda: "runs", timeout=30) == "runs"
+    again.stop()
+
+
+def test_hard_stop_without_raising_keeps_a_failed_service_task_on_its_future() -> None:
+    # The dashboard's refresh task gives up after repeated errors; its owner stops the
+    # loop hard without raising, and the error stays on the task's future (and in errors).
+    bg = BackgroundLoop("loop-service").start()
+
+    async def refresh_forever() -> None:
+        raise RuntimeError("draw failed 5 times")
+
+    async def sample_forever() -> None:
+        await asyncio.Event().wait()
+
+    failed, sampling = bg.submit(refresh_forever()), bg.submit(sample_forever())
+    assert isinstance(failed.exception(30), RuntimeError)
+    bg.stop(hard=True, raise_errors=False)
+    assert sampling.cancelled() and not bg.running
+    assert [str(e) for e in bg.errors] == ["draw failed 5 times"]
