@@ -26,6 +26,7 @@ _LAZY = {
     "jobs": "resnetlab.jobs:",
     "load_model": "resnetlab.inference.model:load_model",
     "inference": "resnetlab.inference:",
+    "runs": "resnetlab.store.runstore:runs",
     "data": "resnetlab.data:",
     "models": "resnetlab.models:",
 }
