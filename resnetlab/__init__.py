@@ -28,6 +28,7 @@ _LAZY = {
     "inference": "resnetlab.inference:",
     "runs": "resnetlab.store.runstore:runs",
     "data": "resnetlab.data:",
+    "export": "resnetlab.export:",
     "models": "resnetlab.models:",
 }
 
