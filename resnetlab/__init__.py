@@ -26,6 +26,10 @@ _LAZY = {
     "jobs": "resnetlab.jobs:",
     "load_model": "resnetlab.inference.model:load_model",
     "inference": "resnetlab.inference:",
+    "runs": "resnetlab.store.runstore:runs",
+    "data": "resnetlab.data:",
+    "export": "resnetlab.export:",
+    "models": "resnetlab.models:",
 }
 
 __all__ = ["__version__", *_LAZY]
