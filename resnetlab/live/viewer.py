@@ -114,7 +114,6 @@ class ViewerHandle:
         self._feeder = StreamMirror(
             stream, self._feed, 0.25, wake=True, gather=FEED_PERIOD_S, name="resnetlab-viewer-feed"
         )
-        self._gone = False
 
     @property
     def pid(self) -> int:
@@ -182,11 +181,12 @@ class ViewerHandle:
     def _feed(self, records: list[Record]) -> None:
         """The feeder's sink: records as JSON lines of at most CHUNK rows."""
         for start in range(0, len(records), CHUNK):
-            if self._gone or self._stop.is_set():
-                return  # dropped: nobody is reading them any more
+            if self._stop.is_set():
+                return  # closing: nobody reads them any more
             if not self._send({"t": "records", "r": encode_batch(records[start : start + CHUNK])}):
                 log.info("viewer %s is gone; no longer feeding it", self.pid)
-                self._gone = True
+                self._feeder.cancel()
+                return
 
     # -- public API
     def grab(self, path: str | os.PathLike[str], timeout: float = 20.0) -> Path:

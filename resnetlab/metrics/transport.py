@@ -261,6 +261,7 @@ class StreamMirror:
         self._pending: list[Record] = []
         self._flush_lock = threading.Lock()
         self._stop = threading.Event()
+        self._cancelled = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -300,9 +301,22 @@ class StreamMirror:
                 self.error = exc
                 logger.exception("mirroring metrics failed; will retry")
 
+    def is_alive(self) -> bool:
+        """True while the background thread runs."""
+        return self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """End the thread after the current batch, handing nothing more to the sink.
+
+        For a sink whose other end is gone (a closed pipe): callable from the sink itself.
+        """
+        self._cancelled = True
+        self._stop.set()
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread and hand over what is still unwritten (raises the sink's error)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self.flush()
+        if not self._cancelled:
+            self.flush()

@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import queue
 import threading
+import time
 
 import pytest
 
@@ -165,3 +166,22 @@ def test_mirror_from_now_skips_what_the_stream_had():
     assert m.backlog == 1
     m.flush()
     assert [r.step for r in got] == [1]
+
+
+def test_a_sink_whose_other_end_is_gone_cancels_its_mirror():
+    s = MetricStream()
+    calls: list = []
+
+    def sink(records):
+        calls.append(len(records))
+        m.cancel()  # e.g. a broken pipe: nobody reads any more
+
+    m = StreamMirror(s, sink, interval=3600, wake=True).start()
+    s.log(0, loss=1.0)
+    deadline = time.monotonic() + 30
+    while m.is_alive() and time.monotonic() < deadline:  # it ends by itself
+        time.sleep(0.01)
+    assert not m.is_alive()
+    s.log(1, loss=0.5)
+    m.stop()  # hands nothing more to a sink that gave up
+    assert calls == [1]
