@@ -15,11 +15,12 @@ nothing but run the GUI, fed with the parent's metric stream over a pipe:
 * The viewer exits by itself when the parent dies: its stdin reaches end-of-file, and as a
   second guard (a forked child of the parent may keep the pipe open) it polls its parent pid.
 
-Messages are JSON lines. Parent to viewer: ``{"t": "records", "r": [row, ...]}`` (rows of
-the transport's codec, ``[step, time, {key: value}, epoch]``), ``{"t": "grab", "id": n, "path": p}``, ``{"t": "close"}``. Viewer to
-parent: ``{"t": "ready", "pid": n}`` or ``{"t": "error", "message": s}`` once at start-up,
-then ``{"t": "grabbed", "id": n, "path": p, "error": s|null, "draws": n}`` answers (the
-window as it is, not redrawn for the grab; ``draws`` counts its redraws so far).
+Messages are JSON lines. Parent to viewer: ``{"t": "records", "r": [[step, time, {key:
+value}, epoch], ...]}`` (the transport's rows), ``{"t": "grab", "id": n, "path": p}``,
+``{"t": "close"}``. Viewer to parent: ``{"t": "ready", "pid": n}`` or ``{"t": "error",
+"message": s}`` once at start-up, then ``{"t": "grabbed", "id": n, "path": p, "error":
+s|null, "draws": n}`` answers (the window as it is, not redrawn for the grab; ``draws``
+counts its redraws so far).
 """
 
 from __future__ import annotations

@@ -187,7 +187,8 @@ class FeedPump:
 
     ``source`` is the queue to read (by default a new ``context.Queue()``; ``context`` is a
     ``multiprocessing`` context, the default context if None). :attr:`feed` is the
-    producer to hand to the other side.
+    producer to hand to the other side; :attr:`count` is how many records were appended
+    once the pump has ended.
     """
 
     def __init__(self, stream: MetricStream, source: Any = None, *, context: Any = None) -> None:

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from resnetlab.metrics.system import SystemSampler
+
 log = logging.getLogger(__name__)
 
 EVENTS = (
@@ -223,8 +225,6 @@ class RankSystemMonitor(Callback):
     """
 
     def __init__(self) -> None:
-        from resnetlab.metrics.system import SystemSampler
-
         # No NVML here: a rank's GPU numbers come from torch.cuda, which maps
         # CUDA_VISIBLE_DEVICES to the right device itself.
         self._sampler = SystemSampler(gpus=False)
