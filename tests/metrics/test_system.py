@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
 import threading
 
 import psutil
@@ -75,3 +76,50 @@ def test_the_documented_table_lists_the_vocabulary():
     documented = set(re.findall(r"^``(\w+)``  ", system.__doc__, re.M))  # the table's rows
     assert documented == set(MEASURES)
     assert set(RANK_MEASURES) <= set(MEASURES)
+
+
+class _FakeCuda:
+    """torch.cuda as a CPU-only machine cannot show it: two devices, 1 and 2 GiB in use."""
+
+    @staticmethod
+    def is_available():
+        return True
+
+    @staticmethod
+    def device_count():
+        return 2
+
+    @staticmethod
+    def max_memory_allocated(i):
+        return (i + 1) * 2 * 1024**3
+
+    @staticmethod
+    def memory_allocated(i):
+        return (i + 1) * 1024**3
+
+    @staticmethod
+    def memory_reserved(i):
+        return (i + 1) * 3 * 1024**3
+
+    @staticmethod
+    def utilization(i):
+        return 40 + i
+
+
+def test_cuda_measures_per_gpu_for_the_monitor_and_for_a_rank(monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=_FakeCuda))
+    with SystemSampler(gpus=False) as sampler:
+        out = sampler.sample()
+        rank = sampler.rank_sample(1)
+    assert out["gpu_alloc_gb/0"] == 1.0 and out["gpu_alloc_gb/1"] == 2.0
+    assert out["gpu_mem_gb/1"] == 4.0 and out["gpu_reserved_gb/0"] == 3.0
+    assert rank == {
+        "cpu_percent": rank["cpu_percent"],
+        "ram_percent": rank["ram_percent"],
+        "gpu_mem_gb": 4.0,  # the peak, as the per-rank lines always showed
+        "gpu_util_percent": 41.0,
+    }
+    keys = [f"sys/{k}" for k in out]
+    assert any(fnmatch.fnmatchcase(k, p) for k in keys for p in PRESETS["vram"].keys)
