@@ -150,9 +150,15 @@ class QueueFeed(Producer):
 
 
 # -- feed: consumer side ---------------------------------------------------------------
+class BatchSource(Protocol):
+    """Where a pump reads batches: ``multiprocessing.Queue``, ``queue.Queue``."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any: ...
+
+
 def pump(
     stream: MetricStream,
-    source: Any,
+    source: BatchSource,
     *,
     should_stop: Callable[[], bool],
     poll: float = 0.1,
@@ -178,7 +184,7 @@ def pump(
             return count
         try:
             count += append_rows(stream, batch)
-        except ConfigError as exc:
+        except (ConfigError, TypeError) as exc:  # not from a Producer: nobody checked it
             logger.warning("dropped a malformed batch from a feed: %s", exc)
 
 
@@ -191,7 +197,9 @@ class FeedPump:
     once the pump has ended.
     """
 
-    def __init__(self, stream: MetricStream, source: Any = None, *, context: Any = None) -> None:
+    def __init__(
+        self, stream: MetricStream, source: BatchSource | None = None, *, context: Any = None
+    ) -> None:
         if source is None:
             import multiprocessing
 

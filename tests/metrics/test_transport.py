@@ -108,6 +108,7 @@ def test_a_stopped_pump_keeps_what_was_queued_and_drops_a_foreign_bad_batch(capl
     q: queue.Queue = queue.Queue()
     q.put([(0, 1.0, {"loss": 1.0}, None)])
     q.put([(1, 1.0, {"loss": "x"}, None)])  # not from a Producer: no check was made
+    q.put(17)  # not even a batch
     q.put([(2, 1.0, {"loss": 0.5}, None)])
     stop = threading.Event()
     stop.set()  # asked to stop before it started: it still drains the queue
