@@ -245,8 +245,8 @@ class StreamMirror:
     a locked database loses nothing; the error is kept in :attr:`error` and the thread
     goes on. ``from_start=False`` skips what the stream already holds. ``wake=True`` also
     hands a batch over as soon as records arrive (then ``interval`` is the longest wait),
-    ``gather`` seconds later so that a fast loop's next appends join the batch: for a
-    viewer that should see each record promptly.
+    at most one batch every ``gather`` seconds so that a fast loop's appends share one:
+    for a viewer that should see each record promptly.
     """
 
     def __init__(
@@ -294,13 +294,16 @@ class StreamMirror:
         """Sleep until the next batch is due; True when stopping."""
         if not self.wake:
             return self._stop.wait(self.interval)
-        # The stream's condition cannot be told about stop(): wait on it in short slices.
+        # First let the appends that follow the last batch gather, then wait for one; the
+        # stream's condition cannot be told about stop(): wait on it in short slices.
+        if self._stop.wait(self.gather):
+            return True
         deadline = time.monotonic() + self.interval
         while not self._stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0 or self.stream.wait(self.reader.position, timeout=min(left, 0.1)):
                 break
-        return self._stop.wait(self.gather)
+        return self._stop.is_set()
 
     def _run(self) -> None:
         while not self._wait():
