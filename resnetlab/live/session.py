@@ -90,7 +90,9 @@ class LiveSession:
         if self.monitor is not None:
             self.monitor.stop()
         if self.render_process is not None:
-            self.render_process.close()  # the child writes the final PNG
+            self.render_process.finish(message)  # the child writes the final PNG
+            if not self.render_process.keeps_final:
+                self.render_process.close()
             return
         self.dashboard.finish(message)
         if self.run_dir is not None:
@@ -108,6 +110,8 @@ class LiveSession:
             return
         self.finish()
         self.closed = True
+        if self.render_process is not None:
+            self.render_process.close()
         if self.dashboard is not None:
             self.dashboard.close()
 
