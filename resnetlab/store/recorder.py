@@ -84,10 +84,14 @@ class StoreRecorder:
         self.store.flush()
 
     def stop(self) -> None:
-        """Write the rest and end the mirror thread (raises the store's error)."""
-        mirror, self.mirror, self._running = self.mirror, None, False
-        if mirror is not None:
-            mirror.stop()
+        """Write the rest and end the mirror thread (raises the store's error).
+
+        :meth:`flush` still works afterwards, on the calling thread: records appended
+        after the fit (the test split's metrics) reach the store that way.
+        """
+        running, self._running = self._running, False
+        if self.mirror is not None and running:
+            self.mirror.stop()
         self.store.flush()
 
     # -- trainer events ----------------------------------------------------------------

@@ -126,7 +126,7 @@ def test_recorder_copies_the_runs_stream_records_in_batches_system_samples_too(t
         trainer.stream.append(2, {"loss": 1.5}, epoch=0)
         rec.on_end(trainer, {})
         assert store.series(run, "loss") == ([1, 2], [2.0, 1.5])
-        assert rec.mirror is None  # its thread is gone
+        assert not rec.mirror.is_alive()  # its thread is gone
 
 
 def test_recorder_mirrors_a_stream_in_the_background_and_a_dashboard_compares_it(tmp_path):
