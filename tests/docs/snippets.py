@@ -6,7 +6,7 @@ comment on the line before a fence changes how it runs:
 
 * ``<!-- snippet: skip REASON -->``: not run; the test is skipped with REASON.
 * ``<!-- snippet: continues -->``: the block continues the previous snippet of the same
-  file; both run together as one script.
+  file that is not skipped; both run together as one script.
 * ``<!-- snippet: notebook -->``: IPython code (``%matplotlib widget``): run in a real
   Jupyter kernel instead of as a script.
 * ``<!-- snippet: file NAME -->``: the block is a file the next snippet uses (a module a
@@ -112,9 +112,12 @@ def snippets_of(path: Path, root: Path = ROOT) -> list[Snippet]:
             continue
         code = "\n".join(body) + "\n"
         if "continues" in markers:
-            if not found or found[-1].kind != kind:
+            # The previous snippet that runs: a skipped block in between (another
+            # machine's command) is not what this block builds on.
+            runs = [s for s in found if s.skip is None]
+            if not runs or runs[-1].kind != kind:
                 raise ValueError(f"{rel}:{line}: 'continues' needs a {kind} snippet before it")
-            prev = found[-1]
+            prev = runs[-1]
             prev.code += code
             prev.lines.append(line)
             prev.skip = prev.skip or markers.get("skip") or None

@@ -6,13 +6,14 @@ cap epochs and images: the only thing that shrinks) and the venv's ``bin`` first
 PATH: Python snippets as ``python snippet.py`` (no main guard added), shell snippets
 with ``bash -e``, notebook snippets in a real Jupyter kernel. Nothing is shared between
 snippets but the dataset files on disk. They run two at a time in separate processes
-(``RESNETLAB_SNIPPET_WORKERS`` changes that), started when the first test asks, so the
-whole file takes a few minutes on two cores.
+(``RESNETLAB_SNIPPET_WORKERS`` changes that), the heaviest first, all started when the
+first test asks, so the whole file takes a few minutes on two cores.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -30,6 +31,11 @@ SNIPPETS = all_snippets()
 SNIPPET_TIMEOUT_S = 240
 WORKERS = int(os.environ.get("RESNETLAB_SNIPPET_WORKERS", "2"))
 NOTEBOOK_RUNNER = Path(__file__).with_name("run_notebook.py")
+# Lines that train or build reports: the snippets with most of them are started first,
+# so the longest runs do not end up last with one worker idle.
+HEAVY = re.compile(r"resnetlab (?:train|experiment|inspect|backends)|\.train\(|distributed\.run")
+# A test may wait for the snippets started before its own.
+TEST_TIMEOUT_S = 1500
 # The README's first Python snippet: python first.py must store exactly one run.
 README_FIRST = next(s for s in SNIPPETS if s.path == "README.md" and s.kind == "python")
 
@@ -111,7 +117,7 @@ class SnippetRuns:
     def __init__(self, tmp: pytest.TempPathFactory, snippets: list[Snippet]) -> None:
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="snippet")
         self.futures: dict[str, Future[Outcome]] = {}
-        for snippet in snippets:
+        for snippet in sorted(snippets, key=lambda s: -len(HEAVY.findall(s.code))):
             cwd = tmp.mktemp(snippet.id.replace("/", "_").replace(":", "_"))
             self.futures[snippet.id] = self.pool.submit(run_snippet, snippet, cwd)
 
@@ -135,7 +141,7 @@ def snippet_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2 * SNIPPET_TIMEOUT_S + 60)  # may wait for the run before it too
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.id for s in SNIPPETS])
 def test_snippet_runs_as_written(snippet: Snippet, snippet_runs: SnippetRuns) -> None:
     if snippet.skip is not None:
@@ -150,7 +156,7 @@ def stored_runs(db: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2 * SNIPPET_TIMEOUT_S + 60)
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 @pytest.mark.xfail(strict=True, reason="render process re-imports __main__ (issue 13.1)")
 @pytest.mark.parametrize("snippet", [README_FIRST], ids=[README_FIRST.id])
 def test_readme_first_snippet_stores_one_run(snippet: Snippet, snippet_runs: SnippetRuns) -> None:
