@@ -26,6 +26,8 @@ _LAZY = {
     "jobs": "resnetlab.jobs:",
     "load_model": "resnetlab.inference.model:load_model",
     "inference": "resnetlab.inference:",
+    "data": "resnetlab.data:",
+    "models": "resnetlab.models:",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -26,7 +26,7 @@ DEFAULT_STORE = "default"
 # documented snippet as written under it; also handy for a quick look). Read here only.
 TINY_ENV = "RESNETLAB_TINY"
 TINY_EPOCHS = 1
-TINY_TRAIN_IMAGES = 256  # training images, validation ones not counted
+TINY_TRAIN_IMAGES = 256  # training images (the validation ones are held out first)
 TINY_VAL_IMAGES = 64
 TINY_TEST_IMAGES = 256
 
@@ -73,9 +73,11 @@ class RecipeArgs:
     store: Any = DEFAULT_STORE  # DEFAULT_STORE, True, a path, a RunStore, or None/False
     progress: bool = False
     resume: str | os.PathLike[str] | None = None  # a checkpoint, run folder, or run id/name
+    # A checkpoint, run folder, or run id/name whose weights start this new run (fine-tuning).
+    init_from: str | os.PathLike[str] | None = None
     config: TrainConfig | None = None  # the base config (None: TrainConfig())
     model_overrides: Mapping[str, Any] | None = None
-    train_limit: int | None = None  # only the first N training images
+    train_limit: int | None = None  # N training images, after the validation split
     test_limit: int | None = None  # only the first N test images
     evaluate_test: bool = True
     # Any other TrainConfig fields given as keywords (label_smoothing=0.05, ...).
@@ -96,9 +98,11 @@ class RecipeArgs:
         the checkpoint holds."""
         self.epochs = min(self.epochs or TINY_EPOCHS, TINY_EPOCHS)
         base = self.config if self.config is not None else TrainConfig()
-        val = min(int(self.config_fields.get("val_size", base.val_size) or 0), TINY_VAL_IMAGES)
-        self.config_fields["val_size"] = val
-        self.train_limit = min(self.train_limit or TINY_TRAIN_IMAGES + val, TINY_TRAIN_IMAGES + val)
+        asked = self.config_fields.get("val_size", base.val_size)
+        # 0 (no validation) and smaller counts stay; a count or a fraction above is capped.
+        small = not asked or (isinstance(asked, int) and asked < TINY_VAL_IMAGES)
+        self.config_fields["val_size"] = asked if small else TINY_VAL_IMAGES
+        self.train_limit = min(self.train_limit or TINY_TRAIN_IMAGES, TINY_TRAIN_IMAGES)
         self.test_limit = min(self.test_limit or TINY_TEST_IMAGES, TINY_TEST_IMAGES)
 
     @classmethod

@@ -218,6 +218,59 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+class Announce(Callback):
+    """Reports (on rank 0 only) the batch plan, where the run lives and the dashboard
+    address as training starts, and one system line per rank after each epoch of a
+    torchrun job, each line through ``emit``.
+
+    ``resnetlab train`` emits with ``print``; ``resnetlab.train(verbose=True)`` with the
+    ``resnetlab.report`` logger (see ``resnetlab.api``).
+    """
+
+    def __init__(self, emit: Callable[[str], Any]) -> None:
+        self.emit = emit
+
+    def start_lines(self, trainer: Any) -> list[str]:
+        """The lines reported at the start of the fit."""
+        lines = []
+        plan = trainer.config.extra.get("batch_plan")
+        if plan:
+            lines.append(plan)
+        if trainer.dist.is_distributed:
+            lines.append(
+                f"distributed: {trainer.dist.world_size} ranks, backend "
+                f"{trainer.dist.backend}, timeout {trainer.dist.timeout_s:g} s"
+            )
+        if trainer.step:
+            lines.append(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
+        parts = []
+        if trainer.run_id is not None:
+            parts.append(f"run {trainer.run_id}")
+        parts.append(f"{trainer.steps_per_epoch} steps/epoch x {trainer.config.epochs} epochs")
+        parts.append(f"device {trainer.device}")
+        if trainer.run_dir is not None:
+            parts.append(f"checkpoints in {trainer.run_dir}")
+        lines.append(", ".join(parts))
+        live = trainer.live
+        if live is not None:
+            where = live.url or (f"snapshots in {trainer.run_dir}" if trainer.run_dir else "")
+            lines.append(f"live dashboard ({live.backend}): {where}")
+        return lines
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if trainer.dist.is_main:
+            for line in self.start_lines(trainer):
+                self.emit(line)
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        samples = getattr(trainer, "system_by_rank", None)
+        if trainer.dist.is_main and samples:
+            from resnetlab.distributed import format_rank_lines
+
+            for line in format_rank_lines(samples):
+                self.emit(f"  {line}")
+
+
 class Timer(Callback):
     """Wall time of the fit (``seconds``) and of each epoch (``epochs``), for benchmarks."""
 

@@ -36,13 +36,15 @@ def test_recipe_args_are_capped_explicitly() -> None:
     args = RecipeArgs.from_keywords("simple-cnn", epochs=20, train_limit=12000)
     assert args.epochs == TINY_EPOCHS
     assert args.config_fields["val_size"] == TINY_VAL_IMAGES
-    assert args.train_limit == TINY_TRAIN_IMAGES + TINY_VAL_IMAGES
+    assert args.train_limit == TINY_TRAIN_IMAGES
     assert args.test_limit == TINY_TEST_IMAGES
     # Explicit values: a resume under the same budget asks for what the checkpoint holds.
     assert RecipeArgs().epochs == TINY_EPOCHS
     # Smaller asks are kept, and "no validation" stays none.
     small = RecipeArgs.from_keywords(train_limit=100, test_limit=50, val_size=0)
     assert (small.train_limit, small.test_limit, small.config_fields["val_size"]) == (100, 50, 0)
+    assert RecipeArgs.from_keywords(val_size=10).config_fields["val_size"] == 10
+    assert RecipeArgs.from_keywords(val_size=0.2).config_fields["val_size"] == TINY_VAL_IMAGES
 
 
 @pytest.mark.usefixtures("tiny")
@@ -60,4 +62,4 @@ def test_a_tiny_recipe_run_trains_one_epoch_on_a_few_hundred_images(fashion_mnis
     result = recipe.run(RecipeArgs("simple-cnn", store=None, data_dir=str(fashion_mnist_dir)))
     assert len(result.history) == 1
     assert result.config.epochs == 1 and result.config.val_size == TINY_VAL_IMAGES
-    assert result.config.extra["train_limit"] == TINY_TRAIN_IMAGES + TINY_VAL_IMAGES
+    assert result.config.extra["train_limit"] == TINY_TRAIN_IMAGES
