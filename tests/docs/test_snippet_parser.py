@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.snippets import doc_files, snippets_of
+from .snippets import doc_files, snippets_of
 
 PAGE = """# Page
 
