@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "resnetlab.jobs.cli",  # jobs
     "resnetlab.inspect.cli",  # inspect ..., experiment ...
     "resnetlab.inference.cli",  # predict
+    "resnetlab.export.cli",  # export-model
 )
 
 

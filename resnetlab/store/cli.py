@@ -72,11 +72,17 @@ def register(subparsers: Any) -> None:
     _add_db(p)
     p.set_defaults(func=cmd_compare)
 
-    p = subparsers.add_parser("export", help="a run's metrics as CSV (or JSON)")
+    p = subparsers.add_parser("export", help="a run's metrics as CSV, JSON or TensorBoard events")
     p.add_argument("run", help="run id or name")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per step (default)")
     fmt.add_argument("--json", action="store_true", help="JSON: the run record and all metric rows")
+    fmt.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help="TensorBoard event files under DIR/run-ID (needs resnetlab[tensorboard])",
+    )
     p.add_argument(
         "--long", action="store_true", help="CSV in long form: step,epoch,time,key,value"
     )
@@ -279,6 +285,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from resnetlab.utils.atomic import atomic_write_text
 
+    if args.tensorboard:
+        from resnetlab.export.tensorboard import write_tensorboard
+
+        with _open(args) as store:
+            folder = write_tensorboard(store, args.run, args.tensorboard)
+        print(f"wrote {folder} (tensorboard --logdir {args.tensorboard})")
+        return 0
     with _open(args) as store:
         r = store.get_run(args.run)
         rows = store.metrics(r.id)
