@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from resnetlab.metrics.system import SystemSampler
+
 log = logging.getLogger(__name__)
 
 EVENTS = (
@@ -293,31 +295,25 @@ class RankSystemMonitor(Callback):
     """Each rank samples its own host (CPU, RAM, GPU memory) at every epoch end; rank 0
     keeps them all in ``trainer.system_by_rank`` and logs one line per rank.
 
-    The gather is a collective, so it runs from the training loop on every rank at the
-    same point (never from a thread). Added by :func:`resnetlab.train` under torchrun.
+    The measures are :data:`resnetlab.metrics.system.RANK_MEASURES`, named as the live
+    system monitor names them. The gather is a collective, so it runs from the training
+    loop on every rank at the same point (never from a thread). Added by
+    :func:`resnetlab.train` under torchrun.
     """
 
     def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        psutil.cpu_percent(None)  # the first call only starts the measurement
+        # No NVML here: a rank's GPU numbers come from torch.cuda, which maps
+        # CUDA_VISIBLE_DEVICES to the right device itself.
+        self._sampler = SystemSampler(gpus=False)
 
     def sample(self, trainer: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "cpu_percent": float(self._psutil.cpu_percent(None)),
-            "ram_percent": float(self._psutil.virtual_memory().percent),
-        }
         device = getattr(trainer, "device", None)
+        cuda_index = None
         if device is not None and getattr(device, "type", "") == "cuda":
             import torch
 
-            out["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-            try:  # needs nvidia-ml-py; maps CUDA_VISIBLE_DEVICES indices itself
-                out["gpu_util_percent"] = float(torch.cuda.utilization(device))
-            except Exception:
-                pass
-        return out
+            cuda_index = device.index if device.index is not None else torch.cuda.current_device()
+        return dict(self._sampler.rank_sample(cuda_index))
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         from resnetlab.distributed import format_rank_lines, rank_system_logs
