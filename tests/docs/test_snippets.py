@@ -80,7 +80,6 @@ def stored_runs(db: Path) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(TEST_TIMEOUT_S)
-@pytest.mark.xfail(strict=True, reason="render process re-imports __main__ (issue 13.1)")
 @pytest.mark.parametrize("snippet", [README_FIRST], ids=[README_FIRST.id])
 def test_readme_first_snippet_stores_one_run(snippet: Snippet, snippet_runs: SnippetRuns) -> None:
     """``python first.py`` with live="auto" and no main guard trains once (issue 13.1)."""
