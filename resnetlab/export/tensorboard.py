@@ -4,8 +4,8 @@ Both write with ``torch.utils.tensorboard.SummaryWriter`` (the ``tensorboard`` p
 event format) into ``LOGDIR/run-ID`` (``run-ID-NAME`` for a named run), so the live
 callback and a later ``resnetlab export ID --tensorboard LOGDIR`` fill the same TensorBoard
 run: one scalar series per metric key by optimiser step, with the wall times the values
-were logged at, and the run's config as hparams and as a text table. The system monitor's
-``sys/*`` samples count their own steps and stay out, as in the run store.
+were logged at, and the run's config as hparams and as a text table. The machine's
+``sys/*`` samples are stamped with training steps and included, as in the run store.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class TensorBoardCallback:
         self,
         logdir: str | os.PathLike[str],
         *,
-        include_system: bool = False,
+        include_system: bool = True,
         flush_secs: int = 10,
     ) -> None:
         require("tensorboard", "tensorboard", "TensorBoardCallback")
