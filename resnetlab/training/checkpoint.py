@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import CheckpointError
-from resnetlab.utils.atomic import atomic_write
+from resnetlab.utils.atomic import atomic_write, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,9 @@ class CheckpointManager:
         self.keep_last = keep_last
         self.last: Path | None = None
         self.best: Path | None = None
+        # A run killed while writing a checkpoint leaves its temporary file: clear those
+        # on every start and resume (writes of live processes are kept).
+        remove_stale_temps(self.directory, (_PATTERN, LAST, BEST))
         if (self.directory / BEST).exists():
             self.best = self.directory / BEST
 
