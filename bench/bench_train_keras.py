@@ -35,8 +35,8 @@ from bench_train_throughput import make_model, ours, peer  # noqa: E402
 
 from resnetlab.data import channel_stats, load  # noqa: E402
 from resnetlab.models import DEFAULT_MODEL  # noqa: E402
-from resnetlab.training.api import use_all_cores  # noqa: E402
 from resnetlab.training.config import TrainConfig  # noqa: E402
+from resnetlab.training.recipe import use_all_cores  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 VENV = BENCH / ".venv-keras"

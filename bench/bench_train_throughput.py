@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from resnetlab.data import Augment, TensorLoader, channel_stats, load
 from resnetlab.models import DEFAULT_MODEL, create_model
-from resnetlab.training.api import use_all_cores
 from resnetlab.training.config import TrainConfig
+from resnetlab.training.recipe import use_all_cores
 from resnetlab.training.trainer import Trainer
 
 

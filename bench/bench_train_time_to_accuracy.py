@@ -18,8 +18,8 @@ import time
 
 import resnetlab
 from resnetlab.data import TensorLoader, channel_stats, load, split_validation
-from resnetlab.training.api import default_config
 from resnetlab.training.config import TrainConfig
+from resnetlab.training.recipe import default_config
 
 
 class TestEveryEpoch:

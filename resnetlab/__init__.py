@@ -16,7 +16,7 @@ _LAZY = {
     "build_model": "resnetlab.models:build_model",
     "resnet_v2": "resnetlab.models:resnet_v2",
     "ResNetV2Config": "resnetlab.models:ResNetV2Config",
-    "train": "resnetlab.training.api:train",
+    "train": "resnetlab.api:train",
     "Trainer": "resnetlab.training.trainer:Trainer",
     "MetricStream": "resnetlab.metrics.stream:MetricStream",
     "Dashboard": "resnetlab.live.dashboard:Dashboard",
@@ -26,6 +26,8 @@ _LAZY = {
     "jobs": "resnetlab.jobs:",
     "load_model": "resnetlab.inference.model:load_model",
     "inference": "resnetlab.inference:",
+    "data": "resnetlab.data:",
+    "models": "resnetlab.models:",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -154,6 +154,8 @@ class GradientNormCallback:
     live dashboard's gradient-norm heat map reads the same keys.
     """
 
+    # The live dashboard panel its records feed (training.callbacks.FeedsPanels).
+    dashboard_panels: ClassVar[tuple[str, ...]] = ("grad_norms",)
     # Steps between two records: each record costs one device sync and a few kernels.
     every: int = 10
     # "layer" (every conv), "unit" (one value per residual unit) or "stack".

@@ -6,26 +6,35 @@
     job.stop(save=True)     # checkpoint, then end within one batch
     job.wait()
 
-A :class:`TrainingControl` callback rides along with the user's callbacks: at every
-``on_batch_end`` it reports progress and obeys the control flags (pause, stop, no-save)
-that the :class:`TrainingJob` sets from any thread. With ``kind="process"`` the trainer
-runs in a spawned worker (``kill()`` works; the last epoch checkpoint stays loadable
-because checkpoints are written atomically) and its metrics are forwarded into
-``job.stream`` in this process, the stream the live plots read.
+:func:`start_recipe` runs the training recipe (``resnetlab.training.recipe.run``) on a
+:class:`~resnetlab.training.args.RecipeArgs`, the typed arguments ``resnetlab.train``
+forwards; :func:`start_training` runs any ``train_fn(*args, **kwargs)`` that follows the
+same callback protocol. A :class:`TrainingControl` callback rides along with the user's
+callbacks: at every ``on_batch_end`` it reports progress and obeys the control flags
+(pause, stop, no-save) that the :class:`TrainingJob` sets from any thread. With
+``kind="process"`` the trainer runs in a spawned worker (``kill()`` works; the last epoch
+checkpoint stays loadable because checkpoints are written atomically) and its metrics are
+forwarded into ``job.stream`` in this process, the stream the live plots read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from resnetlab.errors import JobError
+from resnetlab.jobs.context import current
 from resnetlab.jobs.job import Job, ThreadJob
+from resnetlab.jobs.registry import JobRegistry, default_registry
 from resnetlab.jobs.worker import ProcessJob
 from resnetlab.metrics.stream import MetricStream
+from resnetlab.states import RunStatus
+from resnetlab.training.args import RecipeArgs
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,7 @@ class TrainingProgress:
 
     def __str__(self) -> str:
         if not self.total_steps:
-            return "starting"
+            return str(RunStatus.STARTING)
         shown = ", ".join(
             f"{k} {v:.4g}"
             for k, v in self.metrics.items()
@@ -147,31 +156,44 @@ class ForwardingStream(MetricStream):
         self._ctx.append(step, dict(metrics), time=time, epoch=epoch)
 
 
-def _default_train_fn() -> Any:
-    try:
-        from resnetlab.training.api import train
-    except ModuleNotFoundError as exc:
-        raise JobError("resnetlab.training.api is not available; pass train_fn=...") from exc
-    return train
-
-
-def run_training(train_fn: Any, args: tuple, train_kwargs: dict[str, Any]) -> Any:
-    """The body of a training job (in its thread or worker process)."""
-    from resnetlab import jobs
-
-    ctx = jobs.current()
+def _job_context() -> Any:
+    ctx = current()
     if ctx is None:
+        # (The body of either kind of training job.)
         raise JobError("run_training() runs inside a job; start it with start_training()")
-    train_fn = train_fn if train_fn is not None else _default_train_fn()
+    return ctx
+
+
+def _job_stream(ctx: Any) -> MetricStream:
+    if isinstance(ctx, Job):
+        return ctx.stream  # this process: metrics go straight to job.stream
+    return ForwardingStream(ctx, name=ctx.name)
+
+
+def _returned(ctx: Any, result: Any) -> Any:
+    # From a worker process only what pickles comes back.
+    return result if isinstance(ctx, Job) else _portable(result)
+
+
+def run_training(train_fn: Callable[..., Any], args: tuple, train_kwargs: dict[str, Any]) -> Any:
+    """The body of a ``train_fn`` training job (in its thread or worker process)."""
+    ctx = _job_context()
     kwargs = dict(train_kwargs)
     callbacks = list(kwargs.pop("callbacks", None) or ())
     kwargs["callbacks"] = [*callbacks, TrainingControl(ctx)]
-    if isinstance(ctx, Job):
-        kwargs["stream"] = ctx.stream  # this process: metrics go straight to job.stream
-        return train_fn(*args, **kwargs)
-    kwargs["stream"] = ForwardingStream(ctx, name=ctx.name)
-    result = train_fn(*args, **kwargs)
-    return _portable(result)
+    kwargs["stream"] = _job_stream(ctx)
+    return _returned(ctx, train_fn(*args, **kwargs))
+
+
+def run_recipe(args: RecipeArgs) -> Any:
+    """The body of a recipe training job: ``recipe.run(args)``, controllable and streamed."""
+    from resnetlab.training import recipe  # torch: imported where the job runs
+
+    ctx = _job_context()
+    args = dataclasses.replace(
+        args, callbacks=(*args.callbacks, TrainingControl(ctx)), stream=_job_stream(ctx)
+    )
+    return _returned(ctx, recipe.run(args))
 
 
 def _portable(result: Any) -> Any:
@@ -230,11 +252,11 @@ class TrainingJob:
         return self.job.reports.get("progress") or TrainingProgress()
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         """running, paused, completed, stopped, failed or killed."""
         if self.job.running and self.job.flag("pause").is_set() and self.progress.paused:
-            return "paused"
-        return self.job.state
+            return RunStatus.PAUSED
+        return RunStatus(self.job.state)
 
     def tail(self, n: int = 20) -> str:
         return self.job.tail(n)
@@ -284,7 +306,9 @@ class TrainingJob:
         """Block until the run ends; returns what ``train`` returned (errors are raised)."""
         if self.job.wait(timeout) == "running":
             raise JobError(f"training job {self.id} is still running after {timeout} s")
-        return self.job.result() if self.job.state in ("completed", "stopped") else self._raise()
+        if self.job.state in (RunStatus.COMPLETED, RunStatus.STOPPED):
+            return self.job.result()
+        return self._raise()
 
     def result(self) -> Any:
         return self.job.result()
@@ -300,62 +324,96 @@ class TrainingJob:
         return f"<TrainingJob {self.id} {self.kind} {self.status}: {self.progress}>"
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in ("thread", "process"):
+        raise JobError(f"start_training(kind={kind!r}): use 'thread' or 'process'")
+
+
+def _label(model: Any, name: str | None) -> str:
+    if name:
+        return name
+    if model is None:
+        return "train"
+    return f"train {model if isinstance(model, str) else type(model).__name__}"
+
+
+def _start(
+    body: Callable[..., Any],
+    body_args: tuple,
+    *,
+    label: str,
+    kind: str,
+    stream: MetricStream | None,
+    registry: JobRegistry | None,
+) -> TrainingJob:
+    registry = registry if registry is not None else default_registry()
+    job_class = _TrainingProcessJob if kind == "process" else _TrainingThreadJob
+    job = registry.new(body, *body_args, name=label, kind=kind, job_class=job_class, stream=stream)
+    return TrainingJob(job)
+
+
+def start_recipe(
+    args: RecipeArgs,
+    *,
+    kind: str = "thread",
+    name: str | None = None,
+    registry: JobRegistry | None = None,
+) -> TrainingJob:
+    """Start the training recipe on ``args`` as a background job; returns a TrainingJob.
+
+    ``kind="thread"`` shares this process (and its GPU context); ``kind="process"`` runs in
+    a spawned worker that can be killed (``args`` must pickle: pass a preset name rather
+    than a live model). ``args.stream``, if given, is the job's stream (the worker process
+    gets a forwarding stream instead). ``registry``: the job registry (default
+    ``resnetlab.jobs.registry``).
+    """
+    _check_kind(kind)
+    # A stream the caller passed is the job's stream (their dashboard reads it); the job's
+    # body gets job.stream, or in a worker process a stream that forwards to it.
+    stream = args.stream
+    return _start(
+        run_recipe,
+        (dataclasses.replace(args, stream=None),),
+        label=_label(args.model_or_preset, name),
+        kind=kind,
+        stream=stream,
+        registry=registry,
+    )
+
+
 def start_training(
     *args: Any,
     kind: str = "thread",
     name: str | None = None,
-    train_fn: Any = None,
-    registry: Any = None,
+    train_fn: Callable[..., Any] | None = None,
+    registry: JobRegistry | None = None,
     **train_kwargs: Any,
 ) -> TrainingJob:
-    """Start ``train(*args, **train_kwargs)`` as a background job; returns a TrainingJob.
+    """Start ``train_fn(*args, **train_kwargs)`` as a background job; returns a TrainingJob.
 
-    ``kind="thread"`` shares this process (and its GPU context); ``kind="process"`` runs in
-    a spawned worker that can be killed (arguments must pickle: pass a preset name rather
-    than a live model). ``train_fn`` defaults to ``resnetlab.train``.
+    ``train_fn`` defaults to the training recipe (``resnetlab.train``'s arguments, without
+    ``live``: :func:`resnetlab.train` with ``live=`` and ``background=`` starts the
+    dashboard too); see :func:`start_recipe` for ``kind``.
     """
-    if kind not in ("thread", "process"):
-        raise JobError(f"start_training(kind={kind!r}): use 'thread' or 'process'")
+    _check_kind(kind)
     train_kwargs.pop("background", None)
-    if registry is None:
-        from resnetlab.jobs import registry as default_registry
-
-        registry = default_registry
+    if train_fn is None:
+        if train_kwargs.pop("live", None) not in (None, False):
+            raise JobError(
+                "start_training(live=...): the live dashboard belongs to the caller; use "
+                "resnetlab.train(..., live=..., background=True), or start one on job.stream"
+            )
+        recipe_args = RecipeArgs.from_keywords(*args, **train_kwargs)
+        return start_recipe(recipe_args, kind=kind, name=name, registry=registry)
     model = args[0] if args else train_kwargs.get("model_or_preset", train_kwargs.get("model"))
-    if name:
-        label = name
-    elif model is None:
-        label = "train"
-    else:
-        label = f"train {model if isinstance(model, str) else type(model).__name__}"
-    job_class = _TrainingProcessJob if kind == "process" else _TrainingThreadJob
-    # A stream the caller passed is the job's stream (their dashboard reads it); the
-    # worker process gets a forwarding stream instead.
+    # A stream the caller passed is the job's stream; the body gets job.stream (or one
+    # that forwards to it).
     stream = train_kwargs.pop("stream", None)
-    # The live dashboard belongs here, in the caller's thread and process (its cell shows
-    # it; a worker process has no display): it reads job.stream, which the run feeds.
-    live = train_kwargs.pop("live", None) if train_fn is None else None
-    job = registry.new(
+    return _start(
         run_training,
-        train_fn,
-        args,
-        train_kwargs,
-        name=label,
+        (train_fn, args, train_kwargs),
+        label=_label(model, name),
         kind=kind,
-        job_class=job_class,
         stream=stream,
+        registry=registry,
     )
-    dashboard = None
-    if live not in (None, False):
-        from pathlib import Path
-
-        from resnetlab.training.api import start_live
-
-        run_dir = train_kwargs.get("run_dir")
-        dashboard = start_live(
-            job.stream,
-            live,
-            Path(run_dir) if run_dir else None,
-            callbacks=train_kwargs.get("callbacks") or (),
-        )
-    return TrainingJob(job, dashboard)

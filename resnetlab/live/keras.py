@@ -11,9 +11,11 @@ alone does not need it). Works with any Keras 3 backend (torch, JAX, TensorFlow)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
-from resnetlab.errors import BackendError
+from resnetlab.errors import BackendError, ConfigError
+from resnetlab.metrics.stream import default_stream
 
 __all__ = ["KerasMissingError", "LiveCallback"]  # noqa: F822 (LiveCallback is built on first use)
 
@@ -30,7 +32,35 @@ def _to_float(value: Any) -> float | None:
         return None
 
 
-def _build() -> type:
+def _clean_logs(
+    logs: dict | None, prefix: str, keep: Callable[[str], bool] | None = None
+) -> dict[str, float]:
+    """The scalar entries of Keras ``logs`` (those ``keep`` accepts) as floats, keys prefixed."""
+    out = {}
+    for key, value in (logs or {}).items():
+        if keep is not None and not keep(key):
+            continue
+        number = _to_float(value)
+        if number is not None:
+            out[prefix + key] = number
+    return out
+
+
+def _learning_rate(keras: Any, model: Any) -> float | None:
+    """The optimizer's current learning rate as a finite float, or None."""
+    optimizer = getattr(model, "optimizer", None)  # a model that is not compiled has none
+    value = getattr(optimizer, "learning_rate", None)
+    if value is None:
+        return None
+    try:
+        number = float(keras.ops.convert_to_numpy(value))
+    except Exception:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _import_keras() -> Any:
+    """The keras module, or a KerasMissingError that says how to get Keras 3."""
     try:
         import keras
     except ImportError as exc:
@@ -44,6 +74,11 @@ def _build() -> type:
             f"resnetlab.live.keras.LiveCallback needs Keras 3, found {keras.__version__}; "
             "pip install -U keras"
         )
+    return keras
+
+
+def _build() -> type:
+    keras = _import_keras()
 
     class LiveCallback(keras.callbacks.Callback):
         """Appends Keras logs to a MetricStream at batch and epoch ends.
@@ -56,15 +91,9 @@ def _build() -> type:
 
         def __init__(self, stream: Any = None, *, every: int = 1, prefix: str = "") -> None:
             super().__init__()
-            if stream is None:
-                from resnetlab.metrics.stream import default_stream
-
-                stream = default_stream()
             if every < 1:
-                from resnetlab.errors import ConfigError
-
                 raise ConfigError(f"LiveCallback(every={every}): must be >= 1")
-            self.stream = stream
+            self.stream = stream if stream is not None else default_stream()
             self.every = int(every)  # 1 = every batch; 10 = every tenth batch
             # e.g. "keras/" to tell two models apart; preset panels then need the same
             # prefix: Dashboard([PRESETS["loss"].with_prefix("keras/"), ...]).
@@ -73,46 +102,25 @@ def _build() -> type:
             self.epoch = 0
             self._batch_keys: set[str] = set()
 
-        def _clean(self, logs: dict | None, keep: Any = None) -> dict[str, float]:
-            out = {}
-            for key, value in (logs or {}).items():
-                if keep is not None and not keep(key):
-                    continue
-                number = _to_float(value)
-                if number is not None:
-                    out[self.prefix + key] = number
-            return out
-
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.epoch = int(epoch)
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             self.step += 1
-            metrics = self._clean(logs)
+            metrics = _clean_logs(logs, self.prefix)
             self._batch_keys.update(k.removeprefix(self.prefix) for k in metrics)
             if metrics and (self.step % self.every == 0 or batch == 0):
                 self.stream.append(self.step, metrics, epoch=self.epoch)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            metrics = self._clean(
-                logs, keep=lambda k: k.startswith("val_") or k not in self._batch_keys
+            metrics = _clean_logs(
+                logs, self.prefix, keep=lambda k: k.startswith("val_") or k not in self._batch_keys
             )
-            lr = self._learning_rate()
+            lr = _learning_rate(keras, getattr(self, "model", None))
             if lr is not None and not any(k.endswith(("lr", "learning_rate")) for k in metrics):
                 metrics[self.prefix + "lr"] = lr
             if metrics:
                 self.stream.append(self.step, metrics, epoch=int(epoch))
-
-        def _learning_rate(self) -> float | None:
-            optimizer = getattr(getattr(self, "model", None), "optimizer", None)
-            value = getattr(optimizer, "learning_rate", None)
-            if value is None:
-                return None
-            try:
-                number = float(keras.ops.convert_to_numpy(value))
-            except Exception:
-                return None
-            return number if math.isfinite(number) else None
 
     LiveCallback.__module__ = __name__
     return LiveCallback

@@ -52,28 +52,23 @@ class LiveSession:
             return self.render_process.backend
         return self.dashboard.backend if self.dashboard is not None else "none"
 
-    def _desktop_window(self) -> Any:
-        """The desktop driver whose windows live in this process, or None."""
-        driver = self.dashboard.driver if self.dashboard is not None else None
-        if driver is None or getattr(driver, "draws_from_background", True):
-            return None
-        return driver if getattr(driver, "viewer", None) is None else None
-
     def callbacks(self) -> list[Any]:
-        """Trainer callbacks this session needs while training runs on this thread.
+        """Trainer callbacks this session needs: none (kept for callers of the old API).
 
         A desktop window in this process is refreshed by a main-thread timer, which only
-        fires while the toolkit's events are processed: its driver's callback pumps them at
-        batch ends (at most every 50 ms), so the window never freezes. Other backends draw
-        from a background thread or another process and need nothing.
+        fires while the toolkit's events are processed. Its driver listens to the stream
+        and pumps those events from appends made on the main thread (a training loop
+        there), so the trainer needs no hook for it.
         """
-        driver = self._desktop_window()
-        return [driver.as_callback()] if driver is not None else []
+        return []
 
     def wait_closed(self, timeout: float | None = None) -> bool:
-        """Keep a desktop window responsive until the user closes it (True) or ``timeout``."""
-        driver = self._desktop_window()
-        return True if driver is None else bool(driver.wait(timeout))
+        """Keep a desktop window of this process responsive until the user closes it (True)
+        or ``timeout`` s pass; True at once when the dashboard has no such window."""
+        driver = self.dashboard.driver if self.dashboard is not None else None
+        if driver is None or not driver.in_process_windows:
+            return True
+        return bool(driver.wait(timeout))
 
     def close(self) -> None:
         """Stop the monitor and the driver; write ``dashboard-final.png`` into run_dir."""

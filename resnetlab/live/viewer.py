@@ -7,7 +7,7 @@ nothing but run the GUI, fed with the parent's metric stream over a pipe:
 
     parent (kernel)                               viewer process
     MetricStream ── feeder thread ── stdin ──>    reader thread ──> MetricStream
-                 <── listener thread ── fd 1 ──   main thread: Dashboard + QtDriver/TkDriver/...
+                 <── listener thread ── fd 1 ──   main thread: Dashboard + a window driver
 
 * The feeder is a daemon thread, so the window stays live while a cell sleeps or trains.
 * Closing the window ends only the viewer: the parent notices (``handle.alive``) and stops
@@ -41,7 +41,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from resnetlab.errors import BackendError, ConfigError
-from resnetlab.metrics.stream import MetricStream
+from resnetlab.live.dashboard import Dashboard
+from resnetlab.live.drivers.toolkits import TOOLKITS
+from resnetlab.live.drivers.window import WINDOW_DRIVERS, WindowDriver
+from resnetlab.live.panels import Panel
+from resnetlab.metrics.stream import MetricStream, default_stream
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,6 @@ def encode_panels(panels: Any) -> Any:
 def decode_panels(data: Any) -> Any:
     """The inverse of :func:`encode_panels`."""
     if isinstance(data, dict) and "panel" in data:
-        from resnetlab.live.panels import Panel
-
         fields = dict(data["panel"])
         for name in ("keys", "minor"):
             if name in fields:
@@ -263,13 +265,9 @@ def open_viewer(
     Returns once the window is up; start-up problems (no display, toolkit missing) raise a
     BackendError here. ``dashboard_options`` must be JSON-able (they go to ``Dashboard``).
     """
-    from resnetlab.live.drivers.desktop import TOOLKITS
-
     if backend not in TOOLKITS:
         raise ConfigError(f"viewer backend must be one of {', '.join(TOOLKITS)}, got {backend!r}")
     if stream is None:
-        from resnetlab.metrics.stream import default_stream
-
         stream = default_stream()
     try:
         options_json = json.dumps(dashboard_options)
@@ -312,7 +310,7 @@ class _Viewer:
         self.stream = MetricStream(name="viewer")
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.parent_pid = args.parent_pid
-        self.driver: Any = None
+        self.driver: WindowDriver | None = None
 
     def say(self, **msg: Any) -> None:
         self.proto.write(json.dumps(msg) + "\n")
@@ -373,9 +371,6 @@ class _Viewer:
                     )
 
     def run(self) -> int:
-        from resnetlab.live.dashboard import Dashboard
-        from resnetlab.live.drivers.desktop import DRIVERS
-
         try:
             options = json.loads(self.args.options or "{}")
             dash = Dashboard(
@@ -384,7 +379,7 @@ class _Viewer:
                 backend="agg",
                 **options,
             )
-            self.driver = DRIVERS[self.args.backend](
+            self.driver = WINDOW_DRIVERS[self.args.backend](
                 dash, mode="window", interval=self.args.interval, title=self.args.title
             )
             self.driver.start()

@@ -152,6 +152,9 @@ class MetricStream:
     _columns: dict[str, _Column] = field(default_factory=dict, init=False, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
     _pumps: list[FeedPump] = field(default_factory=list, init=False, repr=False)
+    # Replaced, never mutated (copy on write): append() reads it under the lock and calls
+    # the listeners after releasing it.
+    _listeners: tuple[Callable[[Record], None], ...] = field(default=(), init=False, repr=False)
 
     # -- producers -------------------------------------------------------------------
     def append(
@@ -183,10 +186,31 @@ class MetricStream:
                 del self._records[:extra]
                 self._dropped += extra
             self._cond.notify_all()
+            listeners = self._listeners
+        for listener in listeners:
+            try:
+                listener(rec)
+            except Exception:  # a consumer's bug must never stop the producer
+                logger.exception("metric stream %r: listener %r failed", self.name, listener)
 
     def log(self, step: int, **metrics: float) -> None:
         """Keyword form of :meth:`append`: ``stream.log(step, loss=0.3, accuracy=0.9)``."""
         self.append(step, metrics)
+
+    def add_listener(self, fn: Callable[[Record], None]) -> None:
+        """Call ``fn(record)`` after each append, on the appending thread, outside the lock.
+
+        For consumers that must act on the producer's thread (a GUI pumped by a training
+        loop on the main thread). Keep it cheap: it runs inside every append. An exception
+        is logged, never raised into the producer.
+        """
+        with self._cond:
+            self._listeners = (*self._listeners, fn)
+
+    def remove_listener(self, fn: Callable[[Record], None]) -> None:
+        """Stop calling ``fn`` (no error if it was not added)."""
+        with self._cond:
+            self._listeners = tuple(f for f in self._listeners if f != fn)
 
     # -- consumers -------------------------------------------------------------------
     def __len__(self) -> int:

@@ -12,6 +12,17 @@ import time
 from typing import Any
 
 from resnetlab.errors import ConfigError
+from resnetlab.states import RunStatus
+
+# The statuses a stored run can have (store.runstore.STATUSES; not imported here so that
+# building the command line stays light).
+STORED_STATUSES = (
+    RunStatus.RUNNING,
+    RunStatus.COMPLETED,
+    RunStatus.STOPPED,
+    RunStatus.FAILED,
+    RunStatus.INTERRUPTED,
+)
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -27,7 +38,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--status",
         default=None,
-        help="only runs with this status (running, completed, stopped, failed, interrupted)",
+        help=f"only runs with this status ({', '.join(STORED_STATUSES)})",
     )
     p.add_argument("--limit", type=int, default=50, help="newest N runs (default 50, 0: all)")
     _add_db(p)

@@ -37,21 +37,24 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import StoreError
+from resnetlab.states import RunStatus
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "runs/resnetlab.db"
 ENV_VAR = "RESNETLAB_RUNS"
 
-# Statuses a run can have. "running" is the only one that is not final.
+# Statuses a stored run can have (the shared RunStatus, stored as its plain value).
+# "running" is the only one that is not final.
 RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = (
-    "running",
-    "completed",
-    "stopped",
-    "failed",
-    "interrupted",
+    RunStatus.RUNNING,
+    RunStatus.COMPLETED,
+    RunStatus.STOPPED,
+    RunStatus.FAILED,
+    RunStatus.INTERRUPTED,
 )
 FINAL_STATUSES = (COMPLETED, STOPPED, FAILED, INTERRUPTED)
+STATUSES = (RUNNING, *FINAL_STATUSES)
 # Columns holding file system paths: written absolute, resolved when read.
 PATH_FIELDS = ("run_dir", "checkpoint_last", "checkpoint_best")
 
@@ -100,7 +103,7 @@ class RunInfo:
 
     id: int
     name: str
-    status: str
+    status: RunStatus
     model: str | None
     dataset: str | None
     config: dict[str, Any]
@@ -363,14 +366,16 @@ class RunStore:
     def finish_run(
         self,
         run_id: int,
-        status: str = COMPLETED,
+        status: RunStatus | str = COMPLETED,
         *,
         final_metrics: Mapping[str, float] | None = None,
         error: str | None = None,
     ) -> None:
         """Flush pending metrics and close the run with a final status."""
         if status not in FINAL_STATUSES:
-            raise StoreError(f"finish_run: status {status!r} is not one of {FINAL_STATUSES}")
+            names = tuple(s.value for s in FINAL_STATUSES)
+            raise StoreError(f"finish_run: status {status!r} is not one of {names}")
+        status = RunStatus(status).value
         self.flush()
         now = time.time()
         with self._tx() as c:
@@ -423,7 +428,7 @@ class RunStore:
         return RunInfo(
             id=row["id"],
             name=row["name"],
-            status=row["status"],
+            status=RunStatus(row["status"]),
             model=row["model"],
             dataset=row["dataset"],
             config=json.loads(row["config"] or "{}"),

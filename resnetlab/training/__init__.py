@@ -1,4 +1,8 @@
-"""Training: the Trainer, its config, callbacks, checkpoints and the ``train()`` function."""
+"""Training: the Trainer, its config, callbacks, checkpoints and the training recipe.
+
+``resnetlab.train()`` (in :mod:`resnetlab.api`) runs the recipe (:mod:`.recipe`) with a
+live dashboard beside it, or as a background job.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from resnetlab.utils.lazy import lazy_exports
 _LAZY = {
     "TrainConfig": "resnetlab.training.config",
     "Trainer": "resnetlab.training.trainer",
-    "resolve_device": "resnetlab.training.trainer",
+    "resolve_device": "resnetlab.utils.device",
     "Callback": "resnetlab.training.callbacks",
     "CallbackList": "resnetlab.training.callbacks",
     "EarlyStopping": "resnetlab.training.callbacks",
@@ -21,9 +25,11 @@ _LAZY = {
     "load_checkpoint": "resnetlab.training.checkpoint",
     "save_checkpoint": "resnetlab.training.checkpoint",
     "model_from_checkpoint": "resnetlab.training.checkpoint",
-    "train": "resnetlab.training.api",
-    "TrainResult": "resnetlab.training.api",
-    "default_config": "resnetlab.training.api",
+    "FeedsPanels": "resnetlab.training.callbacks",
+    "RecipeArgs": "resnetlab.training.args",
+    "TrainResult": "resnetlab.training.result",
+    "default_config": "resnetlab.training.recipe",
+    "use_all_cores": "resnetlab.training.recipe",
 }
 
 __all__ = list(_LAZY)

@@ -16,6 +16,10 @@ A callback is any object with some of these methods, each called as
 ``method(trainer, logs)`` with a flat ``logs`` dict. :class:`Callback` is a base class
 with no-op methods for those who like one. Set ``trainer.stop_training = True`` from any
 event to stop at the next batch boundary.
+
+A callback that records metrics a live-dashboard panel shows says so with a
+``dashboard_panels`` attribute (:class:`FeedsPanels`): ``resnetlab.train`` adds those
+panels to the dashboard it starts.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,26 @@ class Callback:
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
     def on_fit_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
     def on_end(self, trainer: Any, logs: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class FeedsPanels(Protocol):
+    """A callback whose records feed dashboard panels beyond the default ones.
+
+    ``dashboard_panels`` names them as ``resnetlab.live.panels`` does (e.g.
+    ``("grad_norms",)`` for ``resnetlab.inspect.GradientNormCallback``).
+    """
+
+    dashboard_panels: tuple[str, ...]
+
+
+def panels_fed_by(callbacks: Iterable[Any]) -> list[str]:
+    """The dashboard panels that ``callbacks`` feed (see :class:`FeedsPanels`), once each."""
+    names: list[str] = []
+    for cb in callbacks:
+        if isinstance(cb, FeedsPanels):
+            names += [n for n in cb.dashboard_panels if n not in names]
+    return names
 
 
 class CallbackList:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import ConfigError
+from resnetlab.states import RunStatus
 
 DEFAULT_MODEL_NAME = "resnetv2-mini"  # resnetlab.models.DEFAULT_MODEL (not imported: no torch here)
 
@@ -226,7 +227,7 @@ def _store_arg(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from resnetlab.training.api import train
+    from resnetlab.api import train
 
     fields = {
         k: getattr(args, k)
@@ -277,7 +278,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if result.config.rank == 0:  # under torchrun the other ranks stay quiet
         print(result.summary())
-    return 0 if result.status == "completed" else 1
+    return 0 if result.status == RunStatus.COMPLETED else 1
 
 
 def _eval_checkpoint_path(spec: str, runs_db: str | None) -> Path:
@@ -342,10 +343,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from resnetlab import data as rdata
-    from resnetlab.training.api import use_all_cores
     from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
     from resnetlab.training.evaluate import evaluate, format_confusion
-    from resnetlab.training.trainer import resolve_device
+    from resnetlab.training.recipe import use_all_cores
+    from resnetlab.utils.device import resolve_device
 
     if args.limit is not None and args.limit < 1:
         raise ConfigError(

@@ -8,6 +8,7 @@ run and inside every checkpoint, so a run can be resumed and compared.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,44 +108,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the field and the fix for any invalid value."""
-
-        def bad(name: str, why: str) -> ConfigError:
-            return ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
-
-        if self.epochs < 1:
-            raise bad("epochs", "must be at least 1")
-        if self.batch_size < 1:
-            raise bad("batch_size", "must be at least 1")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"choose one of {', '.join(SCHEDULES)}")
-        if self.precision not in PRECISIONS:
-            raise bad("precision", f"choose one of {', '.join(PRECISIONS)}")
-        if not self.lr > 0:
-            raise bad("lr", "must be a positive number")
-        if self.warmup is not None and not 0 <= self.warmup < 1:
-            raise bad("warmup", "is a fraction of training in [0, 1)")
-        if not 0 <= self.label_smoothing < 1:
-            raise bad("label_smoothing", "must be in [0, 1)")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise bad("ema_decay", "must be in (0, 1), e.g. 0.999, or None")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise bad("grad_clip", "must be positive or None")
-        if self.log_every < 1:
-            raise bad("log_every", "must be at least 1")
-        if self.crop_padding < 0:
-            raise bad("crop_padding", "must be 0 (no random crops) or a positive number of pixels")
-        if self.keep_last < 1:
-            raise bad("keep_last", "must be at least 1")
-        if any(not 0 < m < 1 for m in self.step_milestones):
-            raise bad("step_milestones", "are fractions of training in (0, 1)")
-        if not self.dist_timeout_s > 0:
-            raise bad("dist_timeout_s", "must be a positive number of seconds, e.g. 60")
-        if self.reference_batch is not None and self.reference_batch < 1:
-            raise bad("reference_batch", "must be at least 1, or None (the per-rank batch)")
+        for name, invalid, why in _CHECKS:
+            if invalid(getattr(self, name)):
+                raise self._bad(name, why)
         if not 0 <= self.rank < self.world_size:
-            raise bad("rank", f"must be in [0, world_size={self.world_size})")
+            raise self._bad("rank", f"must be in [0, world_size={self.world_size})")
+
+    def _bad(self, name: str, why: str) -> ConfigError:
+        return ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: {why}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples become lists)."""
@@ -167,3 +138,44 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
+
+
+# What TrainConfig.validate checks, in this order: (field, "is it invalid?", the fix).
+_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("epochs", lambda v: v < 1, "must be at least 1"),
+    ("batch_size", lambda v: v < 1, "must be at least 1"),
+    ("optimizer", lambda v: v not in OPTIMIZERS, f"choose one of {', '.join(OPTIMIZERS)}"),
+    ("schedule", lambda v: v not in SCHEDULES, f"choose one of {', '.join(SCHEDULES)}"),
+    ("precision", lambda v: v not in PRECISIONS, f"choose one of {', '.join(PRECISIONS)}"),
+    ("lr", lambda v: not v > 0, "must be a positive number"),
+    ("warmup", lambda v: v is not None and not 0 <= v < 1, "is a fraction of training in [0, 1)"),
+    ("label_smoothing", lambda v: not 0 <= v < 1, "must be in [0, 1)"),
+    (
+        "ema_decay",
+        lambda v: v is not None and not 0 < v < 1,
+        "must be in (0, 1), e.g. 0.999, or None",
+    ),
+    ("grad_clip", lambda v: v is not None and not v > 0, "must be positive or None"),
+    ("log_every", lambda v: v < 1, "must be at least 1"),
+    (
+        "crop_padding",
+        lambda v: v < 0,
+        "must be 0 (no random crops) or a positive number of pixels",
+    ),
+    ("keep_last", lambda v: v < 1, "must be at least 1"),
+    (
+        "step_milestones",
+        lambda v: any(not 0 < m < 1 for m in v),
+        "are fractions of training in (0, 1)",
+    ),
+    (
+        "dist_timeout_s",
+        lambda v: not v > 0,
+        "must be a positive number of seconds, e.g. 60",
+    ),
+    (
+        "reference_batch",
+        lambda v: v is not None and v < 1,
+        "must be at least 1, or None (the per-rank batch)",
+    ),
+)

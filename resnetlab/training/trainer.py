@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Mapping, Sized
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from torch import nn
 
 from resnetlab.errors import CheckpointError, ConfigError
 from resnetlab.metrics.stream import MetricStream
+from resnetlab.states import RunStatus
+from resnetlab.store.recorder import StoreRecorder
 from resnetlab.training.callbacks import CallbackList
 from resnetlab.training.checkpoint import (
     CheckpointManager,
@@ -50,27 +52,9 @@ from resnetlab.training.optim import build_optimizer
 from resnetlab.training.precision import autocast_factory, make_scaler, resolve_precision
 from resnetlab.training.schedules import build_schedule
 from resnetlab.training.seed import seed_everything
+from resnetlab.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto``: the first CUDA GPU if present, else the CPU."""
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(
-            f"device={name!r} is not a device name; use auto, cpu, cuda or cuda:N"
-        ) from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device={name!r} but this machine has no usable CUDA GPU; use device='cpu'"
-        )
-    return device
 
 
 def _unused_run_dir(path: Path) -> Path:
@@ -94,7 +78,9 @@ class Trainer:
     ``store`` (a RunStore) records the run as ``run_id`` (created if None); ``dist`` (a
     DistContext) is the hook for distributed training. Attributes for callbacks:
     ``model`` (the bare module), ``optimizer``, ``step``, ``epoch``, ``stream``,
-    ``run_dir``, ``history`` (one logs dict per epoch), ``stop_training``.
+    ``run_dir``, ``history`` (one logs dict per epoch), ``stop_training``, ``status`` (a
+    RunStatus), ``live`` (the live dashboard watching the run, if any, for callbacks to
+    show; ``resnetlab.train`` sets it).
     """
 
     def __init__(
@@ -171,7 +157,8 @@ class Trainer:
         self.stop_training = False
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
-        self.status = "created"
+        self.status = RunStatus.STARTING  # until fit() runs
+        self.live: Any = None
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
         self.fit_seconds = 0.0
@@ -182,9 +169,8 @@ class Trainer:
         self.store = store if self.dist.is_main else None
         self.run_id = run_id
         self.run_name = run_name
+        self._recorder: StoreRecorder | None = None
         if self.store is not None:
-            from resnetlab.store.recorder import StoreRecorder
-
             spec = getattr(model, "spec", None) or {}
             new_run = self.run_id is None
             if new_run:
@@ -196,7 +182,8 @@ class Trainer:
                 )
             else:
                 self.store.claim_run(self.run_id)
-            self.callbacks.append(StoreRecorder(self.store, self.run_id, self.stream))
+            self._recorder = StoreRecorder(self.store, self.run_id, self.stream)
+            self.callbacks.append(self._recorder)
         self.run_id = self.dist.broadcast_object(self.run_id)
         if config.run_dir:
             self.run_dir: Path | None = Path(config.run_dir)
@@ -531,9 +518,9 @@ class Trainer:
         if not self._resumed:
             seed_everything(cfg.seed)
         self.stop_training = False
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         t0 = time.perf_counter()
-        end_logs: dict[str, Any] = {"status": "running", "error": None}
+        end_logs: dict[str, Any] = {"status": RunStatus.RUNNING, "error": None}
         error: BaseException | None = None
         try:
             # guard: a dead or hung peer becomes a RankLostError naming it (no hang), and
@@ -578,11 +565,11 @@ class Trainer:
                     logs["checkpoint"] = str(path) if path else None
                     self.callbacks("on_epoch_end", self, logs)
                 if self.stop_training and self.epoch < cfg.epochs:
-                    self.status = "stopped"
+                    self.status = RunStatus.STOPPED
                     if self.batch_in_epoch:
                         self.save_checkpoint()
                 else:
-                    self.status = "completed"
+                    self.status = RunStatus.COMPLETED
                 self.fit_seconds = time.perf_counter() - t0
                 self.callbacks(
                     "on_fit_end",
@@ -599,9 +586,8 @@ class Trainer:
             error = exc
             # Ctrl-C, and SIGTERM (job.kill(), a scheduler's kill) turned into SystemExit:
             # the run was interrupted from outside, not failed by its own doing.
-            self.status = (
-                "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"
-            )
+            interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+            self.status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
             end_logs["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             raise
         finally:
@@ -614,6 +600,24 @@ class Trainer:
             if errors and error is None:
                 raise errors[0]
         return self.history
+
+    # -- after the fit ---------------------------------------------------------------
+    @property
+    def last_epoch(self) -> int:
+        """The 0-based epoch of the last step, as the training records of that step have."""
+        return self.epoch if self.batch_in_epoch else max(self.epoch - 1, 0)
+
+    def log_after_fit(self, metrics: Mapping[str, float]) -> None:
+        """Record metrics measured after the fit (the test split's) at the last step.
+
+        They are appended to the stream once, like every record; the store recorder copies
+        them into the run store, where they are also kept among the run's final metrics.
+        """
+        metrics = dict(metrics)
+        self.stream.append(self.step, metrics, epoch=self.last_epoch)
+        if self._recorder is not None:
+            self._recorder.flush(self)
+            self.store.add_final_metrics(self.run_id, metrics)
 
     def _finish_store(self, end_logs: dict[str, Any]) -> None:
         if self.store is None:

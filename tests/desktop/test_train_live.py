@@ -14,8 +14,8 @@ def test_training_on_the_main_thread_keeps_the_tk_window_live(run_gui, fashion_m
     draws = report["draws_per_epoch"]
     assert len(draws) == 3, draws
     # The window kept redrawing while training held the main thread (two epochs last
-    # longer than the 0.5 s refresh interval; without the live session's pump callback
-    # the count stays at its start-up value).
+    # longer than the 0.5 s refresh interval; without the driver's stream listener, which
+    # pumps the toolkit from the trainer's appends, the count stays at its start-up value).
     assert draws[0] < draws[-1], draws
     assert colours(report["grab"]) > 20, "the window shows no plot"
     assert Path(report["final_png"]).stat().st_size > 0

@@ -36,6 +36,12 @@ def test_window_follows_the_stream_and_stays_responsive(kit, run_gui, tmp_path):
     assert r["batches"] > 2
     assert t["beats"] >= 5 and t["draws"] >= 2 and t["handled"] >= 1, t
     assert changed_fraction(g["D"], g["E"]) > 0.01
+    # A loop that only appends to the stream on the main thread (no pump() call, no
+    # trainer callback): the driver's stream listener keeps the window just as live.
+    f = r["listening"]
+    assert f["appends"] > 2
+    assert f["beats"] >= 5 and f["draws"] >= 2 and f["handled"] >= 1, f
+    assert changed_fraction(g["E"], g["F"]) > 0.01
     # The event loop answered the events posted while it waited (all but one in flight),
     # and the main-thread heartbeat timer kept firing.
     assert r["handled_while_waiting"] >= 3

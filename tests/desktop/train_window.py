@@ -16,7 +16,7 @@ from pathlib import Path
 
 def main() -> None:
     kit, out = sys.argv[1], Path(sys.argv[2])
-    from resnetlab.live.drivers.desktop import toolkit_problem
+    from resnetlab.live.drivers.toolkits import toolkit_problem
 
     problem = toolkit_problem(kit)
     if problem:  # no Tk (or no display) here: the test skips with this reason

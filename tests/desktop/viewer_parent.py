@@ -93,14 +93,19 @@ def main() -> int:
             time.sleep(1.0)  # let the window show some data first (not a synchronisation)
             grabs["A"] = str(viewer.grab(out / f"viewer-{kit}-A.png", timeout=60))
             grabs["A_draws"] = viewer.window_draws
+            records_at_a = len(stream)
             # Grabs do not redraw the window: grab again until the viewer's own timer has
-            # redrawn it a few times (or give up after a generous minute).
+            # redrawn it a few times and the steps have grown past the x axis' headroom
+            # (25 %), so the picture must have changed a lot, not by a few line pixels
+            # (or give up after a generous minute).
             deadline = time.monotonic() + 60
             while True:
                 time.sleep(0.3)
+                grown = len(stream) > 1.3 * records_at_a
                 grabs["B"] = str(viewer.grab(out / f"viewer-{kit}-B.png", timeout=60))
                 grabs["B_draws"] = viewer.window_draws
-                if grabs["B_draws"] >= grabs["A_draws"] + 3 or time.monotonic() > deadline:
+                redrawn = grabs["B_draws"] >= grabs["A_draws"] + 3
+                if (grown and redrawn) or time.monotonic() > deadline:
                     break
             grabs["main_asleep"] = sleeping.is_set()
         except Exception as exc:

@@ -106,7 +106,7 @@ def test_any_size_and_mode_is_converted_as_in_training(trained, tmp_path):
     # The same picture (a resize blurs it a little) ...
     assert diff.max() < 16, f"mean pixel difference to the 28x28 originals: {diff.tolist()}"
     # ... converted exactly as an image-folder dataset converts its files for training.
-    assert torch.equal(seen[0], torch.from_numpy(decode(rgb_big[0], "x", (28, 28), "L")))
+    assert torch.equal(seen[0], torch.tensor(decode(rgb_big[0], "x", (28, 28), "L")))
     preds = model.predict([*rgb_big, jpeg, Image.open(rgb_big[1]), images[2].numpy()[0]])
     assert len(preds) == 11
     top3 = model.predict(images[0], top_k=3)[0]

@@ -16,6 +16,7 @@ from jobs_helpers import registry_fixture, wait_for  # noqa: F401 (the registry 
 
 from resnetlab.errors import JobError
 from resnetlab.jobs.training import TrainingJob, start_training
+from resnetlab.states import RunStatus
 
 pytest.importorskip("torch", reason="torch not installed")
 pytestmark = pytest.mark.timeout(90)
@@ -40,6 +41,7 @@ def test_thread_training_pauses_resumes_and_stops_with_a_checkpoint(registry, tm
     assert wait_for(lambda: job.progress.step >= 3, 60), job.progress
     job.pause(wait=60)
     assert job.status == "paused" and job.progress.paused
+    assert job.status is RunStatus.PAUSED  # the shared vocabulary of jobs, trainer and store
     frozen = job.progress.step
     time.sleep(0.2)
     assert job.progress.step == frozen  # paused at a batch boundary: no step advances
@@ -81,6 +83,15 @@ def test_stop_without_saving_writes_no_stop_checkpoint(registry, tmp_path) -> No
     )
     # last.pt is the last epoch checkpoint, not one taken at the stop
     assert load_checkpoint(Path(result["last_checkpoint"]))["step"] == saved[-1]
+
+
+def test_the_recipe_job_leaves_the_live_dashboard_to_its_caller(registry) -> None:
+    # resnetlab.train(live=..., background=...) starts it beside the job, on job.stream.
+    with pytest.raises(JobError, match=r"resnetlab.train\(\.\.\., live=\.\.\., background=True\)"):
+        start_training("simple-cnn", registry=registry, live="agg")
+    with pytest.raises(JobError, match="use 'thread' or 'process'"):
+        start_training("simple-cnn", registry=registry, kind="loop")
+    assert len(registry.status()) == 0  # refused before any job started
 
 
 @pytest.mark.timeout(180)  # job.wait(120) below, plus the data and model setup

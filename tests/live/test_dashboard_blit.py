@@ -44,7 +44,7 @@ def test_line_only_updates_blit_and_match_a_full_draw(tmp_path):
     line = next(ln for ln in fig.axes[0].get_lines() if ln.get_label() == "loss")
     assert line.get_xdata()[-1] == 1040
     blitted = _pixels(fig)
-    fig._resnetlab_background = None  # force a full draw of the same state
+    fig.blit.invalidate()  # force a full draw of the same state
     fig.canvas.draw()
     full = _pixels(fig)
     assert blitted.shape == full.shape

@@ -183,3 +183,25 @@ def test_truncate_metrics_forgets_the_steps_a_resume_replays(tmp_path):
             (6, "loss"),
         ]
         assert [r.step for r in store.metrics(other)] == [2, 4, 6, 8]
+
+
+def test_statuses_are_the_shared_run_status_stored_as_plain_text(tmp_path):
+    from resnetlab.states import RunStatus
+    from resnetlab.store.cli import STORED_STATUSES
+    from resnetlab.store.runstore import FINAL_STATUSES, STATUSES
+
+    assert STORED_STATUSES == STATUSES and RUNNING not in FINAL_STATUSES
+    with RunStore(tmp_path / "r.db") as store:
+        run = store.create_run("a")
+        store.finish_run(run, "stopped")  # a plain string is accepted
+        assert store.get_run(run).status is RunStatus.STOPPED
+        with pytest.raises(StoreError) as err:
+            store.finish_run(run, "paused")
+        assert str(err.value) == (
+            "finish_run: status 'paused' is not one of "
+            "('completed', 'stopped', 'failed', 'interrupted')"
+        )
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        assert conn.execute("SELECT status, typeof(status) FROM runs").fetchall() == [
+            ("stopped", "text")
+        ]

@@ -1,30 +1,35 @@
 """Drivers: how and on which thread a Dashboard's figures get drawn.
 
-A driver is built as ``DriverClass(dashboard, **options)`` and has ``start()`` (attach
-canvases, display/serve/open windows), ``draw()`` (draw the figures now; holds
-``dashboard.lock`` while rendering) and ``stop()`` (idempotent). A driver whose
-``draws_from_background`` is False (the desktop toolkits, main thread only) gets no
-background refresh thread from ``Dashboard.start``; its ``start()`` runs a main-thread
-timer that calls ``dashboard.refresh()`` then ``draw()`` at ``dashboard.rate_hz``.
+Every driver has what :class:`~resnetlab.live.drivers.base.Driver` lists: ``start()``
+(attach canvases, display/serve/open windows), ``draw()`` (draw the figures now; holds
+``dashboard.lock`` while rendering), ``stop()`` (idempotent), ``stop_timer()``, ``wait()``,
+``grab()``, and the attributes ``draws_from_background``, ``in_process_windows``,
+``pending``, ``render_seconds`` and ``url``. A driver whose ``draws_from_background`` is
+False (the desktop toolkits) gets no background refresh thread from ``Dashboard.start``:
+a window driver runs a main-thread timer that calls ``dashboard.refresh()`` then
+``draw()`` at ``dashboard.rate_hz``; a viewer driver leaves drawing to its process.
 
-The registry maps names to import strings so a toolkit is imported only when chosen.
+The registry maps names to import strings of driver factories (a driver class, or for a
+desktop toolkit the function that picks its window or viewer driver), so a toolkit is
+imported only when chosen.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 from resnetlab.errors import BackendError
 
-# backend name -> "module:Class"
+# backend name -> "module:factory"; a factory is called as factory(dashboard, **options).
 DRIVERS: dict[str, str] = {
     "ipympl": "resnetlab.live.drivers.ipympl:IpymplDriver",
     "webagg": "resnetlab.live.drivers.webagg:WebAggDriver",
     "agg": "resnetlab.live.drivers.agg:AggDriver",
-    "qt": "resnetlab.live.drivers.desktop:QtDriver",
-    "tk": "resnetlab.live.drivers.desktop:TkDriver",
-    "gtk": "resnetlab.live.drivers.desktop:GtkDriver",
+    "qt": "resnetlab.live.drivers.desktop:qt",
+    "tk": "resnetlab.live.drivers.desktop:tk",
+    "gtk": "resnetlab.live.drivers.desktop:gtk",
 }
 
 # Other spellings users (and matplotlib) use for the same thing.
@@ -67,8 +72,8 @@ def resolve_backend_name(name: str) -> str:
     return key
 
 
-def get_driver(name: str) -> type:
-    """The driver class for a backend name (imports its module now)."""
+def get_driver(name: str) -> Callable[..., Any]:
+    """The driver factory (usually the class) of a backend name; imports its module now."""
     key = resolve_backend_name(name)
     module_name, cls_name = DRIVERS[key].split(":")
     try:
@@ -81,9 +86,10 @@ def get_driver(name: str) -> type:
     try:
         return getattr(module, cls_name)
     except AttributeError:
-        raise BackendError(f"{module_name} has no driver class {cls_name}") from None
+        raise BackendError(f"{module_name} has no driver factory {cls_name}") from None
 
 
 def create_driver(name: str, dashboard: Any, **options: Any) -> Any:
-    """Build the driver for ``name`` bound to ``dashboard`` (not started)."""
+    """Build the driver (a :class:`~resnetlab.live.drivers.base.Driver`) for ``name`` bound
+    to ``dashboard``, not started. Typed ``Any``: base.py imports matplotlib, this does not."""
     return get_driver(name)(dashboard, **options)

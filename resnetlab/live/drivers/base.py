@@ -1,54 +1,108 @@
-"""What every driver shares: the dashboard, its lock, and canvases that draw under it."""
+"""The one contract between a Dashboard and the drivers that draw it, and their defaults.
+
+A driver decides how and on which thread a dashboard's figures get drawn. It is built as
+``factory(dashboard, **options)`` (a class, or for the desktop toolkits a chooser of the
+window or viewer driver) and has everything :class:`Driver` lists; :class:`BaseDriver`
+gives the defaults, so a driver states only what differs.
+"""
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from resnetlab.errors import ConfigError
+from resnetlab.live.blit import locked_canvas_class
+from resnetlab.metrics.stream import MetricStream
 
 
-@functools.cache
-def locked_canvas_class(base: type) -> type:
-    """A subclass of canvas class ``base`` whose ``draw()`` holds the dashboard's lock.
+class DriverHost(Protocol):
+    """What a driver reads from its dashboard."""
 
-    A browser can ask for a redraw (resize, reconnect) on the server's thread at any
-    moment; rendering while ``refresh()`` moves artists on another thread would draw a
-    half-updated figure or crash, so every render takes the same lock.
-    """
+    lock: threading.RLock  # held while artists move and while a figure renders
+    figures: list[Any]  # the matplotlib figures, created once
+    layout: list[list[Any]]  # the panels, one list per figure
+    stream: MetricStream
+    title: str | None
+    rate_hz: float  # wanted refreshes per second
+    max_points: int
 
-    def draw(self: Any, *args: Any, **kwargs: Any) -> Any:
-        dash = getattr(self, "_resnetlab_dashboard", None)
-        if dash is None:
-            return base.draw(self, *args, **kwargs)
-        with dash.lock:
-            dash.before_draw(self.figure)
-            return base.draw(self, *args, **kwargs)
+    def refresh(self) -> bool:
+        """Move artists to the stream's newest data; True if anything changed."""
 
-    return type(f"Locked{base.__name__}", (base,), {"draw": draw})
+
+@runtime_checkable
+class Driver(Protocol):
+    """How a dashboard's figures are drawn: every attribute the dashboard and session use."""
+
+    name: str
+    # True: Dashboard.start() may call draw() from its background loop thread. False (the
+    # desktop drivers): the driver refreshes on a thread of its own choosing.
+    draws_from_background: bool
+    # True: its windows live in this process and only the main thread may touch them;
+    # LiveSession.wait_closed() keeps them responsive until the user closes them.
+    in_process_windows: bool
+    # A draw was postponed (Agg between snapshots): the background loop asks again.
+    pending: bool
+    # Seconds spent rendering on another thread, counted against the dashboard's budget.
+    render_seconds: float
+    # The page address (WebAgg), else None.
+    url: str | None
+
+    def start(self) -> None:
+        """Attach canvases and display / serve / open windows (idempotent)."""
+
+    def draw(self) -> None:
+        """Draw the figures now (or hand the draw to the thread that may draw)."""
+
+    def stop_timer(self) -> None:
+        """Stop refreshing by itself; what is shown stays (a no-op for most drivers)."""
+
+    def stop(self) -> None:
+        """Stop drawing and close what start() opened (idempotent)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until the user closes the dashboard's windows (True) or ``timeout`` s (False)."""
+
+    def grab(self, path: str | os.PathLike[str], index: int = 0) -> Path:
+        """Save what figure ``index`` shows to the PNG file ``path``."""
+
+
+# A class or function that builds a driver: ``factory(dashboard, **options)``.
+DriverFactory = Callable[..., Driver]
+
+
+def check_option_names(name: str, given: dict[str, Any], known: dict[str, Any]) -> None:
+    """A ConfigError naming the options of backend ``name`` that ``given`` has too many."""
+    unknown = set(given) - set(known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ConfigError(
+            f"the {name!r} live backend does not take {', '.join(sorted(unknown))}; "
+            f"its options: {allowed}"
+        )
 
 
 class BaseDriver:
-    """Common constructor and defaults; subclasses set ``name`` and override the hooks."""
+    """Defaults of every :class:`Driver` attribute; subclasses set ``name`` and ``options``."""
 
-    name = "base"
-    # True: Dashboard.start() may call draw() from its background loop thread.
-    draws_from_background = True
+    name: ClassVar[str] = "base"
+    draws_from_background: ClassVar[bool] = True
+    in_process_windows: ClassVar[bool] = False
     # Options a subclass accepts, with defaults (unknown options are a ConfigError).
-    options: dict[str, Any] = {}
+    options: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, dashboard: Any, **options: Any) -> None:
-        unknown = set(options) - set(self.options)
-        if unknown:
-            allowed = ", ".join(sorted(self.options)) or "none"
-            raise ConfigError(
-                f"the {self.name!r} live backend does not take {', '.join(sorted(unknown))}; "
-                f"its options: {allowed}"
-            )
+    def __init__(self, dashboard: DriverHost, **options: Any) -> None:
+        check_option_names(self.name, options, self.options)
         self.dashboard = dashboard
         self.config = {**self.options, **options}
         self.started = False
         self.url: str | None = None
+        self.pending = False
+        self.render_seconds = 0.0
 
     def start(self) -> None:
         self.started = True
@@ -58,15 +112,22 @@ class BaseDriver:
             for fig in self.dashboard.figures:
                 fig.canvas.draw()
 
+    def stop_timer(self) -> None:
+        pass
+
     def stop(self) -> None:
         self.started = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True  # nothing of ours for a user to close
+
+    def grab(self, path: str | os.PathLike[str], index: int = 0) -> Path:
+        path = Path(path)
+        with self.dashboard.lock:
+            self.dashboard.figures[index].savefig(path, format="png")
+        return path
 
     def attach(self, canvas_cls: type) -> list[Any]:
         """Give every dashboard figure a locked canvas of ``canvas_cls``; returns them."""
         cls = locked_canvas_class(canvas_cls)
-        canvases = []
-        for fig in self.dashboard.figures:
-            canvas = cls(fig)
-            canvas._resnetlab_dashboard = self.dashboard
-            canvases.append(canvas)
-        return canvases
+        return [cls(fig) for fig in self.dashboard.figures]

@@ -65,10 +65,10 @@ PAGE = """<!DOCTYPE html>
 """
 
 
-def _make_app(driver: WebAggDriver) -> Any:
+def _page_handlers(driver: WebAggDriver) -> list[tuple[str, type]]:
+    """The page, its script and icon, and figure downloads."""
     import tornado.template
     import tornado.web
-    import tornado.websocket
     from matplotlib import get_data_path
     from matplotlib.backends import backend_webagg_core as core
 
@@ -104,6 +104,18 @@ def _make_app(driver: WebAggDriver) -> Any:
             self.set_header("Content-Type", mimetypes.types_map.get("." + fmt, "binary"))
             self.write(buf.getvalue())
 
+    return [
+        (r"/js/mpl\.js", MplJs),
+        (r"/favicon\.ico", FavIcon),
+        (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
+        (r"/?", Index),
+    ]
+
+
+def _socket_handler(driver: WebAggDriver) -> type:
+    """The websocket of one figure: matplotlib's protocol, images as binary frames."""
+    import tornado.websocket
+
     class WebSocket(tornado.websocket.WebSocketHandler):
         supports_binary = True
 
@@ -116,7 +128,7 @@ def _make_app(driver: WebAggDriver) -> Any:
             self.set_nodelay(True)
 
         def on_close(self) -> None:
-            manager = getattr(self, "manager", None)
+            manager = getattr(self, "manager", None)  # unset when open() never ran
             if manager is not None:
                 manager.web_sockets.discard(self)
 
@@ -138,20 +150,22 @@ def _make_app(driver: WebAggDriver) -> Any:
 
                 self.write_message("data:image/png;base64," + base64.b64encode(blob).decode())
 
+    return WebSocket
+
+
+def _make_app(driver: WebAggDriver) -> Any:
+    import tornado.web
+    from matplotlib import get_data_path
+    from matplotlib.backends import backend_webagg_core as core
+
     static = core.FigureManagerWebAgg.get_static_file_path()
+    images = str(Path(get_data_path(), "images"))
     return tornado.web.Application(
         [
             (r"/_static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
-            (
-                r"/_images/(.*)",
-                tornado.web.StaticFileHandler,
-                {"path": str(Path(get_data_path(), "images"))},
-            ),
-            (r"/js/mpl\.js", MplJs),
-            (r"/favicon\.ico", FavIcon),
-            (r"/([0-9]+)/ws", WebSocket),
-            (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
-            (r"/?", Index),
+            (r"/_images/(.*)", tornado.web.StaticFileHandler, {"path": images}),
+            (r"/([0-9]+)/ws", _socket_handler(driver)),
+            *_page_handlers(driver),  # ends with the catch-all index page
         ]
     )
 
@@ -193,8 +207,8 @@ class WebAggDriver(BaseDriver):
         self._draw_lock = threading.Lock()
         self._queued = False
         self.renders = 0
-        # Seconds spent rendering on the server's loop, for the dashboard's draw budget.
-        self.render_seconds = 0.0
+        # render_seconds (BaseDriver): time spent rendering on the server's loop, which the
+        # dashboard's draw budget counts.
 
     def start(self) -> None:
         if self.started:
