@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +140,14 @@ def register(subparsers: Any) -> None:
         "heat map panel of the live dashboard",
     )
     d = p.add_argument_group(
-        "distributed (under torchrun: torchrun --nproc-per-node N -m resnetlab train ...)"
+        "distributed (resnetlab train --nproc-per-node N ..., or under torchrun)"
+    )
+    d.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        help="run N processes (ranks) of this job on this machine; nothing listens "
+        "beyond loopback (unlike torchrun's agent, which listens on every interface)",
     )
     d.add_argument(
         "--sync-bn",
@@ -226,7 +237,63 @@ def _store_arg(args: argparse.Namespace) -> Any:
     return args.runs_db or "default"
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--nproc-per-node N`` / ``--nproc-per-node=N``."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc-per-node":
+            skip = True
+        elif not item.startswith("--nproc-per-node="):
+            out.append(item)
+    return out
+
+
+def launch_ranks(args: argparse.Namespace) -> int:
+    """``train --nproc-per-node N``: the same command as N ranks of a local job."""
+    from resnetlab.distributed.launch import launch_local
+
+    if os.environ.get("RANK") is not None:
+        raise ConfigError(
+            "--nproc-per-node starts the ranks itself; leave it out under torchrun "
+            "(or another launcher that sets RANK)"
+        )
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[1:]
+    # The ranks run this very command line without the flag (the store is opened by
+    # rank 0 only; this process hosts the job's store on 127.0.0.1 and waits).
+    command = [sys.executable, "-m", "resnetlab", *_without_nproc(list(argv))]
+    return launch_local(command, args.nproc_per_node)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill PID``, a scheduler's preemption) -> SystemExit(143) while training,
+    so the run is recorded ``interrupted`` and the store closed before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc_per_node is not None:
+        return launch_ranks(args)
+    with _sigterm_as_exit():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from resnetlab.api import train
 
     fields = {
