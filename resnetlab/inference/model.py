@@ -112,7 +112,7 @@ def resolve_model_source(
             f"{db} to look it up as a run id/name)"
         )
     try:
-        with RunStore(db) as store:
+        with RunStore(db, read_only=True) as store:
             run = store.get_run(str(checkpoint_or_run))
     except StoreError as exc:
         raise ConfigError(

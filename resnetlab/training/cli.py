@@ -353,11 +353,16 @@ def _eval_checkpoint_path(spec: str, runs_db: str | None) -> Path:
     if p.exists():
         return p
     from resnetlab.errors import StoreError
-    from resnetlab.store import RunStore
+    from resnetlab.store import RunStore, default_store_path
 
-    db = Path(runs_db) if runs_db else None
+    db = Path(runs_db) if runs_db else default_store_path()
+    if not db.is_file():  # nothing to look the name up in; and nothing is created
+        raise ConfigError(
+            f"{spec}: no such checkpoint file or folder (and no run store at {db} to look "
+            "it up as a run id/name)"
+        )
     try:
-        with RunStore(db) as store:
+        with RunStore(db, read_only=True) as store:
             run = store.get_run(spec)
     except StoreError as exc:
         raise ConfigError(f"{spec}: no such checkpoint file or folder, and {exc}") from None

@@ -148,7 +148,7 @@ _CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("optimizer", lambda v: v not in OPTIMIZERS, f"choose one of {', '.join(OPTIMIZERS)}"),
     ("schedule", lambda v: v not in SCHEDULES, f"choose one of {', '.join(SCHEDULES)}"),
     ("precision", lambda v: v not in PRECISIONS, f"choose one of {', '.join(PRECISIONS)}"),
-    ("lr", lambda v: not (math.isfinite(v) and v > 0), "must be a positive finite number"),
+    ("lr", lambda v: not (math.isfinite(v) and v > 0), "must be a positive number"),
     (
         "weight_decay",
         lambda v: not (math.isfinite(v) and v >= 0),

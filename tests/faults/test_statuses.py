@@ -117,7 +117,7 @@ def test_sigterm_is_recorded_interrupted_before_the_process_exits(
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--lr", "inf"], "TrainConfig.lr=inf: must be a positive finite number"),
+        (["--lr", "inf"], "TrainConfig.lr=inf: must be a positive number"),
         (["--weight-decay", "nan"], "TrainConfig.weight_decay=nan: must be a finite number"),
         (["--weight-decay", "-1"], "TrainConfig.weight_decay=-1.0: must be a finite number"),
         (["-O", "image_size=8"], "model option image_size=8: set by the dataset"),
