@@ -6,15 +6,18 @@
 First one uninterrupted run of ``python -m resnetlab train --model resnetv2-micro`` (a few
 hundred Fashion-MNIST images, 3 epochs, CPU) gives the reference weights and the moments
 at which the run appears in its store and ends. Then, ``--kills`` times, the same command
-in a fresh folder is SIGKILLed at a random moment (a fifth of the kills during start-up,
-before the run is recorded; the rest at a random delay after the run appears in its
-store, up to the reference's time from there to its end: data loading, training steps,
-checkpoint writes, validation, the final test, the last store writes),
+in a fresh folder is SIGKILLed at a random moment: a fifth of the kills during start-up,
+before the run is recorded; the rest a random delay (up to about one epoch's time)
+after a random anchor of that run: its row appearing in the store, or the checkpoint of
+epoch k (the last one is followed by the final test and the last store writes). So the
+kills land in data loading, training steps, checkpoint writes, validation, the test, the
+store's last writes and the process's exit;
 and each kill is followed by (a failing check is reported, and the campaign goes on):
 
 1. ``PRAGMA integrity_check`` of the store (when it exists);
-2. the status check: opening the store (``RunStore``) detects the dead owner; the run
-   must not stay ``running``, and may be ``completed`` only with its test metrics;
+2. the status check: read-only (what ``resnetlab runs`` shows) and then opened by a
+   writer (which records it), the run must not be ``running``, and may be ``completed``
+   only with its test metrics;
 3. loading every checkpoint file of the run folder with ``weights_only=True`` (no
    half-written file under a final name);
 4. ``--resume <run id>`` with the same arguments (a run killed before its first
@@ -56,7 +59,8 @@ class Kill:
 
     index: int
     startup: bool  # killed during start-up (at delay_s from the start), before the run row
-    delay_s: float  # else: delay_s after the run appeared in the store
+    delay_s: float  # else: delay_s after its anchor:
+    anchor_step: int = 0  # the run row (0), or the checkpoint of this step (an epoch's end)
     at_s: float = 0.0  # when the SIGKILL went out, seconds from the start
     phase: str = ""  # what the store said at the kill, before anyone looked at it
     status: str = ""  # the status once the store was opened (dead owner detected)
@@ -153,8 +157,9 @@ def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool
     )
 
 
-def reference(args: argparse.Namespace, workdir: Path) -> tuple[float, float, dict, dict]:
-    """One uninterrupted run: (s until its run row appears, s until it ends, weights, test)."""
+def reference(args: argparse.Namespace, workdir: Path) -> tuple[float, float, dict, dict, int]:
+    """One uninterrupted run: (s until its run row appears, s until it ends, final weights,
+    test metrics, final step)."""
     folder = workdir / "reference"
     folder.mkdir(parents=True)
     db = folder / "runs.db"
@@ -179,17 +184,21 @@ def reference(args: argparse.Namespace, workdir: Path) -> tuple[float, float, di
     run = read_run(db)
     assert run is not None and run["checkpoint_last"], out
     test = {k: v for k, v in json.loads(run["final_metrics"]).items() if k.startswith("test_")}
-    return t_row or t_end / 2, t_end, final_weights(Path(run["checkpoint_last"])), test
+    last = torch.load(Path(run["checkpoint_last"]), map_location="cpu", weights_only=True)
+    return t_row or t_end / 2, t_end, last["model"], test, int(last["step"])
 
 
-def phase_of(run: dict | None, epochs: int) -> str:
+def phase_of(run: dict | None, folder: Path, epochs: int, steps_per_epoch: int) -> str:
     if run is None:
         return "start-up (no run recorded yet)"
     metrics = json.loads(run["final_metrics"] or "{}")
     if run["status"] != "running":
         test = "with" if "test_accuracy" in metrics else "without"
         return f"after fit, status {run['status']} {test} test metrics"
-    return f"epoch {run['epochs_logged'] + 1}/{epochs}"
+    done = max(checkpoint_step(folder), 0) // steps_per_epoch
+    if done >= epochs:
+        return "final test / last writes"
+    return f"epoch {done + 1}/{epochs}"
 
 
 def check_after_kill(kill: Kill, db: Path, folder: Path) -> dict | None:
@@ -203,7 +212,11 @@ def check_after_kill(kill: Kill, db: Path, folder: Path) -> dict | None:
         kill.problems.append(f"integrity_check: {ok}")
         return None
     try:
-        with RunStore(db) as store:  # opening it detects the dead owner
+        with RunStore(db, read_only=True) as store:  # what `resnetlab runs` shows
+            seen = [r.status for r in store.list_runs() if r.name == RUN_NAME]
+        if "running" in seen:
+            kill.problems.append("read-only, the killed run still shows as 'running'")
+        with RunStore(db) as store:  # a writer's open records the dead owner
             runs = [r for r in store.list_runs() if r.name == RUN_NAME]
     except Exception as exc:  # a store the next process cannot open is a failure too
         kill.problems.append(f"opening the store: {type(exc).__name__}: {exc}")
@@ -264,12 +277,19 @@ def resume_and_compare(
     kill.identical = kill.identical and not kill.problems
 
 
-def wait_for_row(proc: subprocess.Popen, db: Path) -> bool:
-    """Wait until the run is recorded in ``db``; False when the process ended first."""
+def checkpoint_step(folder: Path) -> int:
+    """The step of the newest ``ckpt-step*.pt`` in the run folders under ``folder`` (-1: none)."""
+    steps = [int(p.stem[len("ckpt-step") :]) for p in folder.glob("run-*/ckpt-step*.pt")]
+    return max(steps, default=-1)
+
+
+def wait_for_anchor(proc: subprocess.Popen, db: Path, step: int) -> bool:
+    """Wait until the run is recorded in ``db`` and (``step`` > 0) has a checkpoint of at
+    least ``step``; False when the process ended first."""
     while proc.poll() is None:
-        if read_run(db) is not None:
+        if read_run(db) is not None and (step <= 0 or checkpoint_step(db.parent) >= step):
             return True
-        time.sleep(0.02)
+        time.sleep(0.01)
     return False
 
 
@@ -286,9 +306,13 @@ def one_kill(args: argparse.Namespace, workdir: Path, kill: Kill, ref: dict) -> 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # A kill after the run is recorded waits for that moment in *this* run: start-up
-    # times vary too much on a loaded machine to aim at a phase from the reference's.
-    start = t0 if kill.startup else time.monotonic() if wait_for_row(proc, db) else None
+    # A kill after the run is recorded waits for its anchor in *this* run (the run row,
+    # or the checkpoint of epoch k): times vary too much on a loaded machine to aim at a
+    # phase from the reference's clock alone.
+    if kill.startup:
+        start: float | None = t0
+    else:
+        start = time.monotonic() if wait_for_anchor(proc, db, kill.anchor_step) else None
     while start is not None and proc.poll() is None and time.monotonic() - start < kill.delay_s:
         time.sleep(0.005)
     if proc.poll() is not None:
@@ -298,7 +322,7 @@ def one_kill(args: argparse.Namespace, workdir: Path, kill: Kill, ref: dict) -> 
     proc.wait()
     kill.at_s = round(time.monotonic() - t0, 3)
     try:
-        kill.phase = phase_of(read_run(db), args.epochs)
+        kill.phase = phase_of(read_run(db), folder, args.epochs, args.steps_per_epoch)
         run = check_after_kill(kill, db, folder)
         kill.consistent = not kill.problems
         if kill.consistent:
@@ -315,7 +339,9 @@ def campaign(args: argparse.Namespace) -> list[Kill]:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="resnetlab-chaos-"))
     workdir.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)
-    t_row, t_end, ref, ref_test = reference(args, workdir)
+    t_row, t_end, ref, ref_test, final_step = reference(args, workdir)
+    steps_per_epoch = args.steps_per_epoch = final_step // args.epochs
+    epoch_s = (t_end - t_row) / (args.epochs + 1)
     print(
         f"reference: run recorded after {t_row:.1f} s, done after {t_end:.1f} s, "
         f"test {ref_test}; folders under {workdir}",
@@ -324,14 +350,23 @@ def campaign(args: argparse.Namespace) -> list[Kill]:
     kills: list[Kill] = []
     while len(kills) < args.kills:
         startup = rng.random() < 0.2
-        delay = rng.uniform(0.3, t_row) if startup else rng.uniform(0.0, t_end - t_row)
-        kill = Kill(index=len(kills) + 1, startup=startup, delay_s=round(delay, 3))
+        # Anchors: the run row, then the end of each epoch (the last one: the final test
+        # and the last store writes follow); the delay spans about one epoch's time.
+        epoch = rng.randrange(args.epochs + 1)
+        delay = rng.uniform(0.3, t_row) if startup else rng.uniform(0.0, epoch_s)
+        kill = Kill(
+            index=len(kills) + 1,
+            startup=startup,
+            delay_s=round(delay, 3),
+            anchor_step=0 if startup else epoch * steps_per_epoch,
+        )
         if not one_kill(args, workdir, kill, ref):
             continue
         kills.append(kill)
         verdict = "identical" if kill.identical else "; ".join(kill.problems)
         print(
-            f"kill {kill.index:3d} at {kill.at_s:6.2f} s [{kill.phase}] -> "
+            f"kill {kill.index:3d} at {kill.at_s:6.2f} s (anchor step {kill.anchor_step}, "
+            f"+{kill.delay_s:.2f} s) [{kill.phase}] -> "
             f"{kill.status or 'no run'}; {kill.resume or 'not resumed'}: {verdict}",
             flush=True,
         )
