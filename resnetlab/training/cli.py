@@ -427,7 +427,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     path = _eval_checkpoint_path(args.checkpoint, args.runs_db)
     ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema)
+    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema, source=path)
     cfg = ckpt.get("config") or {}
     extra = cfg.get("extra") or {}
     name = args.data or extra.get("dataset")
