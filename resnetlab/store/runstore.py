@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -107,7 +108,8 @@ _RUN_COLUMNS = {
 def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
     """A one-line StoreError for an SQLite error on the store ``path``: its cause and the fix."""
     text = str(exc)
-    if "disk is full" in text:
+    # SQLite reports ENOSPC in its WAL/shared-memory files as a plain "disk I/O error".
+    if "disk is full" in text or ("disk I/O error" in text and _nearly_full(path.parent)):
         return StoreError(
             f"no space left on {path.parent} (writing the run store {path}); free some "
             "space and run again (--resume continues an interrupted run)"
@@ -120,6 +122,13 @@ def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
             f"recovered.db, or point --runs-db / ${ENV_VAR} at another file"
         )
     return StoreError(f"{path}: {text}")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 256 * 1024
+    except OSError:
+        return False
 
 
 def _store_kind(conn: sqlite3.Connection, path: Path) -> str:
@@ -289,6 +298,7 @@ class RunStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             target, uri = str(self.path), False
+        existed = self.path.exists()
         conn = sqlite3.connect(
             target, timeout=timeout, check_same_thread=False, isolation_level=None, uri=uri
         )
@@ -309,6 +319,10 @@ class RunStore:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except BaseException as exc:
             conn.close()
+            if not existed:  # nothing half-made: no schema-less store left behind
+                for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
             if isinstance(exc, sqlite3.Error):
                 raise store_error(self.path, exc) from exc
             raise

@@ -286,10 +286,36 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _one_line_faults(args: argparse.Namespace) -> Iterator[None]:
+    """A full disk and a damaged store end the command with one line saying so and where
+    (the run records what it still can first), not with a traceback."""
+    import sqlite3
+
+    from resnetlab.errors import ResnetlabError
+    from resnetlab.store.runstore import default_store_path, store_error
+    from resnetlab.utils.atomic import disk_full
+
+    try:
+        yield
+    except sqlite3.Error as exc:
+        db = Path(os.path.abspath(args.runs_db or default_store_path()))
+        raise store_error(db, exc) from exc
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        where = Path(exc.filename) if exc.filename else None
+        place = f"{where.parent} (writing {where})" if where else "the disk"
+        raise ResnetlabError(
+            f"no space left on {place}; free some space, then `resnetlab train --resume "
+            "RUN` continues from the last checkpoint"
+        ) from exc
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc_per_node is not None:
         return launch_ranks(args)
-    with _sigterm_as_exit():
+    with _sigterm_as_exit(), _one_line_faults(args):
         return _train(args)
 
 

@@ -659,5 +659,7 @@ class Trainer:
             self.store.finish_run(
                 self.run_id, self.status, final_metrics=final, error=end_logs.get("error")
             )
-        except Exception:
-            log.exception("could not record the end of run %s in %s", self.run_id, self.store.path)
+        except Exception as exc:  # a full disk, say: the run stays "running" until detected
+            log.error(
+                "could not record the end of run %s in %s: %s", self.run_id, self.store.path, exc
+            )

@@ -9,6 +9,7 @@ name lets :func:`remove_stale_temps` tell such leftovers from writes still in pr
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import logging
 import os
@@ -41,11 +42,26 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if disk_full(exc) and not (isinstance(exc, OSError) and exc.filename):
+            # torch.save reports a full disk as RuntimeError("unexpected pos ..."), with
+            # the OSError only in its context: say what happened, and where.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
         raise
     _fsync_dir(target.parent)
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from or during) is ENOSPC/EDQUOT."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def temp_prefix(target: Path) -> str:
