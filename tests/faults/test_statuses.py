@@ -152,3 +152,19 @@ def test_a_loss_that_becomes_non_finite_fails_the_run_with_the_reason(
     assert run is not None and run["status"] == "failed", run
     assert "training diverged" in run["error"]
     assert "test_accuracy" not in json.loads(run["final_metrics"])
+
+
+def test_resuming_a_completed_run_keeps_its_wall_time(tmp_path: Path, fashion_mnist_dir: Path):
+    cmd = _train(tmp_path, fashion_mnist_dir, "--epochs", "1", "--train-limit", "128")
+    cmd += ["--val-size", "0", "--batch-size", "64", "--test-limit", "64"]
+    first = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = json.loads(_raw_run(tmp_path / "runs.db")["final_metrics"])
+    again = subprocess.run(
+        [*cmd, "--resume", "1"], env=_env(), cwd=tmp_path, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    run = _raw_run(tmp_path / "runs.db")
+    after = json.loads(run["final_metrics"])
+    assert run["status"] == "completed" and after["wall_time"] == before["wall_time"]
+    assert after["test_accuracy"] == before["test_accuracy"]
