@@ -26,7 +26,9 @@ _LAZY = {
     "jobs": "resnetlab.jobs:",
     "load_model": "resnetlab.inference.model:load_model",
     "inference": "resnetlab.inference:",
+    "runs": "resnetlab.store.runstore:runs",
     "data": "resnetlab.data:",
+    "export": "resnetlab.export:",
     "models": "resnetlab.models:",
 }
 

@@ -15,8 +15,10 @@ reading the job's stream.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from resnetlab import jobs
 from resnetlab.jobs.training import TrainingJob, start_recipe
 from resnetlab.training import recipe
 from resnetlab.training.args import DEFAULT_DATA, DEFAULT_STORE, RecipeArgs
-from resnetlab.training.callbacks import panels_fed_by
+from resnetlab.training.callbacks import Announce, panels_fed_by
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.result import TrainResult
 from resnetlab.training.trainer import Trainer
@@ -34,6 +36,62 @@ log = logging.getLogger(__name__)
 
 # ``live=`` values that mean "no dashboard".
 NO_LIVE = (None, False, "none", "off", "no", "")
+# ``live=`` left out: a dashboard in a notebook, none in a script (see resolve_live).
+DEFAULT_LIVE = "default"
+
+# The lines a run reports to its user (where it lives, then its closing summary) go
+# through this logger, as Lightning's progress lines go through "lightning.pytorch": an
+# application that configures logging sends them where it wants (or silences them with
+# logging.getLogger("resnetlab.report").setLevel(logging.WARNING)); one that configures
+# nothing still sees them on stdout (see show_reports). Not print(): library code must
+# not write to stdout behind a logging configuration's back.
+REPORT_LOGGER = "resnetlab.report"
+report_log = logging.getLogger(REPORT_LOGGER)
+
+
+def show_reports() -> None:
+    """Make ``resnetlab.report`` lines visible when the application configured no logging.
+
+    Done the way Lightning does it: with no handler on the root logger, this logger gets
+    its own stdout handler (message only) and INFO level, and stops propagating (so a
+    later ``logging.basicConfig`` does not print every line twice).
+    """
+    if report_log.level == logging.NOTSET:
+        report_log.setLevel(logging.INFO)
+    if not logging.getLogger().hasHandlers() and not report_log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        report_log.addHandler(handler)
+        report_log.propagate = False
+
+
+def resolve_live(live: Any) -> Any:
+    """The dashboard a run gets: ``live`` as given, or for :data:`DEFAULT_LIVE` "auto" in a
+    Jupyter kernel (the ipympl widget, or Agg snapshots without ipympl) and None elsewhere.
+
+    Not "auto" everywhere, as the CLI has it: a script or a CI job on a desktop would open
+    a window (and start a render process) it never asked for. ``live="auto"`` gives a
+    script the CLI's behaviour.
+    """
+    if not (isinstance(live, str) and live == DEFAULT_LIVE):
+        return live
+    from resnetlab.live.backends import in_jupyter_kernel  # light: looks at sys.modules
+
+    return "auto" if in_jupyter_kernel() else None
+
+
+def closing_summary(result: TrainResult) -> str:
+    """What a run reports at its end: test accuracy, wall time and status, run id,
+    checkpoint (:meth:`TrainResult.summary`), and where its dashboard is."""
+    lines = [result.summary()]
+    dash = result.dashboard
+    url = getattr(dash, "url", None) if dash is not None else None
+    if url:
+        lines.append(f"live dashboard {url}")
+    final = result.run_dir / "dashboard-final.png" if result.run_dir is not None else None
+    if dash is not None and final is not None and final.exists():
+        lines.append(f"dashboard snapshot {final}")
+    return "\n".join(lines)
 
 
 # -- the live dashboard -----------------------------------------------------------------
@@ -96,9 +154,18 @@ class LiveSession:
 
 
 # -- foreground or background -----------------------------------------------------------
-def train_here(args: RecipeArgs, live: Any = None) -> TrainResult:
-    """Run the recipe in this thread, with the live dashboard ``live`` beside it."""
-    return recipe.run(args, watcher=None if live in NO_LIVE else LiveSession(live))
+def train_here(args: RecipeArgs, live: Any = None, *, verbose: bool = False) -> TrainResult:
+    """Run the recipe in this thread, with the live dashboard ``live`` beside it;
+    ``verbose``: report where the run lives and its closing summary (``resnetlab.report``)."""
+    if verbose:
+        show_reports()
+        args = dataclasses.replace(
+            args, callbacks=(Announce(emit=report_log.info), *args.callbacks)
+        )
+    result = recipe.run(args, watcher=None if live in NO_LIVE else LiveSession(live))
+    if verbose and result.config.rank == 0:  # under torchrun the other ranks stay quiet
+        report_log.info("%s", closing_summary(result))
+    return result
 
 
 def train_in_background(args: RecipeArgs, kind: str = "thread", live: Any = None) -> TrainingJob:
@@ -131,10 +198,12 @@ def train(
     callbacks: Iterable[Any] = (),
     stream: Any = None,
     store: Any = DEFAULT_STORE,
-    live: Any = None,
+    live: Any = DEFAULT_LIVE,
     background: bool | str = False,
-    progress: bool = False,
+    progress: bool | None = None,
+    verbose: bool | None = None,
     resume: str | os.PathLike[str] | None = None,
+    init_from: str | os.PathLike[str] | None = None,
     config: TrainConfig | None = None,
     model_overrides: Mapping[str, Any] | None = None,
     train_limit: int | None = None,
@@ -148,12 +217,21 @@ def train(
     ``nn.Module``. Other :class:`TrainConfig` fields (``label_smoothing=0.05``,
     ``ema_decay=0.999``, ...) may be passed as keywords or as ``config``. ``store``: the
     default run store, a path, a RunStore, or None. ``live``: a dashboard backend name
-    ("auto", "webagg", "ipympl", ...) or None. ``background=True`` (or "thread" /
-    "process") starts the run as a job and returns its ``TrainingJob`` at once.
-    ``resume``: a checkpoint, run folder, or run id/name to continue exactly.
-    ``train_limit`` / ``test_limit``: use only the first N training / test images (quick
-    experiments and tests). On resume, settings that differ from the checkpoint's
-    (``epochs``, ``lr``, ...) are a ConfigError: a resumed run continues as saved.
+    ("auto", "webagg", "ipympl", "agg", ...) or None; left out, "auto" in a Jupyter
+    notebook and none in a script (:func:`resolve_live`). ``background=True`` (or
+    "thread" / "process") starts the run as a job and returns its ``TrainingJob`` at once.
+    ``progress`` (a tqdm.auto bar: a widget in Jupyter, text in a terminal) and
+    ``verbose`` (run id, checkpoint folder and dashboard at the start, the closing summary
+    at the end, through the ``resnetlab.report`` logger) default to on in the foreground
+    and off for a background job; ``progress=False, verbose=False`` for silence.
+    ``resume``: a checkpoint, run folder, or run id/name to continue exactly; ``epochs``
+    larger than the saved ones extend it (a new schedule over the added epochs).
+    ``init_from``: a checkpoint, run folder or run id/name whose weights start a new run
+    (fine-tuning: the architecture from the checkpoint, a fresh optimiser and schedule).
+    ``train_limit``: train on N images, after the validation images were held out;
+    ``test_limit``: the first N test images (quick experiments and tests). On resume,
+    other settings that differ from the checkpoint's (``lr``, ``batch_size``, ...) are a
+    ConfigError: a resumed run continues as saved.
     """
     args = RecipeArgs(
         model_or_preset,
@@ -172,8 +250,9 @@ def train(
         callbacks=callbacks,
         stream=stream,
         store=store,
-        progress=progress,
+        progress=not background if progress is None else bool(progress),
         resume=resume,
+        init_from=init_from,
         config=config,
         model_overrides=model_overrides,
         train_limit=train_limit,
@@ -181,7 +260,8 @@ def train(
         evaluate_test=evaluate_test,
         config_fields=config_fields,
     )
+    live = resolve_live(live)
     if background:
         kind = background if isinstance(background, str) else "thread"
         return train_in_background(args, kind, live)
-    return train_here(args, live)
+    return train_here(args, live, verbose=True if verbose is None else bool(verbose))

@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from resnetlab import __version__
 from resnetlab.errors import ResnetlabError
 
 # Modules whose ``register(subparsers)`` adds subcommands, in the order shown by --help.
@@ -26,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "resnetlab.jobs.cli",  # jobs
     "resnetlab.inspect.cli",  # inspect ..., experiment ...
     "resnetlab.inference.cli",  # predict
+    "resnetlab.export.cli",  # export-model
 )
 
 
@@ -36,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, train, watch and inspect residual networks.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version=f"%(prog)s {__version__}",
+        help="show the version",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -32,10 +32,11 @@ ALLOWED: dict[str, set[str]] = {
     "live": LEAVES | {"metrics", "runtime", "store"},
     "inspect": LEAVES | {"metrics", "runtime", "models", "data", "store", "training"},
     "inference": LEAVES | {"models", "data", "store", "training"},
+    "export": LEAVES | {"metrics", "models", "data", "store", "training", "inference"},
     "jobs": LEAVES | {"metrics", "runtime", "store", "training", "live"},
     "api": LEAVES
     | {"metrics", "runtime", "models", "data", "distributed", "store", "training", "live"}
-    | {"inspect", "inference", "jobs"},
+    | {"inspect", "inference", "jobs", "export"},
     "<root>": LEAVES,
 }
 

@@ -29,8 +29,16 @@ MODEL_HELP = (
 )
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, *, preset_input: bool = False) -> None:
+    """MODEL and the input a preset is built for: by default the dataset's (Fashion-MNIST,
+    1x28x28, 10 classes), or with ``preset_input`` the preset's own published input, as
+    ``resnetlab summary`` and ``resnetlab models`` show it (``inspect graph``: no image)."""
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    if preset_input:
+        p.add_argument("--in-channels", type=int, help="input channels (default: the preset's)")
+        p.add_argument("--image-size", type=int, help="input side (default: the preset's)")
+        p.add_argument("--num-classes", type=int, help="classes (default: the preset's)")
+        return
     p.add_argument(
         "--in-channels",
         type=int,
@@ -41,6 +49,22 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "--image-size", type=int, default=28, help="input side for a preset (default 28)"
     )
     p.add_argument("--num-classes", type=int, default=10, help="classes for a preset (default 10)")
+
+
+def _preset_input(args: argparse.Namespace) -> None:
+    """Fill the input flags left out with the preset's own input (a checkpoint ignores them)."""
+    if Path(args.model).exists():
+        return
+    from resnetlab.models.presets import get_preset
+
+    try:
+        preset = get_preset(args.model)
+    except ConfigError:
+        return  # _load names the model that is neither a file nor a preset
+    c, h, _ = preset.input_size
+    for name, value in (("in_channels", c), ("image_size", h), ("num_classes", preset.num_classes)):
+        if getattr(args, name) is None:
+            setattr(args, name, int(value))
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
@@ -112,9 +136,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="The model as a tree (text) and a block diagram (PNG): "
         "shapes, shortcut kind and parameters of every part.",
     )
-    _model_args(g)
+    _model_args(g, preset_input=True)
     g.add_argument(
         "--set",
+        "-O",  # as `resnetlab train -O` spells it
         dest="overrides",
         action="append",
         default=[],
@@ -149,6 +174,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _model_args(gr)
     gr.add_argument(
         "--set",
+        "-O",
         dest="overrides",
         action="append",
         default=[],
@@ -216,7 +242,7 @@ def _load(
     if overrides:
         if Path(args.model).exists():
             raise ConfigError(
-                "--set changes a preset; it cannot change a checkpoint's architecture"
+                "--set/-O changes a preset; it cannot change a checkpoint's architecture"
             )
         from resnetlab.models import create_model
         from resnetlab.models.cli import parse_overrides
@@ -310,6 +336,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from resnetlab.inspect.graph import format_graph, model_graph, plot_graph
     from resnetlab.inspect.sources import input_shape_of
 
+    _preset_input(args)
     model, _ = _load(args, args.overrides)
     root = model_graph(
         model, input_shape_of(model, (args.in_channels, args.image_size, args.image_size))

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,8 @@ from resnetlab.jobs.context import current
 from resnetlab.jobs.job import Job, ThreadJob
 from resnetlab.jobs.registry import JobRegistry, default_registry
 from resnetlab.jobs.worker import ProcessJob
-from resnetlab.metrics.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream, make_record
+from resnetlab.metrics.transport import RecordAppender
 from resnetlab.states import RunStatus
 from resnetlab.training.args import RecipeArgs
 
@@ -143,17 +144,28 @@ class TrainingControl:
 
 
 class ForwardingStream(MetricStream):
-    """A worker's MetricStream that also sends every record to the parent's ``job.stream``."""
+    """A worker's MetricStream that also sends every record to the parent's ``job.stream``.
 
-    def __init__(self, ctx: Any, name: str = "run") -> None:
+    The record is checked once, here (a bad value raises ``MetricStream.append``'s
+    ConfigError before anything is kept or sent), and the same record — same time — is
+    kept locally and forwarded through ``ctx`` (a transport producer).
+    """
+
+    def __init__(self, ctx: RecordAppender, name: str = "run") -> None:
         super().__init__(name=name)
         self._ctx = ctx
 
     def append(
-        self, step: int, metrics: Any, *, time: float | None = None, epoch: int | None = None
+        self,
+        step: int,
+        metrics: Mapping[str, float],
+        *,
+        time: float | None = None,
+        epoch: int | None = None,
     ) -> None:
-        super().append(step, metrics, time=time, epoch=epoch)
-        self._ctx.append(step, dict(metrics), time=time, epoch=epoch)
+        rec = make_record(step, metrics, time=time, epoch=epoch)
+        super().append(rec.step, rec.metrics, time=rec.time, epoch=rec.epoch)
+        self._ctx.append(rec.step, rec.metrics, time=rec.time, epoch=rec.epoch)
 
 
 def _job_context() -> Any:

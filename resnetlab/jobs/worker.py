@@ -26,10 +26,11 @@ import time
 import traceback
 from typing import Any
 
-from resnetlab.errors import JobError
+from resnetlab.errors import ConfigError, JobError
 from resnetlab.jobs.context import MISSING, StopAware, set_worker_context
 from resnetlab.jobs.job import Job, ended_state
 from resnetlab.jobs.shared_flag import SharedFlag
+from resnetlab.metrics.transport import Producer, Row, append_rows
 from resnetlab.states import RunStatus, StopMode
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,13 @@ log = logging.getLogger(__name__)
 # -- worker side (runs in the spawned process) -------------------------------------------
 
 
-class WorkerContext(StopAware):
-    """What ``jobs.current()`` returns inside a worker process."""
+class WorkerContext(StopAware, Producer):
+    """What ``jobs.current()`` returns inside a worker process.
+
+    Its ``log``/``append`` (``MetricStream.append``'s signature, so a worker can pass it
+    as a trainer's stream) check each record here, as the stream would, and send it to
+    the parent's ``job.stream`` with the transport's codec.
+    """
 
     def __init__(self, job_id: int, name: str, conn: Any, flags: dict[str, Any]) -> None:
         self.id = job_id
@@ -63,20 +69,8 @@ class WorkerContext(StopAware):
         """Send a report (progress, state) to the parent job's listeners."""
         self.send("report", kind, payload)
 
-    def log(self, step: int, **metrics: float) -> None:
-        self.send("metric", int(step), {k: float(v) for k, v in metrics.items()}, None, time.time())
-
-    def append(
-        self, step: int, metrics: dict, *, time: float | None = None, epoch: int | None = None
-    ) -> None:
-        """``MetricStream.append`` signature, so a worker can pass this as a trainer's stream."""
-        self.send(
-            "metric",
-            int(step),
-            {k: float(v) for k, v in metrics.items()},
-            epoch,
-            time if time is not None else _now(),
-        )
+    def send_rows(self, rows: list[Row]) -> None:
+        self.send("metric", rows)
 
     def send(self, kind: str, *payload: Any) -> None:
         """Send one message to the parent (kinds: out, metric, event, result, error)."""
@@ -85,10 +79,6 @@ class WorkerContext(StopAware):
         blob = pickle.dumps((kind, *payload), protocol=pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
             self._conn.send_bytes(blob)
-
-
-def _now() -> float:
-    return time.time()
 
 
 class _PipeWriter:
@@ -390,8 +380,7 @@ class ProcessJob(Job):
             if kind == "out":
                 self.output.write(msg[2])
             elif kind == "metric":
-                _, step, metrics, epoch, t = msg
-                self.stream.append(step, metrics, time=t, epoch=epoch)
+                self._append_metrics(msg[1])
             elif kind == "result":
                 result = msg[1]
                 self._got_result = True
@@ -433,6 +422,12 @@ class ProcessJob(Job):
                 f"{code}: {why}; see {self.log_path}"
             )
             self._finish(RunStatus.FAILED, exception=exc, tb=str(exc))
+
+    def _append_metrics(self, rows: list[Row]) -> None:
+        try:
+            append_rows(self.stream, rows)
+        except ConfigError as exc:  # checked in the worker already: a foreign message
+            log.error("job %s: dropped malformed metrics from its worker: %s", self.id, exc)
 
     def on_message(self, msg: tuple) -> None:
         """Handle a message kind this class does not know (subclasses extend it)."""

@@ -12,7 +12,7 @@ from resnetlab.utils.lazy import lazy_exports
 _LAZY = {
     "MetricStream": "resnetlab.metrics.stream:MetricStream",
     "StreamReader": "resnetlab.metrics.stream:StreamReader",
-    "QueueFeed": "resnetlab.metrics.stream:QueueFeed",
+    "QueueFeed": "resnetlab.metrics.transport:QueueFeed",
     "Record": "resnetlab.metrics.stream:Record",
     "default_stream": "resnetlab.metrics.stream:default_stream",
     "log": "resnetlab.metrics.stream:log",

@@ -1,22 +1,23 @@
 """SystemMonitor: CPU, RAM and (when present) NVIDIA GPU usage sampled into a MetricStream.
 
-The sampler is one asyncio task in a background loop, so it costs nothing between
-samples and never blocks a notebook cell. Keys it appends (x is wall-clock time; the
-step is the sample number):
+The sampling is one asyncio task in a background loop, so it costs nothing between
+samples and never blocks a notebook cell. It appends what
+:class:`resnetlab.metrics.system.SystemSampler` measures, keyed ``sys/<measure>`` — the
+measures and their names are listed there (the per-rank callback of a torchrun job uses
+the same names under ``rank<r>/``):
 
-* ``sys/cpu`` total CPU %, ``sys/cpu/<i>`` per core, ``sys/proc_cpu`` this process
-  (can exceed 100 with several threads), ``sys/ram_used_gb``, ``sys/ram_available_gb``,
-  ``sys/ram_percent``, ``sys/rss_gb`` (this process).
-* per NVIDIA GPU ``i`` via nvidia-ml-py: ``gpu/<i>/util``, ``gpu/<i>/mem_used_gb``,
-  ``gpu/<i>/mem_total_gb``, ``gpu/<i>/temp_c``, ``gpu/<i>/power_w``.
-* when torch is already imported and CUDA is available: ``cuda/<i>/allocated_gb`` and
-  ``cuda/<i>/reserved_gb`` (this process's caching allocator).
+* ``sys/cpu_percent`` (per core ``sys/cpu_percent/<i>``), ``sys/proc_cpu_percent``,
+  ``sys/ram_percent``, ``sys/ram_used_gb``, ``sys/ram_available_gb``, ``sys/rss_gb``;
+* per GPU ``i``: ``sys/gpu_util_percent/<i>``, ``sys/gpu_mem_used_gb/<i>``, ... (absent
+  without a GPU, its driver or nvidia-ml-py).
 
-No GPU, no driver or no nvidia-ml-py: the GPU keys are simply absent.
+x is wall-clock time. A sample's step is the step the stream has reached (its newest
+record's, 0 while it is empty), so samples stored with a training run line up with the
+run's steps.
 
     with SystemMonitor(interval=1.0) as mon:   # "watch my machine while I do anything"
         ...
-    mon.stream.series("sys/cpu", x="time")
+    mon.stream.series("sys/cpu_percent", x="time")
 """
 
 from __future__ import annotations
@@ -24,98 +25,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import sys
 from typing import Any
 
 from resnetlab.metrics.stream import MetricStream, default_stream
+from resnetlab.metrics.system import SystemSampler, gpu_count
 from resnetlab.runtime.loop import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
-GB = 1024**3
+PREFIX = "sys/"
+__all__ = ["PREFIX", "SystemMonitor", "gpu_count", "sample_system"]
 
 
-class _Nvml:
-    """nvidia-ml-py handles, or nothing when there is no usable NVIDIA driver."""
+def sample_system(sampler: SystemSampler | None = None) -> dict[str, float]:
+    """One sample of every available system metric, keyed ``sys/<measure>``.
 
-    def __init__(self) -> None:
-        self.pynvml: Any = None
-        self.handles: list[Any] = []
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-            self.pynvml = pynvml
-        except Exception as exc:  # ImportError, NVMLError_LibraryNotFound, DriverNotLoaded...
-            logger.debug("no NVIDIA GPU metrics: %s", exc)
-
-    def sample(self, out: dict[str, float]) -> None:
-        nv = self.pynvml
-        if nv is None:
-            return
-        for i, h in enumerate(self.handles):
-            with contextlib.suppress(nv.NVMLError):
-                out[f"gpu/{i}/util"] = float(nv.nvmlDeviceGetUtilizationRates(h).gpu)
-            with contextlib.suppress(nv.NVMLError):
-                mem = nv.nvmlDeviceGetMemoryInfo(h)
-                out[f"gpu/{i}/mem_used_gb"] = mem.used / GB
-                out[f"gpu/{i}/mem_total_gb"] = mem.total / GB
-            with contextlib.suppress(nv.NVMLError):
-                out[f"gpu/{i}/temp_c"] = float(
-                    nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU)
-                )
-            with contextlib.suppress(nv.NVMLError):
-                out[f"gpu/{i}/power_w"] = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
-
-    def close(self) -> None:
-        if self.pynvml is not None:
-            with contextlib.suppress(Exception):
-                self.pynvml.nvmlShutdown()
-            self.pynvml = None
-
-
-def gpu_count() -> int:
-    """How many NVIDIA GPUs NVML sees here (0 without driver or nvidia-ml-py)."""
-    nv = _Nvml()
-    try:
-        return len(nv.handles)
-    finally:
-        nv.close()
-
-
-def sample_system(process: Any = None, nvml: _Nvml | None = None) -> dict[str, float]:
-    """One sample of every available system metric (see the module docstring for keys).
-
-    CPU percentages are measured since the previous call with the same ``process``; the
-    first call of a fresh process object reports 0 for ``sys/proc_cpu``.
+    ``sampler`` keeps the CPU counters between calls; without one, a fresh sampler's CPU
+    percentages cover only the moment since it was made.
     """
-    import psutil
-
-    proc = process if process is not None else psutil.Process(os.getpid())
-    out: dict[str, float] = {}
-    per_core = psutil.cpu_percent(percpu=True)
-    out["sys/cpu"] = float(sum(per_core) / max(len(per_core), 1))
-    for i, pct in enumerate(per_core):
-        out[f"sys/cpu/{i}"] = float(pct)
-    out["sys/proc_cpu"] = float(proc.cpu_percent())
-    vm = psutil.virtual_memory()
-    out["sys/ram_used_gb"] = (vm.total - vm.available) / GB
-    out["sys/ram_available_gb"] = vm.available / GB
-    out["sys/ram_percent"] = float(vm.percent)
-    out["sys/rss_gb"] = proc.memory_info().rss / GB
-    if nvml is not None:
-        nvml.sample(out)
-    torch = sys.modules.get("torch")  # only if the user already paid for importing it
-    if torch is not None:
-        with contextlib.suppress(Exception):
-            if torch.cuda.is_available():
-                for i in range(torch.cuda.device_count()):
-                    out[f"cuda/{i}/allocated_gb"] = torch.cuda.memory_allocated(i) / GB
-                    out[f"cuda/{i}/reserved_gb"] = torch.cuda.memory_reserved(i) / GB
-    return out
+    own = sampler is None
+    sampler = sampler if sampler is not None else SystemSampler()
+    try:
+        return {f"{PREFIX}{key}": value for key, value in sampler.sample().items()}
+    finally:
+        if own:
+            sampler.close()
 
 
 class SystemMonitor:
@@ -159,29 +93,25 @@ class SystemMonitor:
         return self
 
     async def _run(self) -> None:
-        import psutil
-
-        proc = psutil.Process(os.getpid())
-        psutil.cpu_percent(percpu=True)  # prime the "since last call" counters
-        proc.cpu_percent()
-        nvml = await asyncio.to_thread(_Nvml)
+        sampler = await asyncio.to_thread(SystemSampler)  # NVML start-up can take a while
         loop = asyncio.get_running_loop()
         try:
             await asyncio.sleep(min(self.interval, 0.1))
             next_at = loop.time()
             while True:
                 try:
-                    metrics = sample_system(proc, nvml)
+                    metrics = sample_system(sampler)
                 except Exception as exc:  # a sensor that failed once; keep going
                     self.error = exc
                     logger.warning("system sample failed: %s", exc)
                 else:
-                    self.stream.append(self.samples, metrics)
+                    step = self.stream.last_step()
+                    self.stream.append(0 if step is None else step, metrics)
                     self.samples += 1
                 next_at += self.interval
                 await asyncio.sleep(max(next_at - loop.time(), 0.0))
         finally:
-            nvml.close()
+            sampler.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop sampling and (when it owns it) the loop thread; idempotent."""

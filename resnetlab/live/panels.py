@@ -100,21 +100,29 @@ PRESETS: dict[str, Panel] = {
     ),
     "cpu": Panel(
         "CPU %",
-        ("sys/cpu", "sys/proc_cpu", "sys/cpu/*"),
+        ("sys/cpu_percent", "sys/proc_cpu_percent", "sys/cpu_percent/*"),
         x="time",
         ylabel="%",
-        minor=("sys/cpu/*",),
+        minor=("sys/cpu_percent/*",),
         strip_prefix="sys/",
     ),
     "ram": Panel(
         "RAM (GiB)", ("sys/ram_used_gb", "sys/rss_gb"), x="time", ylabel="GiB", strip_prefix="sys/"
     ),
-    "gpu": Panel("GPU %", ("gpu/*/util",), x="time", ylabel="%", ylim=(0, 100)),
+    "gpu": Panel(
+        "GPU %",
+        ("sys/gpu_util_percent/*",),
+        x="time",
+        ylabel="%",
+        ylim=(0, 100),
+        strip_prefix="sys/",
+    ),
     "vram": Panel(
         "VRAM (GiB)",
-        ("gpu/*/mem_used_gb", "cuda/*/allocated_gb", "cuda/*/reserved_gb"),
+        ("sys/gpu_mem_used_gb/*", "sys/gpu_alloc_gb/*", "sys/gpu_reserved_gb/*"),
         x="time",
         ylabel="GiB",
+        strip_prefix="sys/",
     ),
     "grad_norms": Panel(
         "gradient norm per layer (log10)",

@@ -4,8 +4,10 @@ Drawing a full dashboard costs a few hundred milliseconds of Python and Agg work
 holds the GIL; done in the training process at 2 Hz it steals a large share of a CPU
 training loop's time. For the headless backends (Agg snapshots, the WebAgg page) nothing
 needs to be drawn *here*, so a spawned child process owns the figures, the driver and the
-web server, and this process only forwards new records through a queue (a reader thread
-that wakes a few times a second). The system monitor stays here (cheap; its keys reach
+web server, and this process only forwards new records through a queue: a
+:class:`~resnetlab.metrics.transport.StreamMirror` that wakes a few times a second and puts
+each batch, encoded by the transport's codec, on the queue; the child's pump decodes and
+appends it. The system monitor stays here (cheap; its keys reach
 the run store like every other metric).
 
     proc = RenderProcess(stream, backend="webagg", panels="all").start()
@@ -19,12 +21,12 @@ import contextlib
 import logging
 import os
 import queue as _queue
-import threading
 from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import BackendError, ConfigError
-from resnetlab.metrics.stream import MetricStream
+from resnetlab.metrics.stream import MetricStream, Record
+from resnetlab.metrics.transport import StreamMirror, encode_batch, pump
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +54,8 @@ def _child_main(feed: Any, ready: Any, config: dict[str, Any]) -> None:
         ready.put(("error", f"{type(exc).__name__}: {exc}"))
         return
     try:
-        while True:
-            try:
-                batch = feed.get(timeout=1.0)
-            except _queue.Empty:
-                if os.getppid() != parent:  # the training process died: do not linger
-                    break
-                continue
-            if batch is None:
-                break
-            for step, t, metrics, epoch in batch:
-                stream.append(step, metrics, time=t, epoch=epoch)
+        # Until the parent's None; also ends when the training process died (no lingering).
+        pump(stream, feed, should_stop=lambda: os.getppid() != parent, poll=1.0)
     finally:
         dash.stop()
         if config["final_png"]:
@@ -109,8 +102,7 @@ class RenderProcess:
         }
         self._proc: Any = None
         self._feed: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._mirror: StreamMirror | None = None
 
     def start(self) -> RenderProcess:
         import multiprocessing
@@ -136,21 +128,13 @@ class RenderProcess:
             self._proc.join(10)
             raise BackendError(f"the {self.backend} dashboard process failed to start: {detail}")
         self.url = detail
-        self._thread = threading.Thread(
-            target=self._forward, name="resnetlab-render-feed", daemon=True
-        )
-        self._thread.start()
+        self._mirror = StreamMirror(
+            self.stream, self._forward, self.forward_every, name="resnetlab-render-feed"
+        ).start()
         return self
 
-    def _forward(self) -> None:
-        reader = self.stream.reader()
-        while True:
-            stopping = self._stop.wait(self.forward_every)
-            records = reader.read()
-            if records:
-                self._feed.put([(r.step, r.time, dict(r.metrics), r.epoch) for r in records])
-            if stopping:
-                return
+    def _forward(self, records: list[Record]) -> None:
+        self._feed.put(encode_batch(records))
 
     @property
     def alive(self) -> bool:
@@ -160,9 +144,10 @@ class RenderProcess:
         """Send what is left, let the child write its final images, and wait for it."""
         if self._proc is None:
             return
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._mirror is not None:
+            with contextlib.suppress(Exception):  # the child may be gone already
+                self._mirror.stop(timeout)
+            self._mirror = None
         with contextlib.suppress(Exception):
             self._feed.put(None)
         self._proc.join(timeout)

@@ -15,11 +15,12 @@ nothing but run the GUI, fed with the parent's metric stream over a pipe:
 * The viewer exits by itself when the parent dies: its stdin reaches end-of-file, and as a
   second guard (a forked child of the parent may keep the pipe open) it polls its parent pid.
 
-Messages are JSON lines. Parent to viewer: ``{"t": "records", "r": [[step, time, epoch,
-{key: value}], ...]}``, ``{"t": "grab", "id": n, "path": p}``, ``{"t": "close"}``. Viewer to
-parent: ``{"t": "ready", "pid": n}`` or ``{"t": "error", "message": s}`` once at start-up,
-then ``{"t": "grabbed", "id": n, "path": p, "error": s|null, "draws": n}`` answers (the
-window as it is, not redrawn for the grab; ``draws`` counts its redraws so far).
+Messages are JSON lines. Parent to viewer: ``{"t": "records", "r": [[step, time, {key:
+value}, epoch], ...]}`` (the transport's rows), ``{"t": "grab", "id": n, "path": p}``,
+``{"t": "close"}``. Viewer to parent: ``{"t": "ready", "pid": n}`` or ``{"t": "error",
+"message": s}`` once at start-up, then ``{"t": "grabbed", "id": n, "path": p, "error":
+s|null, "draws": n}`` answers (the window as it is, not redrawn for the grab; ``draws``
+counts its redraws so far).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -45,7 +45,8 @@ from resnetlab.live.dashboard import Dashboard
 from resnetlab.live.drivers.toolkits import TOOLKITS
 from resnetlab.live.drivers.window import WINDOW_DRIVERS, WindowDriver
 from resnetlab.live.panels import Panel
-from resnetlab.metrics.stream import MetricStream, default_stream
+from resnetlab.metrics.stream import MetricStream, Record, default_stream
+from resnetlab.metrics.transport import StreamMirror, append_rows, encode_batch
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,10 @@ class ViewerHandle:
         self._listener = threading.Thread(
             target=self._listen, name="resnetlab-viewer-listen", daemon=True
         )
-        self._feeder = threading.Thread(
-            target=self._feed, name="resnetlab-viewer-feed", daemon=True
+        # Wakes at each append (a daemon thread: the window stays live while a cell
+        # blocks), waits FEED_PERIOD_S so a fast loop's appends share one message.
+        self._feeder = StreamMirror(
+            stream, self._feed, 0.25, wake=True, gather=FEED_PERIOD_S, name="resnetlab-viewer-feed"
         )
 
     @property
@@ -178,22 +181,15 @@ class ViewerHandle:
             except (BrokenPipeError, OSError, ValueError):
                 return False
 
-    def _feed(self) -> None:
-        reader = self.stream.reader(from_start=True)
-        while not self._stop.is_set():
-            self.stream.wait(reader.position, timeout=0.25)
+    def _feed(self, records: list[Record]) -> None:
+        """The feeder's sink: records as JSON lines of at most CHUNK rows."""
+        for start in range(0, len(records), CHUNK):
             if self._stop.is_set():
-                break
-            records = reader.read()
-            for start in range(0, len(records), CHUNK):
-                rows = [
-                    [r.step, r.time, r.epoch, dict(r.metrics)]
-                    for r in records[start : start + CHUNK]
-                ]
-                if not self._send({"t": "records", "r": rows}):
-                    log.info("viewer %s is gone; no longer feeding it", self.pid)
-                    return
-            time.sleep(FEED_PERIOD_S)
+                return  # closing: nobody reads them any more
+            if not self._send({"t": "records", "r": encode_batch(records[start : start + CHUNK])}):
+                log.info("viewer %s is gone; no longer feeding it", self.pid)
+                self._feeder.cancel()
+                return
 
     # -- public API
     def grab(self, path: str | os.PathLike[str], timeout: float = 20.0) -> Path:
@@ -235,8 +231,7 @@ class ViewerHandle:
             if self.proc.stdin:
                 self.proc.stdin.close()
         self.proc.wait()
-        if self._feeder.is_alive():
-            self._feeder.join(1.0)
+        self._feeder.stop(1.0)
 
     def _kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -325,8 +320,10 @@ class _Viewer:
                 log.warning("viewer: ignoring a malformed message %r", line[:80])
                 continue
             if msg.get("t") == "records":
-                for step, t, epoch, metrics in msg["r"]:
-                    self.stream.append(step, metrics, time=t, epoch=epoch)
+                try:
+                    append_rows(self.stream, msg["r"])
+                except ConfigError as exc:
+                    log.warning("viewer: dropped a malformed batch of records: %s", exc)
             else:
                 self.inbox.put(msg)
         self.inbox.put({"t": "eof"})

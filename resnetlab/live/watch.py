@@ -4,7 +4,9 @@ The training process (a ``torchrun`` rank 0, a background job, another notebook)
 its metrics to the run store; ``watch`` polls the store for rows newer than the last one
 it saw (``RunStore.metrics(run_id, since_rowid=...)``) on a background thread, appends
 them to a local MetricStream, and shows that stream in a desktop window (or a WebAgg page
-on 127.0.0.1). Reading SQLite in WAL mode never blocks the writer.
+on 127.0.0.1). Reading SQLite in WAL mode never blocks the writer. The run store keeps
+the training machine's system samples (``sys/*``) with the run, so the CPU/RAM/GPU panels
+show that machine, not this one.
 """
 
 from __future__ import annotations
@@ -13,12 +15,37 @@ import argparse
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from resnetlab.metrics.stream import Record, make_record
+from resnetlab.metrics.transport import append_records
 
 log = logging.getLogger(__name__)
 
 WATCH_BACKENDS = ("auto", "qt", "tk", "gtk", "webagg")
+
+
+def records_from_rows(rows: Sequence[Any]) -> list[Record]:
+    """Stored metric rows (``RunStore.metrics``) as the records they were logged as.
+
+    Consecutive rows of one ``log_metrics`` call share step, epoch and time: one record,
+    checked as ``MetricStream.append`` checks one.
+    """
+    records: list[Record] = []
+    group: dict[str, float] = {}
+    head: tuple | None = None
+    for row in rows:
+        ident = (row.step, row.epoch, row.time)
+        if head is not None and ident != head:
+            records.append(make_record(head[0], group, time=head[2], epoch=head[1]))
+            group = {}
+        head = ident
+        group[row.key] = row.value
+    if head is not None:
+        records.append(make_record(head[0], group, time=head[2], epoch=head[1]))
+    return records
 
 
 class RunFollower:
@@ -42,17 +69,8 @@ class RunFollower:
     def poll(self) -> int:
         """Append the rows stored since the last poll; returns how many rows were read."""
         rows = self.store.metrics(self.run_id, since_rowid=self.last_rowid)
-        group: dict[str, float] = {}
-        head: tuple | None = None
-        for row in rows:
-            ident = (row.step, row.epoch, row.time)
-            if head is not None and ident != head:
-                self.stream.append(head[0], group, time=head[2], epoch=head[1])
-                group = {}
-            head = ident
-            group[row.key] = row.value
-        if head is not None:
-            self.stream.append(head[0], group, time=head[2], epoch=head[1])
+        append_records(self.stream, records_from_rows(rows))
+        if rows:
             self.last_rowid = rows[-1].rowid
         self.status = self.store.get_run(self.run_id).status
         return len(rows)

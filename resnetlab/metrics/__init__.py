@@ -2,7 +2,10 @@
 
     from resnetlab.metrics import MetricStream, log
 
-Imports only ``resnetlab.errors`` and ``resnetlab.utils``: every other layer may use it.
+Modules: ``stream`` (MetricStream, the seam), ``transport`` (the one record codec, feed and
+mirror across threads and processes), ``system`` (the one system sampler and its key
+vocabulary), ``decimate``. Imports only ``resnetlab.errors`` and ``resnetlab.utils``:
+every other layer may use it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ _LAZY = {
     "Record": "resnetlab.metrics.stream:Record",
     "default_stream": "resnetlab.metrics.stream:default_stream",
     "log": "resnetlab.metrics.stream:log",
+    "make_record": "resnetlab.metrics.stream:make_record",
     "minmax_decimate": "resnetlab.metrics.decimate:minmax_decimate",
+    "QueueFeed": "resnetlab.metrics.transport:QueueFeed",
+    "FeedPump": "resnetlab.metrics.transport:FeedPump",
+    "StreamMirror": "resnetlab.metrics.transport:StreamMirror",
+    "SystemSampler": "resnetlab.metrics.system:SystemSampler",
 }
 
 __all__ = list(_LAZY)

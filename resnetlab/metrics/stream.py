@@ -7,30 +7,17 @@ last read. Values are kept per key in growing numpy columns, so drawing a series
 slice, not a Python loop over records; ``series(key, max_points=N)`` decimates (min/max
 per bucket, extremes kept) so a million points draw about as fast as a thousand.
 
-Feeding from another process (a worker process, a job) goes through a queue::
-
-    feed = stream.queue_feed()          # parent: a picklable QueueFeed, pump running
-    Process(target=work, args=(feed,)).start()
-    # child: feed.log(step, loss=0.3) / feed.append(step, {...}) -- same as a stream
-    ...
-    stream.close_feeds()                # parent: drain what is left, stop the pumps
-
-``stream.feed_from(queue)`` pumps any ``multiprocessing`` queue that carries
-``(step, time, metrics, epoch)`` tuples (what :class:`QueueFeed` puts).
-
-Mirroring to durable storage reads the stream in the background and hands new records in
-batches to a sink: ``m = stream.mirror(sink, interval=1.0)``, or for the run store
-``m = stream.mirror_to(store, run_id)``; ``m.stop()`` writes the rest.
+Carrying records to another thread or process (a worker, the render process, the viewer,
+the run store) is :mod:`resnetlab.metrics.transport`: one codec, one feed, one mirror.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import queue as _queue
 import threading
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +69,16 @@ def _clean_metrics(step: Any, metrics: Any, t: Any) -> tuple[int, float, dict[st
                 "numbers (a tensor: .item(); a missing value: float('nan'), or leave it out)"
             ) from None
     return step_i, t_f, clean
+
+
+def make_record(step: Any, metrics: Any, *, time: Any = None, epoch: int | None = None) -> Record:
+    """A :class:`Record` checked exactly as :meth:`MetricStream.append` checks one.
+
+    For producers whose records are appended elsewhere (another process): the same
+    ConfigError, naming key, value and step, is raised where the record is made.
+    """
+    step_i, t, clean = _clean_metrics(step, metrics, time)
+    return Record(step_i, t, clean, epoch)
 
 
 class _Column:
@@ -151,7 +148,6 @@ class MetricStream:
     _dropped: int = field(default=0, init=False, repr=False)
     _columns: dict[str, _Column] = field(default_factory=dict, init=False, repr=False)
     _cond: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
-    _pumps: list[FeedPump] = field(default_factory=list, init=False, repr=False)
     # Replaced, never mutated (copy on write): append() reads it under the lock and calls
     # the listeners after releasing it.
     _listeners: tuple[Callable[[Record], None], ...] = field(default=(), init=False, repr=False)
@@ -284,6 +280,11 @@ class MetricStream:
             col = self._columns.get(key)
             return 0 if col is None else col.total
 
+    def last_step(self) -> int | None:
+        """The step of the newest record, or None while the stream is empty."""
+        with self._cond:
+            return self._records[-1].step if self._records else None
+
     def last(self, key: str) -> float | None:
         """The latest value of ``key``, or None if never seen."""
         with self._cond:
@@ -300,168 +301,6 @@ class MetricStream:
                 if len(col) and math.isfinite(col.values[col.n - 1]):
                     out[key] = float(col.values[col.n - 1])
             return out
-
-    # -- other processes and durable storage -------------------------------------------
-    def queue_feed(self, context: Any = None) -> QueueFeed:
-        """A picklable producer for another process; a pump here appends what it sends.
-
-        ``context`` is a ``multiprocessing`` context (default: the default context). Pass
-        the returned feed to the worker process; call :meth:`close_feeds` when done.
-        """
-        import multiprocessing
-
-        ctx = context if context is not None else multiprocessing.get_context()
-        q = ctx.Queue()
-        self.feed_from(q)
-        return QueueFeed(q)
-
-    def feed_from(self, source: Any) -> FeedPump:
-        """Append every ``(step, time, metrics, epoch)`` tuple that arrives on ``source``.
-
-        ``source`` is any queue with ``get(timeout=...)`` (``multiprocessing.Queue``,
-        ``queue.Queue``). The pump runs in a daemon thread until :meth:`close_feeds`,
-        ``pump.stop()`` or a ``None`` sentinel on the queue.
-        """
-        pump = FeedPump(self, source)
-        with self._cond:
-            self._pumps.append(pump)
-        pump.start()
-        return pump
-
-    def close_feeds(self, timeout: float = 5.0) -> None:
-        """Drain and stop every pump started by :meth:`feed_from` / :meth:`queue_feed`."""
-        with self._cond:
-            pumps, self._pumps = self._pumps, []
-        for pump in pumps:
-            pump.stop(timeout)
-
-    def mirror(
-        self, sink: Callable[[Sequence[Record]], None], interval: float = 1.0
-    ) -> StreamMirror:
-        """Hand new records to ``sink`` in batches every ``interval`` s (e.g. a run store)."""
-        mirror = StreamMirror(self, sink, interval)
-        mirror.start()
-        return mirror
-
-    def mirror_to(self, store: Any, run_id: int, interval: float = 1.0) -> StreamMirror:
-        """Mirror into a run store (``resnetlab.store.RunStore``): one transaction per batch."""
-
-        def sink(records: Sequence[Record]) -> None:
-            for rec in records:
-                store.log_metrics(run_id, rec.step, rec.metrics, epoch=rec.epoch, time_s=rec.time)
-            store.flush()
-
-        return self.mirror(sink, interval)
-
-
-class QueueFeed:
-    """The producer half of a cross-process feed: ``append``/``log`` like a stream.
-
-    Picklable as a ``multiprocessing.Process`` argument. Values are converted to floats
-    here, so a worker cannot send something the parent cannot read.
-    """
-
-    def __init__(self, q: Any) -> None:
-        self.queue = q
-
-    def append(
-        self,
-        step: int,
-        metrics: Mapping[str, float],
-        *,
-        time: float | None = None,
-        epoch: int | None = None,
-    ) -> None:
-        step_i, t, clean = _clean_metrics(step, metrics, time)  # errors here, in the producer
-        self.queue.put((step_i, t, clean, epoch))
-
-    def log(self, step: int, **metrics: float) -> None:
-        self.append(step, metrics)
-
-    def close(self) -> None:
-        """Tell the parent's pump that this producer is finished."""
-        self.queue.put(None)
-
-
-class FeedPump:
-    """Daemon thread moving records from a queue into a stream (see ``feed_from``)."""
-
-    def __init__(self, stream: MetricStream, source: Any) -> None:
-        self.stream = stream
-        self.source = source
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="resnetlab-feed", daemon=True)
-        self.count = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                item = self.source.get(timeout=0.1)
-            except _queue.Empty:
-                if self._stop.is_set():
-                    return
-                continue
-            except (EOFError, OSError, ValueError):  # the queue was closed under us
-                return
-            if item is None:
-                return
-            try:
-                step, t, metrics, epoch = item
-                self.stream.append(step, metrics, time=t, epoch=epoch)
-                self.count += 1
-            except (TypeError, ValueError) as exc:
-                logger.warning("dropped a malformed record from a feed: %r (%s)", item, exc)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Append what is already queued, then end the thread (idempotent)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-
-class StreamMirror:
-    """Background batches of new records to a sink; ``stop()`` flushes the rest."""
-
-    def __init__(
-        self, stream: MetricStream, sink: Callable[[Sequence[Record]], None], interval: float
-    ) -> None:
-        self.reader = stream.reader()
-        self.sink = sink
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="resnetlab-mirror", daemon=True)
-        self.error: BaseException | None = None
-        self._pending: list[Record] = []
-        self._flush_lock = threading.Lock()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def flush(self) -> None:
-        """Give the sink every record it has not accepted yet (kept on failure)."""
-        with self._flush_lock:
-            self._pending.extend(self.reader.read())
-            if self._pending:
-                self.sink(list(self._pending))
-                self._pending.clear()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.flush()
-            except Exception as exc:  # keep the producer running; report at stop()
-                self.error = exc
-                logger.exception("mirroring metrics failed; will retry")
-
-    def stop(self) -> None:
-        """Stop the thread and write what is still unwritten (raises the last error)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self.flush()
 
 
 class StreamReader:

@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument(
         "--set",
+        "-O",  # as `resnetlab train -O` spells it
         dest="overrides",
         action="append",
         default=[],

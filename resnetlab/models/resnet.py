@@ -7,8 +7,6 @@ summary`` use them): ``stem.conv``, ``stacks.2.units.0.layers.1.conv``,
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
@@ -24,6 +22,18 @@ from resnetlab.models.layers import (
 from resnetlab.models.units import UNITS, ResidualUnit
 
 
+def _stem_reduction(config: ResNetV2Config) -> nn.Module | None:
+    # Built here, not in Stem.__init__: TorchScript reads the annotations there.
+    c = config.stem_channels
+    if config.stem_pool == "max":
+        return nn.MaxPool2d(3, stride=2, padding=1)
+    if config.stem_pool == "conv":
+        return nn.Sequential(
+            conv2d(c, c, 3, 2), make_norm(config.norm, c), make_activation(config.activation)
+        )
+    return None
+
+
 class Stem(nn.Module):
     """Conv → BN → activation, then an optional stride-2 reduction (max-pool or conv)."""
 
@@ -33,18 +43,27 @@ class Stem(nn.Module):
         self.conv = conv2d(config.in_channels, c, config.stem_kernel, config.stem_stride)
         self.bn = make_norm(config.norm, c)
         self.act = make_activation(config.activation)
-        if config.stem_pool == "max":
-            self.pool: nn.Module | None = nn.MaxPool2d(3, stride=2, padding=1)
-        elif config.stem_pool == "conv":
-            self.pool = nn.Sequential(
-                conv2d(c, c, 3, 2), make_norm(config.norm, c), make_activation(config.activation)
-            )
-        else:
-            self.pool = None
+        self.pool = _stem_reduction(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, stem, H/s, W/s)
         x = self.act(self.bn(self.conv(x)))
         return self.pool(x) if self.pool is not None else x
+
+
+def _stack_bridge(
+    in_channels: int, out_channels: int, stride: int, config: ResNetV2Config
+) -> nn.Module | None:
+    # Built here, not in ResidualStack.__init__: TorchScript reads the annotations there.
+    if not config.stack_shortcut:
+        return None
+    if in_channels == out_channels and stride == 1:
+        return nn.Identity()
+    return Projection(
+        in_channels,
+        out_channels,
+        stride,
+        norm=config.norm if config.activation_order == "post" else None,
+    )
 
 
 class ResidualStack(nn.Module):
@@ -77,17 +96,7 @@ class ResidualStack(nn.Module):
             )
             for i in range(units)
         )
-        self.shortcut: nn.Module | None = None
-        if config.stack_shortcut:
-            if in_channels == out_channels and stride == 1:
-                self.shortcut = nn.Identity()
-            else:
-                self.shortcut = Projection(
-                    in_channels,
-                    out_channels,
-                    stride,
-                    norm=config.norm if config.activation_order == "post" else None,
-                )
+        self.shortcut = _stack_bridge(in_channels, out_channels, stride, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
@@ -150,7 +159,8 @@ class ResNet(nn.Module):
         self.stacks = nn.ModuleList(stacks)
         self.num_features = channels
         self.head = Head(channels, config.latent_dim or config.num_classes, config)
-        self.spec: dict[str, Any] = {
+        # Not annotated here: torch.jit.script warns about annotations in __init__.
+        self.spec = {
             "format": SPEC_FORMAT,
             "preset": None,
             "family": "resnet",

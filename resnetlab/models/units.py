@@ -23,7 +23,9 @@ class ResidualUnit(nn.Module):
     addition in V1).
     """
 
-    shortcut: nn.Module | None
+    # A constant to TorchScript, so ``torch.jit.script`` compiles only the branch of
+    # ``forward`` this unit takes (the other may call what its layers lack).
+    __constants__ = ["shares_preactivation"]
 
     def __init__(
         self,
@@ -46,18 +48,17 @@ class ResidualUnit(nn.Module):
         return isinstance(self.shortcut, Projection)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, Cin, H, W) -> (B, Cout, H/s, W/s)
+        out = x
         if self.shares_preactivation:
             first = self.layers[0]
             x = first.preactivate(x)
-            shortcut = self.shortcut(x)
             out = first.conv(x)
-            rest = self.layers[1:]
-        else:
-            shortcut = self.shortcut(x) if self.shortcut is not None else None
-            out = x
-            rest = self.layers
-        for layer in rest:
-            out = layer(out)
+        shortcut = self.shortcut(x) if self.shortcut is not None else None
+        # One loop over the whole ModuleList (TorchScript compiles no slice of it); a unit
+        # sharing its pre-activation has run its first layer above.
+        for i, layer in enumerate(self.layers):
+            if i > 0 or not self.shares_preactivation:
+                out = layer(out)
         if shortcut is not None:
             out = out + shortcut
         return self.act(out) if self.act is not None else out

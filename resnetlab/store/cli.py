@@ -67,14 +67,27 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--keys", nargs="+", default=["val_accuracy", "loss"], help="metrics plotted with --out"
     )
+    p.add_argument(
+        "--x",
+        choices=("step", "epoch", "time"),
+        default="step",
+        help="x axis of the --out plot: optimiser step (default), epoch (runs of other "
+        "sizes line up), or wall time in seconds since the run's first record",
+    )
     _add_db(p)
     p.set_defaults(func=cmd_compare)
 
-    p = subparsers.add_parser("export", help="a run's metrics as CSV (or JSON)")
+    p = subparsers.add_parser("export", help="a run's metrics as CSV, JSON or TensorBoard events")
     p.add_argument("run", help="run id or name")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV, one row per step (default)")
     fmt.add_argument("--json", action="store_true", help="JSON: the run record and all metric rows")
+    fmt.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help="TensorBoard event files under DIR/run-ID (needs resnetlab[tensorboard])",
+    )
     p.add_argument(
         "--long", action="store_true", help="CSV in long form: step,epoch,time,key,value"
     )
@@ -263,55 +276,41 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_row(store: Any, r: Any, fields: list[str]) -> list[str]:
+    from resnetlab.store.compare import flat_config, format_value
+
+    fm, flat = r.final_metrics, flat_config(r.config)
+    return [
+        str(r.id),
+        r.name,
+        r.status,
+        r.model or "-",
+        _epochs(store, r),
+        _fmt_num(fm.get("loss")),
+        _fmt_num(fm.get("val_accuracy")),
+        _fmt_num(fm.get("test_accuracy")),
+        _fmt_duration(r.duration),
+        *(format_value(flat.get(name)) for name in fields),
+    ]
+
+
 @_reading
 def cmd_compare(args: argparse.Namespace) -> int:
+    from resnetlab.store.compare import differing_fields
+
     with _open(args) as store:
         runs = [store.get_run(x) for x in args.runs]
-        rows = []
-        for r in runs:
-            fm = r.final_metrics
-            rows.append(
-                [
-                    str(r.id),
-                    r.name,
-                    r.status,
-                    r.model or "-",
-                    _epochs(store, r),
-                    _fmt_num(fm.get("loss")),
-                    _fmt_num(fm.get("val_accuracy")),
-                    _fmt_num(fm.get("test_accuracy")),
-                    _fmt_duration(r.duration),
-                ]
-            )
-        print(
-            _table(
-                ["ID", "NAME", "STATUS", "MODEL", "EPOCHS", "LOSS", "VAL_ACC", "TEST_ACC", "TIME"],
-                rows,
-            )
-        )
-        keys = sorted({k for r in runs for k in r.config})
-        differ = [
-            k for k in keys if len({json.dumps(r.config.get(k), sort_keys=True) for r in runs}) > 1
-        ]
-        if differ:
-            print("\nconfig differences")
-            hdr = ["FIELD", *(f"{r.id} {r.name}" for r in runs)]
-            print(
-                _table(
-                    hdr,
-                    [
-                        [k, *(json.dumps(r.config.get(k), sort_keys=True)[:40] for r in runs)]
-                        for k in differ
-                    ],
-                )
-            )
-        else:
-            print("\nsame config")
+        # Every field that differs between the runs is a column of its own, in full.
+        fields = differing_fields([r.config for r in runs])
+        headers = ["ID", "NAME", "STATUS", "MODEL", "EPOCHS", "LOSS", "VAL_ACC", "TEST_ACC"]
+        headers += ["TIME", *fields]
+        print(_table(headers, [_compare_row(store, r, fields) for r in runs]))
+        print("\ndiffer: " + ", ".join(fields) if fields else "\nsame config")
         if args.out:
             from resnetlab.store.plot import plot_compare
 
-            plot_compare(store, runs, args.out, keys=args.keys)
-            print(f"wrote {args.out}")
+            plot_compare(store, runs, args.out, keys=args.keys, x=args.x)
+            print(f"wrote {args.out} (x: {args.x})")
     return 0
 
 
@@ -319,6 +318,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from resnetlab.utils.atomic import atomic_write_text
 
+    if args.tensorboard:
+        from resnetlab.export.tensorboard import write_tensorboard
+
+        with _open(args) as store:
+            folder = write_tensorboard(store, args.run, args.tensorboard)
+        print(f"wrote {folder} (tensorboard --logdir {args.tensorboard})")
+        return 0
     with _open(args) as store:
         r = store.get_run(args.run)
         rows = store.metrics(r.id)

@@ -729,6 +729,19 @@ class RunStore:
         rows = self.metrics(run_id, keys=[key])
         return [r.step for r in rows], [r.value for r in rows]
 
+    # -- as DataFrames (pandas: the ``frames`` extra; see store/frames.py) ------------------
+    def dataframe(self, *, status: str | None = None, limit: int | None = None) -> Any:
+        """One row per run, newest first: id, name, status, model, data, config.*, finals."""
+        from resnetlab.store import frames
+
+        return frames.runs_frame(self, status=status, limit=limit)
+
+    def metrics_frame(self, run: int | str, *, long: bool = False) -> Any:
+        """One run's metrics: step, epoch, time and a column per key (``export --csv``)."""
+        from resnetlab.store import frames
+
+        return frames.metrics_frame(self, run, long=long)
+
 
 def iter_metric_table(rows: Iterable[MetricRow]) -> dict[int, dict[str, float]]:
     """Pivot rows into ``{step: {key: value}}`` (the last value wins per step and key)."""
@@ -736,3 +749,17 @@ def iter_metric_table(rows: Iterable[MetricRow]) -> dict[int, dict[str, float]]:
     for r in rows:
         table.setdefault(r.step, {})[r.key] = r.value
     return table
+
+
+def runs(
+    runs_db: str | os.PathLike[str] | None = None,
+    *,
+    status: str | None = None,
+    limit: int | None = None,
+) -> Any:
+    """``resnetlab.runs()``: the runs of the store (default ``$RESNETLAB_RUNS``) as a DataFrame."""
+    path = Path(runs_db) if runs_db is not None else default_store_path()
+    if not path.exists():
+        raise StoreError(f"no run store at {path}; train something first or pass runs_db=")
+    with RunStore(path) as store:
+        return store.dataframe(status=status, limit=limit)

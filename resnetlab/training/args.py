@@ -60,9 +60,11 @@ class RecipeArgs:
     store: Any = DEFAULT_STORE  # DEFAULT_STORE, True, a path, a RunStore, or None/False
     progress: bool = False
     resume: str | os.PathLike[str] | None = None  # a checkpoint, run folder, or run id/name
+    # A checkpoint, run folder, or run id/name whose weights start this new run (fine-tuning).
+    init_from: str | os.PathLike[str] | None = None
     config: TrainConfig | None = None  # the base config (None: TrainConfig())
     model_overrides: Mapping[str, Any] | None = None
-    train_limit: int | None = None  # only the first N training images
+    train_limit: int | None = None  # N training images, after the validation split
     test_limit: int | None = None  # only the first N test images
     evaluate_test: bool = True
     # Any other TrainConfig fields given as keywords (label_smoothing=0.05, ...).

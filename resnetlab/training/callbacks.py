@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from resnetlab.errors import ResnetlabError
+from resnetlab.metrics.system import SystemSampler
 from resnetlab.utils.atomic import disk_full
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,59 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+class Announce(Callback):
+    """Reports (on rank 0 only) the batch plan, where the run lives and the dashboard
+    address as training starts, and one system line per rank after each epoch of a
+    torchrun job, each line through ``emit``.
+
+    ``resnetlab train`` emits with ``print``; ``resnetlab.train(verbose=True)`` with the
+    ``resnetlab.report`` logger (see ``resnetlab.api``).
+    """
+
+    def __init__(self, emit: Callable[[str], Any]) -> None:
+        self.emit = emit
+
+    def start_lines(self, trainer: Any) -> list[str]:
+        """The lines reported at the start of the fit."""
+        lines = []
+        plan = trainer.config.extra.get("batch_plan")
+        if plan:
+            lines.append(plan)
+        if trainer.dist.is_distributed:
+            lines.append(
+                f"distributed: {trainer.dist.world_size} ranks, backend "
+                f"{trainer.dist.backend}, timeout {trainer.dist.timeout_s:g} s"
+            )
+        if trainer.step:
+            lines.append(f"resumed at epoch {trainer.epoch}, step {trainer.step}")
+        parts = []
+        if trainer.run_id is not None:
+            parts.append(f"run {trainer.run_id}")
+        parts.append(f"{trainer.steps_per_epoch} steps/epoch x {trainer.config.epochs} epochs")
+        parts.append(f"device {trainer.device}")
+        if trainer.run_dir is not None:
+            parts.append(f"checkpoints in {trainer.run_dir}")
+        lines.append(", ".join(parts))
+        live = trainer.live
+        if live is not None:
+            where = live.url or (f"snapshots in {trainer.run_dir}" if trainer.run_dir else "")
+            lines.append(f"live dashboard ({live.backend}): {where}")
+        return lines
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        if trainer.dist.is_main:
+            for line in self.start_lines(trainer):
+                self.emit(line)
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        samples = getattr(trainer, "system_by_rank", None)
+        if trainer.dist.is_main and samples:
+            from resnetlab.distributed import format_rank_lines
+
+            for line in format_rank_lines(samples):
+                self.emit(f"  {line}")
+
+
 class Timer(Callback):
     """Wall time of the fit (``seconds``) and of each epoch (``epochs``), for benchmarks."""
 
@@ -249,31 +303,25 @@ class RankSystemMonitor(Callback):
     """Each rank samples its own host (CPU, RAM, GPU memory) at every epoch end; rank 0
     keeps them all in ``trainer.system_by_rank`` and logs one line per rank.
 
-    The gather is a collective, so it runs from the training loop on every rank at the
-    same point (never from a thread). Added by :func:`resnetlab.train` under torchrun.
+    The measures are :data:`resnetlab.metrics.system.RANK_MEASURES`, named as the live
+    system monitor names them. The gather is a collective, so it runs from the training
+    loop on every rank at the same point (never from a thread). Added by
+    :func:`resnetlab.train` under torchrun.
     """
 
     def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        psutil.cpu_percent(None)  # the first call only starts the measurement
+        # No NVML here: a rank's GPU numbers come from torch.cuda, which maps
+        # CUDA_VISIBLE_DEVICES to the right device itself.
+        self._sampler = SystemSampler(gpus=False)
 
     def sample(self, trainer: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "cpu_percent": float(self._psutil.cpu_percent(None)),
-            "ram_percent": float(self._psutil.virtual_memory().percent),
-        }
         device = getattr(trainer, "device", None)
+        cuda_index = None
         if device is not None and getattr(device, "type", "") == "cuda":
             import torch
 
-            out["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
-            try:  # needs nvidia-ml-py; maps CUDA_VISIBLE_DEVICES indices itself
-                out["gpu_util_percent"] = float(torch.cuda.utilization(device))
-            except Exception:
-                pass
-        return out
+            cuda_index = device.index if device.index is not None else torch.cuda.current_device()
+        return dict(self._sampler.rank_sample(cuda_index))
 
     def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         from resnetlab.distributed import format_rank_lines, rank_system_logs

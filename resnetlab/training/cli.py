@@ -42,19 +42,25 @@ def register(subparsers: Any) -> None:
         "the run store and checkpointed each epoch. Prints the test accuracy, "
         "wall time, run id and checkpoint at the end.",
     )
+    # The model as in `resnetlab summary MODEL` (positional) or as --model.
     p.add_argument(
-        "--model",
+        "model_name",
+        nargs="?",
         default=None,
+        metavar="MODEL",
         help=f"preset name (default {DEFAULT_MODEL_NAME}; `resnetlab models` lists them)",
     )
+    p.add_argument("--model", default=None, help="the same as MODEL")
     p.add_argument(
-        "--model-option",
+        "--set",
         "-O",
+        "--model-option",
+        dest="model_option",
         action="append",
         type=_kv,
         default=[],
-        metavar="KEY=VALUE",
-        help="model config override, e.g. -O dropout=0.1 (repeatable)",
+        metavar="FIELD=VALUE",
+        help="model config override, e.g. --set dropout=0.1 (repeatable; -O is the same)",
     )
     p.add_argument("--data", default="fashion-mnist", help="dataset name (default fashion-mnist)")
     p.add_argument("--data-dir", default=None, help="where the dataset files are (default: search)")
@@ -105,7 +111,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--resume",
         metavar="RUN_OR_PATH",
-        help="continue a run exactly: run id/name, run folder or checkpoint file",
+        help="continue a run exactly: run id/name, run folder or checkpoint file; with "
+        "--epochs above the saved ones, extend it (a new schedule over the added epochs)",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_OR_PATH",
+        help="start a new run from these weights (fine-tuning): run id/name, run folder or "
+        "checkpoint file; the architecture is the checkpoint's, optimiser and schedule fresh",
     )
     p.add_argument(
         "--live",
@@ -125,7 +138,8 @@ def register(subparsers: Any) -> None:
         "--train-limit",
         type=int,
         metavar="N",
-        help="train on the first N training images only (quick experiments)",
+        help="train on N images only, counted after the --val-size validation images were "
+        "held out (quick experiments)",
     )
     p.add_argument(
         "--test-limit", type=int, metavar="N", help="evaluate on the first N test images only"
@@ -191,50 +205,23 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=cmd_eval)
 
 
-class _Announce:
-    """Prints (on rank 0 only) the batch plan, where the run lives, the dashboard address
-    as training starts, and one system line per rank after each epoch of a torchrun job."""
-
-    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
-        if not trainer.dist.is_main:
-            return
-        plan = trainer.config.extra.get("batch_plan")
-        if plan:
-            print(plan, flush=True)
-        if trainer.dist.is_distributed:
-            print(
-                f"distributed: {trainer.dist.world_size} ranks, backend "
-                f"{trainer.dist.backend}, timeout {trainer.dist.timeout_s:g} s",
-                flush=True,
-            )
-        if trainer.step:
-            print(f"resumed at epoch {trainer.epoch}, step {trainer.step}", flush=True)
-        parts = []
-        if trainer.run_id is not None:
-            parts.append(f"run {trainer.run_id}")
-        parts.append(f"{trainer.steps_per_epoch} steps/epoch x {trainer.config.epochs} epochs")
-        parts.append(f"device {trainer.device}")
-        if trainer.run_dir is not None:
-            parts.append(f"checkpoints in {trainer.run_dir}")
-        print(", ".join(parts), flush=True)
-        live = getattr(trainer, "live", None)
-        if live is not None:
-            where = live.url or (f"snapshots in {trainer.run_dir}" if trainer.run_dir else "")
-            print(f"live dashboard ({getattr(live, 'backend', '?')}): {where}", flush=True)
-
-    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
-        samples = getattr(trainer, "system_by_rank", None)
-        if trainer.dist.is_main and samples:
-            from resnetlab.distributed import format_rank_lines
-
-            for line in format_rank_lines(samples):
-                print(f"  {line}", flush=True)
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 def _store_arg(args: argparse.Namespace) -> Any:
     if getattr(args, "no_store", False):
         return None
     return args.runs_db or "default"
+
+
+def _model_arg(args: argparse.Namespace) -> str | None:
+    """MODEL or --model (both: they must agree)."""
+    if args.model_name and args.model and args.model_name != args.model:
+        raise ConfigError(
+            f"two models given: {args.model_name!r} and --model {args.model!r}; give one"
+        )
+    return args.model_name or args.model
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -320,7 +307,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from resnetlab.api import train
+    from resnetlab.api import closing_summary, train
 
     fields = {
         k: getattr(args, k)
@@ -340,13 +327,16 @@ def _train(args: argparse.Namespace) -> int:
     }
     if args.sync_batchnorm:
         fields["sync_batchnorm"] = True
-    callbacks: list[Any] = [_Announce()]
+    from resnetlab.training.callbacks import Announce
+
+    # Printed: the run id, batch plan and dashboard address are this command's output.
+    callbacks: list[Any] = [Announce(emit=_print)]
     if args.grad_norms is not None:
         from resnetlab.inspect.gradients import GradientNormCallback
 
         callbacks.append(GradientNormCallback(every=args.grad_norms))  # checks EVERY >= 1
     result = train(
-        args.model,
+        _model_arg(args),
         data=args.data,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -362,7 +352,9 @@ def _train(args: argparse.Namespace) -> int:
         store=_store_arg(args),
         live=args.live,
         progress=not args.no_progress,
+        verbose=False,  # this command prints its own lines (Announce, the summary below)
         resume=args.resume,
+        init_from=args.init_from,
         model_overrides=dict(args.model_option) or None,
         callbacks=callbacks,
         train_limit=args.train_limit,
@@ -370,7 +362,7 @@ def _train(args: argparse.Namespace) -> int:
         **fields,
     )
     if result.config.rank == 0:  # under torchrun the other ranks stay quiet
-        print(result.summary())
+        print(closing_summary(result))
     return 0 if result.status == RunStatus.COMPLETED else 1
 
 

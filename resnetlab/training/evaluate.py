@@ -86,8 +86,9 @@ def format_confusion(confusion: torch.Tensor, classes: list[str] | None = None) 
     """A text confusion matrix: rows true class, columns predicted, per-class recall."""
     n = confusion.shape[0]
     names = [str(c) for c in (classes or range(n))]
-    short = [name[:9] for name in names]
-    width = max(5, *(len(s) for s in short), len(str(int(confusion.max())) if n else 1))
+    # Row labels in full ("T-shirt/top", "Ankle boot"): the column is as wide as the
+    # longest name; the columns are numbered, with the legend below.
+    width = max(5, *(len(s) for s in names), len(str(int(confusion.max())) if n else 1))
     head = " " * (width + 1) + " ".join(f"{i:>{5}}" for i in range(n)) + "  recall"
     lines = ["true \\ predicted", head]
     for i in range(n):
@@ -95,6 +96,6 @@ def format_confusion(confusion: torch.Tensor, classes: list[str] | None = None) 
         total = int(row.sum())
         recall = int(row[i]) / total if total else float("nan")
         cells = " ".join(f"{int(v):>5}" for v in row)
-        lines.append(f"{short[i]:>{width}} {cells}  {recall:.3f}")
+        lines.append(f"{names[i]:>{width}} {cells}  {recall:.3f}")
     lines.append("columns: " + ", ".join(f"{i}={name}" for i, name in enumerate(names)))
     return "\n".join(lines)

@@ -32,13 +32,19 @@ from resnetlab.metrics.stream import MetricStream
 from resnetlab.store import RunStore, default_store_path
 from resnetlab.training.args import DEFAULT_STORE, RecipeArgs
 from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor
-from resnetlab.training.checkpoint import load_checkpoint
+from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.distributed import DistContext
 from resnetlab.training.precision import resolve_precision
 from resnetlab.training.result import TrainResult
-from resnetlab.training.resume import check_resume, resolve_resume
-from resnetlab.training.seed import seed_everything
+from resnetlab.training.resume import (
+    asked_epochs,
+    check_resume,
+    extend_epochs,
+    resolve_resume,
+    run_schedule,
+)
+from resnetlab.training.rng import RunGenerator, has_dropout, seeded_model
 from resnetlab.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -90,6 +96,7 @@ class Plan:
     train_limit: int | None
     test_limit: int | None
     resume_state: dict[str, Any] | None = None  # the checkpoint continued (None: fresh)
+    init_state: dict[str, Any] | None = None  # the checkpoint whose weights start the run
 
 
 def fresh_plan(args: RecipeArgs, ctx: DistContext) -> Plan:
@@ -140,6 +147,7 @@ def resume_plan(args: RecipeArgs, ctx: DistContext, store: RunStore | None) -> P
     state = load_resume_state(args, ctx, store)
     cfg = TrainConfig.from_dict(state["config"])
     check_resume(cfg, args)
+    extend_epochs(cfg, asked_epochs(args))  # more epochs than saved: a schedule restart
     cfg.device = args.device  # may change on resume, as may the world size
     cfg.compile = cfg.compile or bool(args.compile)
     cfg.rank, cfg.world_size = ctx.rank, ctx.world_size
@@ -162,11 +170,35 @@ def resume_plan(args: RecipeArgs, ctx: DistContext, store: RunStore | None) -> P
     )
 
 
+def load_init_state(args: RecipeArgs, ctx: DistContext, store: RunStore | None) -> dict:
+    """The weights and architecture of the checkpoint ``args.init_from`` names (fine-tuning),
+    the same on every rank; its optimiser, schedule position and config are not used."""
+    state = None
+    if ctx.is_main:
+        path = resolve_resume(args.init_from, store, flag="--init-from")
+        saved = load_checkpoint(path)
+        if not saved.get("spec"):
+            raise ConfigError(f"--init-from {path}: the checkpoint has no model spec to rebuild")
+        state = {k: saved.get(k) for k in ("spec", "model", "ema")}
+        state["source"] = str(path)
+    return ctx.broadcast_object(state)
+
+
 def resolve_config(args: RecipeArgs, ctx: DistContext, store: RunStore | None) -> Plan:
-    """The run's plan: :func:`resume_plan` when ``args.resume`` is given, else :func:`fresh_plan`."""
+    """The run's plan: :func:`resume_plan` when ``args.resume`` is given, else :func:`fresh_plan`
+    (with the weights to start from when ``args.init_from`` is given)."""
     if args.resume is not None:
+        if args.init_from is not None:
+            raise ConfigError(
+                "resume continues a run, init_from starts a new run from a run's weights: "
+                "give one of --resume and --init-from"
+            )
         return resume_plan(args, ctx, store)
-    return fresh_plan(args, ctx)
+    plan = fresh_plan(args, ctx)
+    if args.init_from is not None:
+        plan.init_state = load_init_state(args, ctx, store)
+        plan.config.extra["init_from"] = plan.init_state["source"]
+    return plan
 
 
 # -- CPU threads ------------------------------------------------------------------------
@@ -215,14 +247,26 @@ def load_splits(args: RecipeArgs, plan: Plan, ctx: DistContext) -> Splits:
     with ctx.local_main_first():  # local rank 0 unpacks/caches first, then the others
         train = rdata.load(plan.data, "train", root=args.data_dir)
         test = rdata.load(plan.data, "test", root=args.data_dir) if args.evaluate_test else None
-    if plan.train_limit:
-        train = train.subset(torch.arange(min(int(plan.train_limit), len(train))))
     if plan.test_limit and test is not None:
         test = test.subset(torch.arange(min(int(plan.test_limit), len(test))))
     val = None
     if cfg.val_size:
         train, val = rdata.split_validation(train, cfg.val_size, seed=cfg.seed)
+    if plan.train_limit:
+        train = limit_training(train, int(plan.train_limit), cfg.val_size)
     return Splits(train, val, test)
+
+
+def limit_training(train: Any, limit: int, val_size: int | float) -> Any:
+    """The first ``limit`` training images, counted after the validation split: the
+    validation images come from the rest (``--train-limit 12000`` trains on 12 000)."""
+    if limit > len(train):
+        held = f" after holding out val_size={val_size} for validation" if val_size else ""
+        raise ConfigError(
+            f"train_limit={limit} (--train-limit): only {len(train)} training images are "
+            f"left{held}; lower --train-limit" + (" or --val-size" if val_size else "")
+        )
+    return train.subset(torch.arange(limit))
 
 
 @dataclass(frozen=True)
@@ -280,13 +324,20 @@ def eval_loader(ds: Any, cfg: TrainConfig, feed: LoaderSettings, ctx: DistContex
 
 # -- model ------------------------------------------------------------------------------
 def build_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
+    """The model, seeded and built under the RNG lock (another thread's run cannot draw in
+    between): see :func:`new_model`."""
+    return seeded_model(plan.config.seed, lambda: new_model(args, plan, train_ds))
+
+
+def new_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
     """The checkpoint's model on resume, the preset sized to the data, or the user's module."""
     cfg = plan.config
-    seed_everything(cfg.seed)
     if plan.resume_state is not None:
         if not plan.resume_state.get("spec"):
             raise ConfigError("the checkpoint has no model spec; resume it with a Trainer")
         return rmodels.rebuild_model(plan.resume_state["spec"])
+    if plan.init_state is not None:
+        return init_model(args, plan, train_ds)
     if args.model_or_preset is not None and not isinstance(args.model_or_preset, str):
         return args.model_or_preset
     name = args.model_or_preset or rmodels.DEFAULT_MODEL
@@ -304,6 +355,39 @@ def build_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
     model = rmodels.create_model(name, **sized, **overrides)
     cfg.extra = {**cfg.extra, "model": name, "model_overrides": overrides}
     return model
+
+
+def init_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
+    """Fine-tuning: the architecture and weights (EMA ones if kept) of ``plan.init_state``,
+    in training mode; it must take the data's channels and classes."""
+    state, source = plan.init_state or {}, (plan.init_state or {}).get("source")
+    if args.model_or_preset is not None or args.model_overrides:
+        raise ConfigError(
+            f"--init-from {source}: the architecture comes from the checkpoint; leave out "
+            "the model and its overrides (-O/--set)"
+        )
+    model = model_from_checkpoint(state, use_ema=True).train()
+    saved = state["spec"].get("config") or {}
+    want = {"in_channels": int(train_ds.images.shape[1]), "num_classes": train_ds.num_classes}
+    for name, value in want.items():
+        if name in saved and int(saved[name]) != value:
+            raise ConfigError(
+                f"--init-from {source}: the model has {name}={saved[name]}, the data {value}"
+            )
+    name = state["spec"].get("preset") or state["spec"].get("name")
+    plan.config.extra = {**plan.config.extra, "model": name, "model_overrides": {}}
+    return model
+
+
+def run_generator(model: nn.Module, plan: Plan) -> RunGenerator | None:
+    """The run's own dropout stream (:class:`~resnetlab.training.rng.RunGenerator`), from
+    the seed's state (as ``Trainer.fit`` seeds it), or the checkpoint's on resume; None
+    without dropout (nothing else of the fit draws from the global generator) or with
+    torch.compile."""
+    if plan.config.compile or not has_dropout(model):
+        return None
+    rng = plan.resume_state.get("rng") if plan.resume_state is not None else None
+    return RunGenerator.for_run(plan.config.seed, rng).attach(model)
 
 
 # -- the trainer ------------------------------------------------------------------------
@@ -356,6 +440,11 @@ def build_trainer(
         )
     if plan.resume_state is not None:
         trainer.load_state_dict(plan.resume_state, source=str(args.resume))
+        extended = run_schedule(plan.config, trainer.steps_per_epoch)
+        if extended is not None:  # an extended run: the added epochs' own schedule
+            trainer.schedule = extended
+            if trainer.store is not None:
+                trainer.store.update_run(trainer.run_id, config=trainer.config.to_dict())
     return trainer
 
 
@@ -405,6 +494,10 @@ def run(args: RecipeArgs, watcher: Watcher | None = None) -> TrainResult:
             store = _open_into(cleanup, args.store)
 
         trainer = build_trainer(args, plan, model, loaders, store, ctx)
+        # After the trainer: its EMA copy of the model must not carry the run's hooks.
+        rng = run_generator(trainer.model, plan)
+        if rng is not None:
+            cleanup.callback(rng.detach)
         if watcher is not None and ctx.is_main:
             cleanup.callback(watcher.close)
             trainer.live = watcher.start(trainer)

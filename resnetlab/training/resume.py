@@ -1,7 +1,10 @@
 """Resuming a run: find its checkpoint, and refuse settings that differ from the saved ones.
 
-A resumed run continues exactly as saved: asking for other ``epochs``, ``lr``, model or
-data on resume is a ConfigError that names each difference and the saved value.
+A resumed run continues exactly as saved: asking for another ``lr``, batch size, model or
+data on resume is a ConfigError that names each difference and the saved value. The one
+change allowed is more ``epochs``: the run is extended (:func:`extend_epochs`), its first
+epochs keep their schedule and the added ones get a new one of the same kind
+(:func:`run_schedule`), as SGDR restarts its schedule.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ from typing import Any
 from resnetlab.errors import ConfigError, StoreError
 from resnetlab.training.args import DEFAULT_DATA, RecipeArgs
 from resnetlab.training.config import TrainConfig
+from resnetlab.training.schedules import Schedule, build_schedule, with_restarts
 
 # Settings that may differ on resume: where and how the job runs, not what it trains.
 # (``compile`` only changes speed: asked for, it applies to the resumed run too.)
 RESUME_FREE = {"device", "rank", "world_size", "dist_timeout_s", "run_dir", "extra", "compile"}
 
 
-def resolve_resume(resume: str | os.PathLike[str], store: Any) -> Path:
-    """A checkpoint path from a file/folder path, or a run id/name in the store."""
+def resolve_resume(resume: str | os.PathLike[str], store: Any, flag: str = "--resume") -> Path:
+    """A checkpoint path from a file/folder path, or a run id/name in the store (for the
+    option ``flag``: ``--resume`` or ``--init-from``)."""
     p = Path(resume)
     if p.exists():
         return p
@@ -34,10 +39,10 @@ def resolve_resume(resume: str | os.PathLike[str], store: Any) -> Path:
             run = None
         if run is not None:
             if not run.checkpoint_last:
-                raise ConfigError(f"run {run.id} ({run.name}) has no checkpoint to resume from")
+                raise ConfigError(f"run {run.id} ({run.name}) has no checkpoint ({flag})")
             return Path(run.checkpoint_last)
     raise ConfigError(
-        f"--resume {resume}: neither a checkpoint file/folder nor a run id or "
+        f"{flag} {resume}: neither a checkpoint file/folder nor a run id or "
         "name in the run store; `resnetlab runs` lists runs"
     )
 
@@ -63,7 +68,13 @@ def config_conflicts(saved: TrainConfig, asked: Mapping[str, Any]) -> list[str]:
             continue
         # The checkpoint's lr may be scaled for its world size; the asked one is the base.
         old = saved.extra.get("base_lr", saved.lr) if name == "lr" else getattr(saved, name)
-        if not _same(value, old):
+        if name == "epochs" and isinstance(value, int) and value > old:
+            continue  # an extension (extend_epochs)
+        if name == "epochs" and not _same(value, old):
+            out.append(
+                f"epochs={value!r} (checkpoint: {old!r}; a run can be extended, not shortened)"
+            )
+        elif not _same(value, old):
             out.append(f"{name}={value!r} (checkpoint: {old!r})")
     return out
 
@@ -106,3 +117,42 @@ def check_resume(saved: TrainConfig, args: RecipeArgs) -> None:
             "them out to continue the run as saved, or start a new run (without "
             "--resume) to train with new settings."
         )
+
+
+def asked_epochs(args: RecipeArgs) -> int | None:
+    """The ``epochs`` asked for (keyword, TrainConfig field, or the base config's); None: not asked."""
+    asked = args.asked_config().get("epochs")
+    if asked is None and args.config is not None:
+        asked = args.config.epochs
+    return asked
+
+
+def extend_epochs(cfg: TrainConfig, epochs: int | None) -> None:
+    """Extend the resumed run ``cfg`` to ``epochs`` (more than saved; :func:`check_resume`
+    refused fewer): the schedule restarts at the old last epoch (``extra["schedule_restarts"]``,
+    in epochs, so it holds on another world size too)."""
+    if epochs is None or epochs <= cfg.epochs:
+        return
+    restarts = [*cfg.extra.get("schedule_restarts", []), cfg.epochs]
+    cfg.extra = {**cfg.extra, "schedule_restarts": restarts}
+    cfg.epochs = int(epochs)
+
+
+def run_schedule(cfg: TrainConfig, steps_per_epoch: int) -> Schedule | None:
+    """The LR schedule of an extended run: ``cfg.schedule`` over the first epochs and again
+    over each extension; None for a run never extended (the Trainer's own schedule)."""
+    restarts = cfg.extra.get("schedule_restarts")
+    if not restarts:
+        return None
+
+    def make(total_steps: int) -> Schedule:
+        return build_schedule(
+            cfg.schedule,
+            total_steps,
+            warmup=cfg.warmup,
+            milestones=cfg.step_milestones,
+            gamma=cfg.step_gamma,
+        )
+
+    bounds = [int(e) * steps_per_epoch for e in restarts]
+    return with_restarts(make, bounds, cfg.epochs * steps_per_epoch)

@@ -97,3 +97,27 @@ def build_schedule(
     if name == "constant":
         return constant(total_steps)
     raise ConfigError(f"unknown schedule {name!r}; choose onecycle, cosine, step or constant")
+
+
+def with_restarts(
+    make: Callable[[int], Schedule], restarts: Sequence[int], total_steps: int
+) -> Schedule:
+    """A schedule in segments: ``make(n)`` over each segment of ``n`` steps, started anew
+    at each step of ``restarts`` (increasing, inside ``(0, total_steps)``).
+
+    How an extended run continues (``resnetlab train --resume RUN --epochs MORE``): its
+    first epochs keep the schedule they were trained with, the added ones get a schedule
+    of their own, as SGDR's warm restarts do.
+    """
+    edges = [0, *restarts, total_steps]
+    parts = [
+        (start, make(max(1, end - start))) for start, end in zip(edges[:-1], edges[1:], strict=True)
+    ]
+
+    def f(step: int) -> float:
+        for start, part in reversed(parts):
+            if step >= start:
+                return part(step - start)
+        return parts[0][1](step)
+
+    return f

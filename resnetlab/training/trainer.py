@@ -624,7 +624,7 @@ class Trainer:
         metrics = dict(metrics)
         self.stream.append(self.step, metrics, epoch=self.last_epoch)
         if self._recorder is not None:
-            self._recorder.flush(self)
+            self._recorder.flush()
             self.store.add_final_metrics(self.run_id, metrics)
 
     def finish_run(self, error: BaseException | None = None) -> None:

@@ -44,7 +44,7 @@ def main() -> None:
         data="fashion-mnist",
         epochs=3,
         batch_size=64,
-        train_limit=8192,
+        train_limit=7936,  # training images, after the 256 validation ones
         test_limit=256,
         val_size=256,
         live=kit,

@@ -72,14 +72,14 @@ def test_two_ranks_train_one_run_and_print_the_plan_once(
             "--epochs",
             "2",
             "--train-limit",
-            "1024",
+            "768",
             "--test-limit",
             "255",
         ),
         timeout=120,
     )
     assert status == 0, out
-    # 1024 - 256 validation images = 768 = 6 steps x (64 per rank x 2 ranks).
+    # 768 training images (after the 256 validation ones) = 6 steps x (64 per rank x 2 ranks).
     plan = "global batch 128 = 64 per rank x 2 ranks; lr 0.2 x 128/64 = 0.4"
     assert out.count(plan) == 1, out
     assert out.count("test accuracy") == 1, out  # rank 1 prints nothing
@@ -151,7 +151,7 @@ def test_killed_rank_is_named_and_resume_continues_the_run(
     tmp_path: Path, fashion_mnist_dir: Path
 ) -> None:
     timeout_s = 10
-    job = ("--epochs", "3", "--train-limit", "2304", "--dist-timeout", str(timeout_s))
+    job = ("--epochs", "3", "--train-limit", "2048", "--dist-timeout", str(timeout_s))
     launcher = torchrun_train(tmp_path, fashion_mnist_dir, *job)
     try:
         victim = _rank_pid(launcher, 1, time.time() + 60)
@@ -175,7 +175,8 @@ def test_killed_rank_is_named_and_resume_continues_the_run(
     assert re.search(r"rank 1 died|rank\s*:\s*1 \(local_rank: 1\)", out), out
     assert "test accuracy" not in out
     saved = torch.load(last, weights_only=True)
-    # 2304 - 256 validation = 2048 images = 16 steps x (64 per rank x 2 ranks) per epoch.
+    # 2048 training images (after the 256 validation ones) = 16 steps x (64 per rank x 2
+    # ranks) per epoch.
     assert saved["step"] % 16 == 0 and 0 < saved["step"] < 3 * 16
 
     status, out = finish(torchrun_train(tmp_path, fashion_mnist_dir, "--resume", "1"), timeout=120)
@@ -225,7 +226,7 @@ def test_ranks_on_separate_machines_name_the_dead_peer_and_resume_on_one_process
                 "--epochs",
                 "3",
                 "--train-limit",
-                "2304",
+                "2048",
                 "--dist-timeout",
                 str(timeout_s),
             ]

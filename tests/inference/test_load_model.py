@@ -33,7 +33,7 @@ def trained(tmp_path_factory, fashion_mnist_dir):
         epochs=2,
         batch_size=64,
         val_size=256,
-        train_limit=4352,
+        train_limit=4096,  # training images, after the 256 validation ones
         test_limit=64,
         store=tmp / "runs.db",
         run_dir=str(tmp / "run"),

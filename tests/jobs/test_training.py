@@ -107,7 +107,7 @@ def test_real_train_in_the_background_thread(
         data="fashion-mnist",
         data_dir=fashion_mnist_dir,
         epochs=1,
-        train_limit=256,
+        train_limit=192,  # training images, after the 64 validation ones
         test_limit=128,
         val_size=64,
         batch_size=32,
@@ -119,7 +119,7 @@ def test_real_train_in_the_background_thread(
     assert isinstance(job, TrainingJob) and job.kind == "thread"
     result = job.wait(120)
     assert result.status == "completed" and 0 <= result.test_accuracy <= 1
-    assert job.progress.step == job.progress.total_steps == 6  # 224 training images / 32
+    assert job.progress.step == job.progress.total_steps == 6  # 192 training images / 32
     assert job.stream is result.stream and job.stream.last("loss") is not None
 
 
@@ -161,3 +161,46 @@ def test_real_train_in_a_worker_process_streams_pauses_and_survives_kill(
         job.wait()
     state = load_checkpoint(tmp_path)  # the last epoch checkpoint stays loadable
     assert state["epoch"] >= 2
+
+
+@pytest.mark.timeout(300)
+def test_concurrent_thread_jobs_with_one_seed_train_the_same_as_one_alone(
+    registry, fashion_mnist_dir, monkeypatch
+) -> None:
+    """simple-cnn has dropout: its masks come from torch's global generator, which the
+    threads of one process share (as do the model inits and the trainer's seeding)."""
+    import threading
+
+    import resnetlab
+    from resnetlab import jobs
+    from resnetlab.training.callbacks import LambdaCallback
+
+    monkeypatch.setattr(jobs, "registry", registry)
+    settings = dict(
+        data="fashion-mnist",
+        data_dir=fashion_mnist_dir,
+        epochs=1,
+        train_limit=640,
+        val_size=64,
+        test_limit=256,
+        batch_size=32,
+        device="cpu",
+        store=None,
+        seed=3,
+        live=None,
+    )
+    # Both jobs reach their first step, then train side by side (a condition, not a sleep).
+    together = threading.Barrier(2, timeout=120)
+    meet = LambdaCallback(on_batch_end=lambda t, logs: together.wait() if t.step == 1 else None)
+    pair = [
+        resnetlab.train("simple-cnn", background=True, callbacks=[meet], **settings)
+        for _ in range(2)
+    ]
+    results = [job.wait(240) for job in pair]
+    alone = resnetlab.train("simple-cnn", progress=False, verbose=False, **settings)
+
+    def numbers(result):
+        return [h["loss"] for h in result.history], result.test_metrics
+
+    assert all(r.status == "completed" for r in results)
+    assert numbers(results[0]) == numbers(results[1]) == numbers(alone)

@@ -80,12 +80,12 @@ def test_live_dashboard_headless_writes_snapshots_and_final_png(tmp_path, monkey
     finally:
         session.close()
     assert (tmp_path / "dashboard.png").read_bytes() != first  # snapshots keep coming
-    assert stream.series_length("sys/cpu") >= 2  # the system monitor was feeding it
+    assert stream.series_length("sys/cpu_percent") >= 2  # the system monitor was feeding it
     names = {p.name for p in _all_pngs_valid(tmp_path)}
     assert names == {"dashboard.png", "dashboard-final.png"}
-    n = stream.series_length("sys/cpu")
+    n = stream.series_length("sys/cpu_percent")
     time.sleep(0.5)
-    assert stream.series_length("sys/cpu") == n  # close() stopped the monitor
+    assert stream.series_length("sys/cpu_percent") == n  # close() stopped the monitor
 
 
 def test_agg_renders_only_for_snapshots_and_writes_a_postponed_one(tmp_path):

@@ -18,7 +18,11 @@ def _feed(s: MetricStream, step: int, t0: float) -> None:
         },
         time=t0 + step / 10,
     )
-    s.append(step, {"sys/cpu": 40.0 + (step % 7), "sys/proc_cpu": 20.0}, time=t0 + step / 10)
+    s.append(
+        step,
+        {"sys/cpu_percent": 40.0 + (step % 7), "sys/proc_cpu_percent": 20.0},
+        time=t0 + step / 10,
+    )
 
 
 def _pixels(fig) -> np.ndarray:

@@ -17,7 +17,7 @@ def test_monitor_samples_real_cpu_ram_and_rss():
     stream = MetricStream()
     stop = threading.Event()
 
-    def burn():  # make this process use CPU so proc_cpu must be > 0
+    def burn():  # make this process use CPU so proc_cpu_percent must be > 0
         while not stop.is_set():
             sum(i * i for i in range(10_000))
 
@@ -26,20 +26,20 @@ def test_monitor_samples_real_cpu_ram_and_rss():
     try:
         with SystemMonitor(stream, interval=0.2) as mon:
             deadline = time.monotonic() + 30  # six samples: ~1.2 s, longer when loaded
-            while stream.series_length("sys/cpu") < 6 and time.monotonic() < deadline:
+            while stream.series_length("sys/cpu_percent") < 6 and time.monotonic() < deadline:
                 time.sleep(0.05)
     finally:
         stop.set()
         t.join()
     assert not mon.running
     assert mon.samples >= 6
-    n = stream.series_length("sys/cpu")
+    n = stream.series_length("sys/cpu_percent")
     time.sleep(0.4)
-    assert stream.series_length("sys/cpu") == n  # really stopped
-    _, proc_cpu = stream.series("sys/proc_cpu")
+    assert stream.series_length("sys/cpu_percent") == n  # really stopped
+    _, proc_cpu = stream.series("sys/proc_cpu_percent")
     assert proc_cpu.max() > 10  # the busy thread shows up
     keys = stream.keys()
-    cores = [k for k in keys if k.startswith("sys/cpu/")]
+    cores = [k for k in keys if k.startswith("sys/cpu_percent/")]
     assert len(cores) == psutil.cpu_count()
     rss = stream.last("sys/rss_gb") * 1024**3
     assert abs(rss - psutil.Process(os.getpid()).memory_info().rss) < 200 * 1024**2
@@ -49,7 +49,7 @@ def test_monitor_samples_real_cpu_ram_and_rss():
     assert abs(used + avail - total) < 0.01 * total
     # sampled again and again at about the asked 0.2 s (not the default 1 s); the median
     # gap, so one late sample on a loaded machine does not matter
-    times, _ = stream.series("sys/cpu", x="time")
+    times, _ = stream.series("sys/cpu_percent", x="time")
     assert 0.1 < float(np.median(np.diff(times))) < 0.8, np.diff(times)
 
 
@@ -58,11 +58,11 @@ def test_no_gpu_means_no_gpu_keys_and_no_error():
     with SystemMonitor(stream, interval=0.1):
         time.sleep(0.35)
     keys = stream.keys()
-    gpu_keys = [k for k in keys if k.startswith(("gpu/", "cuda/"))]
+    gpu_keys = [k for k in keys if k.startswith("sys/gpu_")]
     if gpu_count() == 0:
         assert gpu_keys == []
     else:
-        assert any(k.endswith("/util") for k in gpu_keys)
+        assert any(k.startswith("sys/gpu_util_percent/") for k in gpu_keys)
 
 
 def test_monitor_rejects_bad_interval():
@@ -72,3 +72,17 @@ def test_monitor_rejects_bad_interval():
 
     with pytest.raises(ConfigError, match="interval"):
         SystemMonitor(MetricStream(), interval=0)
+
+
+def test_samples_carry_the_step_the_stream_has_reached():
+    stream = MetricStream()
+    with SystemMonitor(stream, interval=0.05):
+        assert stream.wait(0, timeout=30)  # a first sample, before any training record
+        stream.append(42, {"loss": 1.0})
+        deadline = time.monotonic() + 30
+        while stream.series("sys/cpu_percent")[0][-1] != 42 and time.monotonic() < deadline:
+            stream.wait(len(stream), timeout=1.0)
+    steps, _ = stream.series("sys/cpu_percent")
+    assert steps[0] == 0  # nothing to line up with yet
+    assert steps[-1] == 42  # stored with a run, it sits at that run's step
+    assert set(steps.tolist()) <= {0.0, 42.0}

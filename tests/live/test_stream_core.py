@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from resnetlab.errors import ConfigError
-from resnetlab.metrics.stream import MetricStream, QueueFeed
+from resnetlab.metrics.stream import MetricStream
+from resnetlab.metrics.transport import QueueFeed
 
 
 def test_concurrent_appends_lose_nothing_and_keep_each_producers_order():

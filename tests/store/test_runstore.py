@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -97,7 +98,7 @@ def test_default_location_follows_the_environment(monkeypatch, tmp_path):
     assert default_store_path() == tmp_path / "x.db"
 
 
-def test_recorder_copies_training_metrics_from_the_stream_in_batches(tmp_path):
+def test_recorder_copies_the_runs_stream_records_in_batches_system_samples_too(tmp_path):
     from resnetlab.metrics.stream import MetricStream
     from resnetlab.store import StoreRecorder
 
@@ -105,20 +106,61 @@ def test_recorder_copies_training_metrics_from_the_stream_in_batches(tmp_path):
         stream = MetricStream()
 
     trainer = FakeTrainer()
+    trainer.stream.append(0, {"loss": 9.0})  # before the run: not part of it
     with RunStore(tmp_path / "r.db") as store:
         run = store.create_run("rec")
         rec = StoreRecorder(store, run, flush_every_s=3600)
         rec.on_fit_start(trainer, {})
         trainer.stream.append(1, {"loss": 2.0, "lr": 0.1}, epoch=0)
-        trainer.stream.append(7, {"sys/cpu": 55.0})  # the system monitor's own sample count
-        rec.on_batch_end(trainer, {})
-        assert store.metrics(run) == [] and store.pending == 2  # buffered until a flush
+        # A system monitor's sample, stamped with the step the stream had reached: stored
+        # with the run like any metric (``resnetlab watch`` shows the training machine).
+        trainer.stream.append(1, {"sys/cpu_percent": 55.0})
+        assert store.metrics(run) == [] and rec.mirror.backlog == 2  # until a flush is due
         rec.on_epoch_end(trainer, {})
         rows = store.metrics(run)
         assert sorted((r.step, r.key, r.value, r.epoch) for r in rows) == [
             (1, "loss", 2.0, 0),
             (1, "lr", 0.1, 0),
+            (1, "sys/cpu_percent", 55.0, None),
         ]
+        trainer.stream.append(2, {"loss": 1.5}, epoch=0)
+        rec.on_end(trainer, {})
+        assert store.series(run, "loss") == ([1, 2], [2.0, 1.5])
+        assert not rec.mirror.is_alive()  # its thread is gone
+
+
+def test_recorder_mirrors_a_stream_in_the_background_and_a_dashboard_compares_it(tmp_path):
+    from resnetlab.live import Dashboard
+    from resnetlab.metrics.stream import MetricStream
+    from resnetlab.store import StoreRecorder
+
+    db = tmp_path / "runs.db"
+    s = MetricStream()
+    with RunStore(db) as store:
+        run_id = store.create_run("baseline")
+        rec = StoreRecorder(store, run_id, s, flush_every_s=0.05).start()
+        for i in range(100):
+            s.log(i, loss=3.0 - i / 50)
+        deadline = time.monotonic() + 30  # the background thread writes without a flush
+        while len(store.metrics(run_id)) < 100 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(store.metrics(run_id)) == 100
+        s.log(100, loss=1.0)
+        rec.stop()
+        store.finish_run(run_id)
+    with RunStore(db) as store:  # a fresh connection reads what was written
+        steps, values = store.series(run_id, "loss")
+    assert steps == list(range(101)) and values[50] == 2.0
+
+    live = MetricStream()
+    dash = Dashboard(["loss"], stream=live, backend="agg")
+    dash.compare_run("baseline", store=db)
+    live.log(0, loss=1.0)
+    dash.refresh()
+    labels = {ln.get_label(): ln for ln in dash.figures[0].axes[0].get_lines()}
+    old = labels[f"loss (run {run_id}: baseline)"]
+    assert list(old.get_ydata()[:2]) == [3.0, 3.0 - 1 / 50]
+    dash.close()
 
 
 def test_paths_are_stored_absolute_and_work_from_another_directory(tmp_path, monkeypatch):

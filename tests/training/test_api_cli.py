@@ -13,7 +13,7 @@ from resnetlab.training.callbacks import LambdaCallback
 FAST = dict(
     epochs=3,
     batch_size=64,
-    train_limit=768,
+    train_limit=640,  # training images, after the 128 validation ones were held out
     val_size=128,
     test_limit=500,
     live=None,
@@ -47,14 +47,15 @@ def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, ca
     common = ["--data-dir", str(fashion_mnist_dir), "--runs-db", db]
     with RunStore(db) as store:
         assert store.get_run("cli").status == "stopped"
-    # Settings that differ from the checkpoint's are refused, naming the saved values...
+    # Settings that differ from the checkpoint's are refused, naming the saved values
+    # (more --epochs would extend the run: test_extend_and_init_from.py)...
     rc = main(
         [
             "train",
             "--resume",
             "cli",
             "--epochs",
-            "4",
+            "2",
             "--lr",
             "0.5",
             "--live",
@@ -65,7 +66,8 @@ def test_train_stop_resume_from_the_cli_and_eval(fashion_mnist_dir, tmp_path, ca
     )
     err = capsys.readouterr().err
     assert rc == 2
-    assert "epochs=4 (checkpoint: 3)" in err and "lr=0.5 (checkpoint: 0.2)" in err
+    assert "epochs=2 (checkpoint: 3; a run can be extended" in err
+    assert "lr=0.5 (checkpoint: 0.2)" in err
     assert "without --resume" in err
     # ...equal ones are fine: `resnetlab train --resume NAME` continues where it stopped.
     rc = main(

@@ -57,7 +57,7 @@ def test_resume_names_every_setting_that_differs_from_the_checkpoint():
     asked = RecipeArgs(
         "simple-cnn",
         "cifar10",
-        epochs=4,
+        epochs=2,  # fewer: more would extend the run
         lr=0.5,
         train_limit=128,
         model_overrides={"width": 2},
@@ -69,7 +69,7 @@ def test_resume_names_every_setting_that_differs_from_the_checkpoint():
     text = str(err.value)
     assert text.startswith("resume 3: a resumed run continues with its checkpoint's settings")
     for part in (
-        "epochs=4 (checkpoint: 3)",
+        "epochs=2 (checkpoint: 3; a run can be extended, not shortened)",
         "lr=0.5 (checkpoint: 0.2)",
         "label_smoothing=0.0 (checkpoint: 0.1)",
         "model='simple-cnn' (checkpoint: 'resnetv2-micro')",
@@ -78,7 +78,7 @@ def test_resume_names_every_setting_that_differs_from_the_checkpoint():
         "train_limit=128 (checkpoint: None)",
     ):
         assert part in text
-    assert text.index("epochs=4") < text.index("model=")  # config fields first, as before
+    assert text.index("epochs=2") < text.index("model=")  # config fields first, as before
     with pytest.raises(ConfigError, match="unknown TrainConfig fields"):
         check_resume(saved_config(), RecipeArgs(config_fields={"no_such_field": 1}))
 
