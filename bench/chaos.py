@@ -123,7 +123,11 @@ def read_run(db: Path) -> dict | None:
         con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=10)
         try:
             con.row_factory = sqlite3.Row
-            row = con.execute("SELECT * FROM runs WHERE name = ?", (RUN_NAME,)).fetchone()
+            # The newest: a run killed before its first checkpoint is started again as
+            # a new run of the same name.
+            row = con.execute(
+                "SELECT * FROM runs WHERE name = ? ORDER BY id DESC LIMIT 1", (RUN_NAME,)
+            ).fetchone()
             if row is None:
                 return None
             run = dict(row)
