@@ -121,8 +121,10 @@ def start_live(
         panels = default_panel_names()
         panels += [name for name in fed if name not in panels]
     try:
+        # No monitor of its own: the recipe samples the machine into the run's stream
+        # (training.callbacks.SystemSamples), so the store and `watch` get the same sys/*.
         return live_dashboard(
-            stream, backend=backend, run_dir=run_dir, system_monitor=True, panels=panels
+            stream, backend=backend, run_dir=run_dir, system_monitor=False, panels=panels
         )
     except Exception as exc:  # a missing display must not cost the training run
         log.warning("live dashboard %r could not start (%s); training without it", backend, exc)
@@ -148,7 +150,9 @@ class LiveSession:
         if self.dashboard is None:
             return
         try:
-            self.dashboard.close()
+            # finish(), not close(): the run's end is told on the dashboard, and a WebAgg
+            # page stays served (result.dashboard.close() stops it).
+            self.dashboard.finish()
         except Exception:
             log.exception("closing the live dashboard failed")
 

@@ -7,7 +7,10 @@ restore the copy and draw only the moving artists, as long as the figure's *sign
 (axes limits and positions, scales, artist counts, colour limits, renderer size) is the
 same. The buffer always ends up holding the complete figure, so every Agg-based canvas
 (Agg snapshots, WebAgg, ipympl, Qt/Tk Agg) sends or shows the whole picture. Other
-renderers (SVG, PDF) always get a plain full draw.
+renderers (SVG, PDF) always get a plain full draw, and so does every save (``savefig``,
+``print_figure``): a save first lays the figure out in a measuring pass that paints
+nothing, and a background kept from that pass would give a transparent picture with only
+the lines.
 
 What the blitting needs between draws lives in one :class:`BlitState` per figure
 (``fig.blit``); what a canvas needs to render safely is the figure's ``guard``.
@@ -83,6 +86,27 @@ def _signature(fig: Figure, renderer: Any) -> tuple:
     return tuple(parts)
 
 
+def _measuring(renderer: Any) -> bool:
+    """True in ``renderer._draw_disabled()``: the layout-only pass of a save or of
+    ``draw_without_rendering``, whose draw_* methods are no-ops set on the instance."""
+    return "draw_path" in vars(renderer)
+
+
+def _needs_plain_draw(fig: Figure, renderer: Any) -> bool:
+    """A draw that must not blit nor keep its background: a save (whose first pass only
+    measures and whose options, e.g. ``transparent=``, change the picture), a non-Agg
+    renderer, a hidden or animated figure."""
+    return (
+        not isinstance(renderer, RendererAgg)
+        or _measuring(renderer)
+        # Set by matplotlib's print_figure for every save, also ones that bypass savefig
+        # (IPython's inline display, a toolbar's save button).
+        or getattr(fig.canvas, "_is_saving", False)
+        or fig.get_animated()
+        or not fig.get_visible()
+    )
+
+
 def _draw_visible(artists: Any, renderer: Any) -> None:
     for artist in artists:
         if artist.get_visible():
@@ -129,12 +153,7 @@ class BlitFigure(Figure):
     def draw(self, renderer: Any) -> None:
         state = self.blit
         moving, legends = state.moving() if state.moving is not None else ([], [])
-        if (
-            not moving
-            or not isinstance(renderer, RendererAgg)
-            or self.get_animated()
-            or not self.get_visible()
-        ):
+        if not moving or _needs_plain_draw(self, renderer):
             state.background = None
             return super().draw(renderer)
         signature = None

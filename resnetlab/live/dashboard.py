@@ -81,7 +81,7 @@ class Dashboard:
     system panels (GPU panels only if a GPU is present), ``"all"`` = everything.
     ``backend``: ``"auto"`` (see ``resnetlab backends``), ``"ipympl"``, ``"webagg"``,
     ``"agg"``, ``"qt"``, ``"tk"``, ``"gtk"``. ``compare``: label -> MetricStream (or a
-    stored run's series, or ``{key: (steps, values)}``) drawn dotted behind.
+    stored run's series, or ``{key: (steps, values)}``) drawn behind (see ``compare()``).
     ``draw_budget``: the share of wall time background drawing may take (default 0.1);
     when drawing is slow the effective rate drops below ``rate_hz``.
     Other keyword arguments go to the driver (``directory=``/``interval=`` for Agg
@@ -114,7 +114,9 @@ class Dashboard:
         self.title = title
         self.layout = resolve_layout(panels)
         self.panels = [p for group in self.layout for p in group]
-        self._colors: dict[str, str] = {}
+        # ("key", base key) or ("run", compared run label) -> colour: one pool, so a
+        # compared run never takes a colour the live lines use (until all ten are used).
+        self._colors: dict[tuple[str, str], str] = {}
         self.t0 = time.time()
         self._t0_fixed = False
         self.figures: list[BlitFigure] = []
@@ -132,6 +134,7 @@ class Dashboard:
         self.draws = 0
         self._layout_at: dict[int, float] = {}
         self.error: BaseException | None = None
+        self._retitled = False  # set_title() since the last refresh: draw again
         self.backend = resolve_backend_name(backend)
 
     def _make_figure(
@@ -151,7 +154,7 @@ class Dashboard:
         fig.guard = self
         locked_canvas_class(FigureCanvasAgg)(fig)  # drawable before any driver
         if self.title:
-            fig.suptitle(self.title if len(self.layout) == 1 else f"{self.title} ({number + 1})")
+            fig.suptitle(self._figure_title(number))
         views = [
             make_view(self, panel, fig.add_subplot(rows, cols, i + 1))
             for i, panel in enumerate(group)
@@ -160,15 +163,36 @@ class Dashboard:
         fig.blit.moving = functools.partial(moving_artists, views)
         return fig
 
+    def _figure_title(self, number: int) -> str:
+        return str(self.title) if len(self.layout) == 1 else f"{self.title} ({number + 1})"
+
+    def set_title(self, title: str) -> None:
+        """Change the figures' title (suptitle); the next refresh redraws them in full."""
+        with self.lock:
+            self.title = title
+            for number, fig in enumerate(self.figures):
+                fig.suptitle(self._figure_title(number))
+                fig.blit.invalidate()  # the title is part of the kept background
+                self.needs_layout(fig)
+            self._retitled = True
+
     # -- data -> artists (any thread, no drawing) --------------------------------------
     def color_for(self, key: str) -> str:
         """The colour of ``key``'s lines: ``val_loss`` (and ``keras/val_loss``) share
         ``loss``'s (``keras/loss``'s)."""
         head, _, name = key.rpartition("/")
         base = (f"{head}/{name[4:]}" if head else name[4:]) if is_val(key) else key
-        if base not in self._colors:
-            self._colors[base] = f"C{len(self._colors) % 10}"
-        return self._colors[base]
+        return self._color(("key", base))
+
+    def compare_color(self, label: str) -> str:
+        """The colour of compared run ``label``, the same in every panel and different from
+        the live lines' colours."""
+        return self._color(("run", label))
+
+    def _color(self, owner: tuple[str, str]) -> str:
+        if owner not in self._colors:
+            self._colors[owner] = f"C{len(self._colors) % 10}"
+        return self._colors[owner]
 
     def needs_layout(self, fig: Any) -> None:
         """Ask for a constrained-layout pass at the next draw of ``fig`` (artists added)."""
@@ -195,7 +219,7 @@ class Dashboard:
                     self.t0 = min(self.t0, records[0].time)
                     self._t0_fixed = True
             keys = self.stream.keys()
-            changed = False
+            changed, self._retitled = self._retitled, False
             for view in self._views:
                 changed |= view.update(keys)
             if changed:  # tick labels may have grown: lay out again now and then
@@ -274,6 +298,15 @@ class Dashboard:
         if self.driver is not None:
             self.driver.stop_timer()
 
+    def finish(self, message: str = "The run has finished.") -> None:
+        """The run has ended: stop refreshing (after a last refresh and draw) and tell the
+        driver, which says ``message`` where it can (a notice on the WebAgg page, which
+        stays served with the final dashboard until ``close()`` or the process's exit)."""
+        self.stop()
+        if self.driver is not None:
+            self.refresh()
+            self.driver.finish(message)
+
     def close(self) -> None:
         """Stop refreshing and stop the driver (close the server / windows)."""
         self.stop()
@@ -296,16 +329,23 @@ class Dashboard:
 
     # -- other runs ----------------------------------------------------------------------
     def compare(self, label: str, source: SeriesSource | Mapping[str, Any]) -> None:
-        """Draw another run dotted behind: anything with ``series(key) -> (steps, values)``
-        (a MetricStream, a stored run's :class:`~resnetlab.store.series.RunSeries`) or
-        ``{key: (steps, values)}``."""
+        """Draw another run behind the live lines, in a colour of its own (the same in
+        every panel): its training values dotted, its validation values dash-dot with
+        markers (the live run's: solid and dashed).
+
+        ``source``: anything with ``keys()`` and ``series(key) -> (steps, values)`` (a
+        :class:`~resnetlab.store.series.RunSeries` of a stored run: read once) or a
+        ``{key: (steps, values)}`` mapping; a MetricStream (``job.stream`` of a job still
+        training) is followed: its lines grow at every refresh. A second call with the same
+        ``label`` replaces the source.
+        """
         with self.lock:
             self.compare_sources[label] = source
             for view in self._views:
                 view.forget_compare(label)
 
     def compare_run(self, run: int | str, store: Any = None, label: str | None = None) -> None:
-        """Draw a run from the run store (id or name) dotted behind the live lines.
+        """Draw a run from the run store (id or name) behind the live lines.
 
         ``store``: a ``RunStore`` or a path; default: the default run store. A path that
         does not exist is a StoreError (it is read, never created). The run is read once

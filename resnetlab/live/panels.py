@@ -8,9 +8,11 @@ smoothing (TensorBoard's debiased form), a sliding window of the last N steps.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from resnetlab.errors import ConfigError
 
@@ -207,3 +209,39 @@ def matching_keys(panel: Panel, keys: Iterable[str]) -> list[str]:
             if key not in out and (key == pattern or fnmatch.fnmatchcase(key, pattern)):
                 out.append(key)
     return out
+
+
+# -- panels across the process boundary ------------------------------------------------
+def encode_panels(panels: Any) -> Any:
+    """Panels (names, Panel objects, nested lists) as JSON-able data for another process
+    (the viewer, the render process)."""
+    if panels is None or isinstance(panels, str):
+        return panels
+    if dataclasses.is_dataclass(panels) and not isinstance(panels, type):
+        fields = {
+            f.name: getattr(panels, f.name)
+            for f in dataclasses.fields(panels)
+            if f.name != "compare"
+        }  # streams of other runs do not cross processes
+        return {"panel": fields}
+    if isinstance(panels, (list, tuple)):
+        return [encode_panels(p) for p in panels]
+    raise ConfigError(
+        f"cannot send a panel of type {type(panels).__name__}; "
+        "use preset names, stream keys or Panel objects"
+    )
+
+
+def decode_panels(data: Any) -> Any:
+    """The inverse of :func:`encode_panels`."""
+    if isinstance(data, dict) and "panel" in data:
+        fields = dict(data["panel"])
+        for name in ("keys", "minor"):
+            if name in fields:
+                fields[name] = tuple(fields[name])
+        if fields.get("ylim") is not None:
+            fields["ylim"] = tuple(fields["ylim"])
+        return Panel(**fields)
+    if isinstance(data, list):
+        return [decode_panels(p) for p in data]
+    return data

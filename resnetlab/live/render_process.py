@@ -3,69 +3,69 @@
 Drawing a full dashboard costs a few hundred milliseconds of Python and Agg work that
 holds the GIL; done in the training process at 2 Hz it steals a large share of a CPU
 training loop's time. For the headless backends (Agg snapshots, the WebAgg page) nothing
-needs to be drawn *here*, so a spawned child process owns the figures, the driver and the
-web server, and this process only forwards new records through a queue: a
-:class:`~resnetlab.metrics.transport.StreamMirror` that wakes a few times a second and puts
-each batch, encoded by the transport's codec, on the queue; the child's pump decodes and
-appends it. The system monitor stays here (cheap; its keys reach
-the run store like every other metric).
+needs to be drawn *here*, so a child process owns the figures, the driver and the web
+server, and this process only forwards new records: a
+:class:`~resnetlab.metrics.transport.StreamMirror` wakes a few times a second and writes
+each batch, encoded by the transport's codec, to the child's stdin. The system monitor
+stays here (cheap; its keys reach the run store like every other metric).
+
+The child is a fresh interpreter, ``python -m resnetlab.live.render_process``, not a
+``multiprocessing`` spawn: spawn re-imports the user's ``__main__``, so a script that calls
+``resnetlab.train(live="auto")`` without an ``if __name__ == "__main__":`` guard trained
+twice and died with multiprocessing's "bootstrapping" error.
+
+Messages are JSON lines. Parent to child (stdin): the configuration first, then
+``{"t": "records", "r": [rows]}`` (the transport's rows) and ``{"t": "finish", "message":
+s}``; end of file (the parent closed it, or died) ends the child. Child to parent (its
+stdout): ``{"t": "ready", "url": s|null}`` or ``{"t": "error", "message": s}`` once, then
+``{"t": "finished"}`` once the final PNG is written. After ``finish`` a WebAgg child keeps
+serving the final dashboard (with the page's "finished" notice) until the end of file:
+``close()``, or the training process's exit.
 
     proc = RenderProcess(stream, backend="webagg", panels="all").start()
     proc.url      # the page, served by the child on 127.0.0.1
-    proc.close()  # final snapshot / PNG, child exits
+    proc.finish() # final PNG, notice on the page; the page stays
+    proc.close()  # the child exits
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import queue as _queue
+import queue
+import subprocess
+import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from resnetlab.errors import BackendError, ConfigError
+from resnetlab.live.panels import decode_panels, encode_panels
 from resnetlab.metrics.stream import MetricStream, Record
-from resnetlab.metrics.transport import StreamMirror, encode_batch, pump
+from resnetlab.metrics.transport import StreamMirror, append_rows, encode_batch
 
 logger = logging.getLogger(__name__)
 
 # Backends whose figures never need to be on this process's screen or kernel.
 PROCESS_BACKENDS = ("agg", "webagg")
+# At most this many rows per message, so one huge backlog does not stall the child.
+CHUNK = 2000
 
 
-def _child_main(feed: Any, ready: Any, config: dict[str, Any]) -> None:
-    """Entry point of the render process: build the dashboard, append what arrives."""
-    parent = config["parent_pid"]
-    try:
-        from resnetlab.live.dashboard import Dashboard
-
-        stream = MetricStream(name=config["name"])
-        dash = Dashboard(
-            config["panels"],
-            stream=stream,
-            backend=config["backend"],
-            title=config["title"],
-            **config["driver_options"],
-        )
-        dash.start(rate_hz=config["rate_hz"])
-        ready.put(("ok", dash.url))
-    except BaseException as exc:  # report start-up errors to the caller, never swallow
-        ready.put(("error", f"{type(exc).__name__}: {exc}"))
-        return
-    try:
-        # Until the parent's None; also ends when the training process died (no lingering).
-        pump(stream, feed, should_stop=lambda: os.getppid() != parent, poll=1.0)
-    finally:
-        dash.stop()
-        if config["final_png"]:
-            with contextlib.suppress(Exception):
-                dash.save(config["final_png"])
-        dash.close()
+def child_env() -> dict[str, str]:
+    """The environment of a child interpreter that imports this very resnetlab (also
+    from a source checkout that is not installed)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
 
 
+# -- parent side -------------------------------------------------------------------------
 class RenderProcess:
-    """Runs a :class:`Dashboard` with an ``agg`` or ``webagg`` driver in a spawned child."""
+    """Runs a :class:`Dashboard` with an ``agg`` or ``webagg`` driver in a child process."""
 
     def __init__(
         self,
@@ -92,69 +92,226 @@ class RenderProcess:
         self.url: str | None = None
         self.config = {
             "name": stream.name,
-            "panels": panels,
+            "panels": encode_panels(panels),
             "backend": backend,
             "title": title,
             "rate_hz": rate_hz,
-            "driver_options": dict(driver_options),
+            # Paths (the snapshot directory) as strings: the options travel as JSON.
+            "driver_options": {
+                k: str(v) if isinstance(v, os.PathLike) else v for k, v in driver_options.items()
+            },
             "final_png": str(final_png) if final_png else None,
-            "parent_pid": os.getpid(),
         }
-        self._proc: Any = None
-        self._feed: Any = None
+        try:
+            json.dumps(self.config)
+        except TypeError as exc:
+            raise ConfigError(f"render process options must be JSON-able: {exc}") from exc
+        self._proc: subprocess.Popen | None = None
+        self._replies: queue.SimpleQueue = queue.SimpleQueue()
+        self._send_lock = threading.Lock()
         self._mirror: StreamMirror | None = None
+        self.finished = False
 
     def start(self) -> RenderProcess:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")  # never fork a process holding torch threads
-        self._feed, ready = ctx.Queue(), ctx.Queue()
-        self._proc = ctx.Process(
-            target=_child_main,
-            args=(self._feed, ready, self.config),
-            name=f"resnetlab-render-{self.backend}",
-            daemon=True,
+        # A new session: Ctrl-C in the training process's terminal does not reach the
+        # child; it leaves when its stdin closes.
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "resnetlab.live.render_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            start_new_session=True,
+            env=child_env(),
         )
-        self._proc.start()
-        try:
-            status, detail = ready.get(timeout=self.start_timeout)
-        except _queue.Empty:
-            self._proc.kill()
+        threading.Thread(target=self._listen, name="resnetlab-render-listen", daemon=True).start()
+        self._send(self.config)
+        reply = self._reply(self.start_timeout, "start")
+        if reply.get("t") != "ready":
+            self._kill()
             raise BackendError(
-                f"the {self.backend} dashboard process did not start within "
-                f"{self.start_timeout:.0f} s"
-            ) from None
-        if status != "ok":
-            self._proc.join(10)
-            raise BackendError(f"the {self.backend} dashboard process failed to start: {detail}")
-        self.url = detail
+                f"the {self.backend} dashboard process failed to start: "
+                f"{reply.get('message') or 'it exited (see its messages on stderr)'}"
+            )
+        self.url = reply.get("url")
         self._mirror = StreamMirror(
             self.stream, self._forward, self.forward_every, name="resnetlab-render-feed"
         ).start()
         return self
 
+    def _listen(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            try:
+                self._replies.put(json.loads(raw))
+            except ValueError:
+                logger.debug("render process said: %r", raw)
+        self._replies.put({"t": "eof"})
+
+    def _reply(self, timeout: float, what: str) -> dict[str, Any]:
+        try:
+            return self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self._kill()
+            raise BackendError(
+                f"the {self.backend} dashboard process did not {what} within {timeout:.0f} s"
+            ) from None
+
+    def _send(self, msg: dict[str, Any]) -> bool:
+        """Write one message; False (never an exception) if the child is gone."""
+        data = (json.dumps(msg) + "\n").encode()
+        with self._send_lock:
+            try:
+                assert self._proc is not None and self._proc.stdin is not None
+                self._proc.stdin.write(data)
+                self._proc.stdin.flush()
+                return True
+            except (BrokenPipeError, OSError, ValueError):
+                return False
+
     def _forward(self, records: list[Record]) -> None:
-        self._feed.put(encode_batch(records))
+        for start in range(0, len(records), CHUNK):
+            self._send({"t": "records", "r": encode_batch(records[start : start + CHUNK])})
 
     @property
     def alive(self) -> bool:
-        return self._proc is not None and self._proc.is_alive()
+        return self._proc is not None and self._proc.poll() is None
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Send what is left, let the child write its final images, and wait for it."""
-        if self._proc is None:
+    @property
+    def keeps_final(self) -> bool:
+        """True when the child keeps showing the final dashboard after :meth:`finish`
+        (the WebAgg page), until :meth:`close`."""
+        return self.backend == "webagg"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def finish(self, message: str = "The run has finished.", timeout: float = 60.0) -> None:
+        """Send what is left, let the child write its final PNG and show ``message``, and
+        wait for that; a WebAgg child keeps serving until :meth:`close`. Idempotent."""
+        if self._proc is None or self.finished:
             return
+        self.finished = True
         if self._mirror is not None:
             with contextlib.suppress(Exception):  # the child may be gone already
                 self._mirror.stop(timeout)
             self._mirror = None
-        with contextlib.suppress(Exception):
-            self._feed.put(None)
-        self._proc.join(timeout)
-        if self._proc.is_alive():
+        if self._send({"t": "finish", "message": message}):
+            with contextlib.suppress(BackendError):
+                while self._reply(timeout, "write its final picture").get("t") not in (
+                    "finished",
+                    "eof",
+                ):
+                    pass
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Finish (if not yet), end the child and wait for it."""
+        if self._proc is None:
+            return
+        self.finish(timeout=timeout)
+        with contextlib.suppress(OSError, ValueError):
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()  # end of file: the child exits
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
             logger.warning("dashboard process did not exit in %.0f s; killing it", timeout)
-            self._proc.kill()
-            self._proc.join(5)
-        self._feed.close()
-        self._feed.join_thread()
+            self._kill()
         self._proc = None
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+            self._proc.wait()
+
+
+# -- child side --------------------------------------------------------------------------
+class _Child:
+    """The render process: the dashboard and its driver; stdin read on the main thread."""
+
+    def __init__(self, config: dict[str, Any], proto: IO[str]) -> None:
+        self.config = config
+        self.proto = proto
+        self.stream = MetricStream(name=config["name"])
+        self.dash: Any = None
+        self.finished = False
+
+    def say(self, **msg: Any) -> None:
+        self.proto.write(json.dumps(msg) + "\n")
+        self.proto.flush()
+
+    def start(self) -> bool:
+        from resnetlab.live.dashboard import Dashboard
+
+        config = self.config
+        try:
+            self.dash = Dashboard(
+                decode_panels(config["panels"]),
+                stream=self.stream,
+                backend=config["backend"],
+                title=config["title"],
+                **config["driver_options"],
+            )
+            self.dash.start(rate_hz=config["rate_hz"])
+        except Exception as exc:  # report start-up errors to the parent, never swallow
+            self.say(t="error", message=f"{type(exc).__name__}: {exc}")
+            return False
+        self.say(t="ready", url=self.dash.url)
+        return True
+
+    def finish(self, message: str | None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self.dash.finish(message or "The run has finished.")
+        if self.config["final_png"]:
+            try:
+                self.dash.save(self.config["final_png"])
+            except Exception:
+                logger.exception("writing the final dashboard PNG failed")
+
+    def serve(self, lines: IO[str]) -> None:
+        """Until end of file: append records, finish when told."""
+        for line in lines:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                logger.warning("render process: ignoring a malformed message %r", line[:80])
+                continue
+            if msg.get("t") == "records":
+                try:
+                    append_rows(self.stream, msg["r"])
+                except (ConfigError, TypeError) as exc:
+                    logger.warning("render process: dropped a malformed batch: %s", exc)
+            elif msg.get("t") == "finish":
+                self.finish(msg.get("message"))
+                self.say(t="finished")
+
+    def run(self, lines: IO[str]) -> int:
+        if not self.start():
+            return 2
+        try:
+            self.serve(lines)
+        finally:
+            self.finish(None)  # the parent died or closed without finishing
+            self.dash.close()
+        return 0
+
+
+def main() -> int:
+    """``python -m resnetlab.live.render_process``: started by :class:`RenderProcess`."""
+    logging.basicConfig(level=logging.WARNING, format="render %(levelname)s %(name)s: %(message)s")
+    # Our stdout is the reply channel: keep a private copy of it and send anything a
+    # library prints to stderr instead.
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    config = json.loads(sys.stdin.readline() or "null")
+    if not isinstance(config, dict):
+        return 2  # the parent went away before sending anything
+    return _Child(config, proto).run(sys.stdin)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,12 +2,16 @@
 
 This is the trainer's entry point (``resnetlab train --live NAME``) and works for any
 producer: it returns a :class:`LiveSession` whose ``url`` is the WebAgg address (None
-for other backends) and whose ``close()`` stops everything and writes a final PNG.
+for other backends). When the run ends its ``finish()`` stops the monitor, writes
+``dashboard-final.png`` and says on the dashboard that the run has finished; a WebAgg page
+stays served with the final picture until ``close()`` or the process's exit. ``close()``
+finishes first if that has not happened, then stops everything.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ class LiveSession:
         self.render_process = render_process
         self.monitor = monitor
         self.run_dir = run_dir
+        self.finished = False
         self.closed = False
 
     @property
@@ -70,24 +75,45 @@ class LiveSession:
             return True
         return bool(driver.wait(timeout))
 
-    def close(self) -> None:
-        """Stop the monitor and the driver; write ``dashboard-final.png`` into run_dir."""
-        if self.closed:
+    def finish(self, message: str | None = None) -> None:
+        """The run has ended: stop the monitor and the refreshing, write
+        ``dashboard-final.png`` into run_dir, and show ``message`` (default: the time it
+        finished) on the dashboard. A driver that can keep the final picture (the WebAgg
+        page) keeps it until :meth:`close`; the others are stopped now. Idempotent."""
+        if self.finished:
             return
-        self.closed = True
+        self.finished = True
+        if message is None:
+            message = (
+                f"The run finished at {time.strftime('%H:%M:%S')}: this is its final dashboard."
+            )
         if self.monitor is not None:
             self.monitor.stop()
         if self.render_process is not None:
-            self.render_process.close()  # the child writes the final PNG
+            self.render_process.finish(message)  # the child writes the final PNG
+            if not self.render_process.keeps_final:
+                self.render_process.close()
             return
-        self.dashboard.stop()
+        self.dashboard.finish(message)
         if self.run_dir is not None:
             try:
                 self.dashboard.save(self.run_dir / "dashboard-final.png")
             except Exception:
                 logger.exception("writing the final dashboard PNG failed")
-        if self.dashboard.driver is not None:
-            self.dashboard.driver.stop()
+        driver = self.dashboard.driver
+        if driver is not None and not driver.keeps_final:
+            driver.stop()
+
+    def close(self) -> None:
+        """Finish (if not done yet) and stop everything: the WebAgg server too."""
+        if self.closed:
+            return
+        self.finish()
+        self.closed = True
+        if self.render_process is not None:
+            self.render_process.close()
+        if self.dashboard is not None:
+            self.dashboard.close()
 
     def __enter__(self) -> LiveSession:
         return self

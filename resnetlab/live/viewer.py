@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import itertools
 import json
 import logging
@@ -44,7 +43,7 @@ from resnetlab.errors import BackendError, ConfigError
 from resnetlab.live.dashboard import Dashboard
 from resnetlab.live.drivers.toolkits import TOOLKITS
 from resnetlab.live.drivers.window import WINDOW_DRIVERS, WindowDriver
-from resnetlab.live.panels import Panel
+from resnetlab.live.panels import decode_panels, encode_panels
 from resnetlab.metrics.stream import MetricStream, Record, default_stream
 from resnetlab.metrics.transport import StreamMirror, append_rows, encode_batch
 
@@ -57,41 +56,6 @@ START_TIMEOUT_S = 60.0
 FEED_PERIOD_S = 0.05
 # At most this many records per message, so one huge backlog does not stall the viewer.
 CHUNK = 2000
-
-
-# -- panels across the process boundary ------------------------------------------------
-def encode_panels(panels: Any) -> Any:
-    """Panels (names, Panel objects, nested lists) as JSON-able data for the viewer."""
-    if panels is None or isinstance(panels, str):
-        return panels
-    if dataclasses.is_dataclass(panels) and not isinstance(panels, type):
-        fields = {
-            f.name: getattr(panels, f.name)
-            for f in dataclasses.fields(panels)
-            if f.name != "compare"
-        }  # streams of other runs do not cross processes
-        return {"panel": fields}
-    if isinstance(panels, (list, tuple)):
-        return [encode_panels(p) for p in panels]
-    raise ConfigError(
-        f"the viewer cannot send a panel of type {type(panels).__name__}; "
-        "use preset names, stream keys or Panel objects"
-    )
-
-
-def decode_panels(data: Any) -> Any:
-    """The inverse of :func:`encode_panels`."""
-    if isinstance(data, dict) and "panel" in data:
-        fields = dict(data["panel"])
-        for name in ("keys", "minor"):
-            if name in fields:
-                fields[name] = tuple(fields[name])
-        if fields.get("ylim") is not None:
-            fields["ylim"] = tuple(fields["ylim"])
-        return Panel(**fields)
-    if isinstance(data, list):
-        return [decode_panels(p) for p in data]
-    return data
 
 
 # -- parent side -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -25,8 +25,20 @@ HEATMAP_COLUMNS = 200
 class SeriesSource(Protocol):
     """Another run drawn behind the live lines: a MetricStream, a stored run's series."""
 
+    def keys(self) -> list[str]:
+        """The keys the run has logged (so far)."""
+
     def series(self, key: str) -> tuple[Any, Any]:
         """(steps, values) of ``key``; empty when the run has no such key."""
+
+
+@runtime_checkable
+class LiveSeriesSource(SeriesSource, Protocol):
+    """A compared run that is still being appended to (a MetricStream, ``job.stream``):
+    its lines are read again whenever a key's version changes."""
+
+    def series_version(self, key: str) -> int:
+        """Appends to ``key`` so far (grows with every append, also when bounded)."""
 
 
 class ViewHost(Protocol):
@@ -39,6 +51,9 @@ class ViewHost(Protocol):
 
     def color_for(self, key: str) -> str:
         """The line colour of ``key`` (a val_ key shares its train key's colour)."""
+
+    def compare_color(self, label: str) -> str:
+        """The colour of compared run ``label``: its own, in every panel."""
 
     def needs_layout(self, fig: Any) -> None:
         """Artists were added to ``fig``: lay it out again at its next draw."""
@@ -94,6 +109,17 @@ def sticky_limits(
     return (10 ** new[0], 10 ** new[1]) if log else new
 
 
+def keys_of(source: SeriesSource | Mapping[str, Any]) -> list[str]:
+    """The keys a compared run has (a mapping's keys, or ``source.keys()``)."""
+    return list(source) if isinstance(source, Mapping) else list(source.keys())
+
+
+def version_of(source: SeriesSource | Mapping[str, Any], key: str) -> int:
+    """How far ``key`` of a compared run has grown: a live source's series version, 0 for
+    a fixed one (a stored run, a mapping), which is therefore read once."""
+    return source.series_version(key) if isinstance(source, LiveSeriesSource) else 0
+
+
 def series_of(source: SeriesSource | Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of ``key`` from a MetricStream-like object or a {key: (x, y)} mapping."""
     if isinstance(source, Mapping):
@@ -116,7 +142,9 @@ class LineView:
         self.raw_lines: dict[str, Any] = {}
         self.drawn_n: dict[str, int] = {}
         self.smooth: dict[str, tuple[np.ndarray, list[float]]] = {}
-        self.compared: set[tuple[str, str]] = set()
+        # (run label, key) -> the compared run's line, and the version of its data drawn.
+        self.compare_lines: dict[tuple[str, str], Any] = {}
+        self.compare_drawn: dict[tuple[str, str], int] = {}
         ax.set_title(panel.title, fontsize=10)
         ax.set_xlabel("step" if panel.x == "step" else "seconds", fontsize=8)
         if panel.ylabel:
@@ -167,49 +195,87 @@ class LineView:
         if not minor:
             self.ax.legend(fontsize=7, loc="best")
         self.host.needs_layout(self.ax.figure)
-        self._add_compare(key)
 
-    def _add_compare(self, key: str) -> None:
-        sources = {**self.host.compare_sources, **self.panel.compare}
-        for label, source in sources.items():
-            if (label, key) in self.compared or self.panel.x != "step":
-                continue
-            xs, ys = series_of(source, key)
-            if xs.size == 0:
-                continue
-            xs, ys = minmax_decimate(xs, ys, self.host.max_points // 2)
-            self.ax.plot(
-                xs,
-                ys,
-                lw=1.0,
-                ls=":",
-                alpha=0.7,
-                color=self.host.color_for(key),
-                label=f"{self.panel.label(key)} ({label})",
-            )
-            self.compared.add((label, key))
-            self.ax.legend(fontsize=7, loc="best")
+    # -- compared runs: colour per run, style per train/val, behind the live lines ------
+    def _compare_sources(self) -> dict[str, SeriesSource | Mapping[str, Any]]:
+        if self.panel.x != "step":  # another run's wall-clock times do not line up
+            return {}
+        return {**self.host.compare_sources, **self.panel.compare}
 
+    def _add_compare_line(self, label: str, key: str) -> Any:
+        """A compared run's line: the run's own colour; dotted for training values,
+        dash-dot with markers for validation (the live run: solid and dashed)."""
+        val = is_val(key)
+        (line,) = self.ax.plot(
+            [],
+            [],
+            lw=1.2,
+            ls="-." if val else ":",
+            marker="o" if val else "",
+            markersize=2.5,
+            alpha=0.85,
+            zorder=1.5,  # behind the live lines (2)
+            color=self.host.compare_color(label),
+            label=f"{self.panel.label(key)} ({label})",
+        )
+        self.compare_lines[(label, key)] = line
+        self.placeholder.set_visible(False)
+        self.ax.legend(fontsize=7, loc="best")
+        self.host.needs_layout(self.ax.figure)
+        return line
+
+    def _update_compare(self) -> bool:
+        """Draw what is new in the compared runs (a live source keeps growing); True if a
+        compared line moved."""
+        changed = False
+        for label, source in self._compare_sources().items():
+            for key in matching_keys(self.panel, keys_of(source)):
+                if self.panel.is_minor(key):
+                    continue
+                version = version_of(source, key)
+                if self.compare_drawn.get((label, key)) == version:
+                    continue
+                xs, ys = series_of(source, key)
+                if xs.size == 0:  # no line (nor legend entry) before there is data
+                    continue
+                line = self.compare_lines.get((label, key)) or self._add_compare_line(label, key)
+                line.set_data(*minmax_decimate(xs, ys, max(self.host.max_points // 2, 1)))
+                self.compare_drawn[(label, key)] = version
+                changed = True
+        return changed
+
+    def forget_compare(self, label: str) -> None:
+        """Draw the compared run ``label`` again (its source was replaced or removed)."""
+        for pair in [p for p in self.compare_lines if p[0] == label]:
+            self.compare_lines.pop(pair).remove()
+            self.compare_drawn.pop(pair, None)
+        self.host.needs_layout(self.ax.figure)
+        self._update_compare()  # at once: compare() shows the new source before a refresh
+
+    # -- the live lines --------------------------------------------------------------------
     def update(self, keys: Sequence[str]) -> bool:
-        """Add lines for new matching keys; move them all if one has new values."""
+        """Add lines for new matching keys; move them all if one has new values; draw
+        what is new in the compared runs."""
         stream = self.host.stream
         for key in matching_keys(self.panel, keys):
             if key not in self.lines:
                 self._add_line(key)
-        if self.host.compare_sources and len(self.compared) < len(self.lines) * len(
-            self.host.compare_sources
-        ):
-            for key in list(self.lines):
-                self._add_compare(key)
+        compared = self._update_compare()
         # Versions, not lengths: a bounded stream (max_records) keeps lengths constant.
         if all(stream.series_version(k) == self.drawn_n[k] for k in self.lines):
-            return False
+            if compared:
+                self._rescale(self._compare_xmax())
+            return compared
         data = {key: self._read(key) for key in self.lines}
         xmax = max((float(xs[-1]) for xs, _, _ in data.values() if xs.size), default=-np.inf)
         for key, (xs, ys, smooth) in data.items():
             self._set_line(key, xs, ys, smooth, xmax)
-        self._rescale(xmax)
+        self._rescale(max(xmax, self._compare_xmax()))
         return True
+
+    def _compare_xmax(self) -> float:
+        ends = [line.get_xdata() for line in self.compare_lines.values()]
+        return max((float(xs[-1]) for xs in ends if len(xs)), default=-np.inf)
 
     def _read(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(x, values, smoothed values or None) of ``key`` as the panel shows them."""
@@ -264,14 +330,9 @@ class LineView:
                 ax.set_ylim(*lims)
 
     def moving(self) -> list[Any]:
-        """The artists a redraw moves (see :mod:`resnetlab.live.blit`)."""
-        return [*self.raw_lines.values(), *self.lines.values()]
-
-    def forget_compare(self, label: str) -> None:
-        """Draw the compared run ``label`` again (its source was replaced)."""
-        self.compared = {c for c in self.compared if c[0] != label}
-        for key in list(self.lines):
-            self._add_compare(key)
+        """The artists a redraw moves (see :mod:`resnetlab.live.blit`): the live lines and
+        the compared ones (a compared stream keeps growing)."""
+        return [*self.compare_lines.values(), *self.raw_lines.values(), *self.lines.values()]
 
     def _smoothed(self, key: str, ys: np.ndarray, restart: bool = False) -> np.ndarray:
         cached, state = self.smooth.get(key, (np.empty(0), [0.0, 0]))

@@ -5,8 +5,14 @@ its metrics to the run store; ``watch`` polls the store for rows newer than the 
 it saw (``RunStore.metrics(run_id, since_rowid=...)``) on a background thread, appends
 them to a local MetricStream, and shows that stream in a desktop window (or a WebAgg page
 on 127.0.0.1). Reading SQLite in WAL mode never blocks the writer. The run store keeps
-the training machine's system samples (``sys/*``) with the run, so the CPU/RAM/GPU panels
-show that machine, not this one.
+the training machine's system samples (``sys/*``, taken by the live session's system
+monitor) with the run, so the CPU/RAM/GPU panels show that machine, not this one. When
+the run ends (its stored status is final: completed, stopped, failed, ...) the figures'
+title says so and ``watch`` prints a line; the window stays with the final metrics.
+
+    watch = open_watch("fm-small", runs_db="runs.db", backend="webagg")
+    watch.dashboard.url, watch.follower.finished
+    watch.close()
 """
 
 from __future__ import annotations
@@ -15,12 +21,14 @@ import argparse
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnetlab.metrics.stream import Record, make_record
+from resnetlab.metrics.stream import MetricStream, Record, make_record
 from resnetlab.metrics.transport import append_records
+from resnetlab.states import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +56,38 @@ def records_from_rows(rows: Sequence[Any]) -> list[Record]:
     return records
 
 
+def is_final(status: str | None) -> bool:
+    """Whether a stored run's status says nothing more will be written to it."""
+    try:
+        return status is not None and RunStatus(status).finished
+    except ValueError:  # a status this version does not know: still running, perhaps
+        return False
+
+
 class RunFollower:
     """Copies a stored run's metric rows into a MetricStream as they arrive.
 
     Rows written by one ``log_metrics`` call share step, epoch and time; they become one
     stream record, so the dashboard sees the same records the trainer appended.
+    ``on_finished(status)`` is called once, from the poll that first sees a final status.
     """
 
-    def __init__(self, store: Any, run_id: int, stream: Any, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        store: Any,
+        run_id: int,
+        stream: Any,
+        interval: float = 1.0,
+        on_finished: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.run_id = int(run_id)
         self.stream = stream
         self.interval = float(interval)  # seconds between polls: SQLite reads are cheap
+        self.on_finished = on_finished
         self.last_rowid = 0
         self.status: str | None = None
+        self.finished = False
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,7 +98,12 @@ class RunFollower:
         append_records(self.stream, records_from_rows(rows))
         if rows:
             self.last_rowid = rows[-1].rowid
-        self.status = self.store.get_run(self.run_id).status
+        self.status = str(self.store.get_run(self.run_id).status)
+        if not self.finished and is_final(self.status):
+            # Polling goes on: rows the recorder wrote after the status still arrive.
+            self.finished = True
+            if self.on_finished is not None:
+                self.on_finished(self.status)
         return len(rows)
 
     def _run(self) -> None:
@@ -108,7 +139,32 @@ def choose_backend(requested: str) -> str:
     return name if name in ("qt", "tk", "gtk", "webagg") else "webagg"
 
 
-def watch_run(
+def run_title(run_id: int, name: str, status: str | None = None) -> str:
+    """The figures' title: ``run 3: fm-small``, and once it ended ``... (finished: completed)``."""
+    title = f"run {run_id}: {name}"
+    return f"{title} (finished: {status})" if status is not None else title
+
+
+@dataclass
+class RunWatch:
+    """A dashboard following a stored run: what :func:`open_watch` started."""
+
+    store: Any
+    info: Any  # the run's RunInfo when the watch began
+    stream: MetricStream
+    dashboard: Any
+    follower: RunFollower
+
+    def close(self) -> None:
+        """Stop following, close the dashboard and the store connection."""
+        self.follower.stop()
+        try:
+            self.dashboard.close()
+        finally:
+            self.store.close()
+
+
+def open_watch(
     run: str | int,
     *,
     runs_db: str | Path | None = None,
@@ -117,13 +173,10 @@ def watch_run(
     poll_interval: float = 1.0,
     rate_hz: float = 2.0,
     port: int = 0,
-    exit_after: float | None = None,
-    grab: str | Path | None = None,
-) -> int:
-    """Open a live dashboard on stored run ``run`` until its window is closed (or Ctrl-C)."""
+) -> RunWatch:
+    """Start a dashboard on stored run ``run`` (id or name) that follows the run store."""
     from resnetlab.errors import ConfigError, StoreError
     from resnetlab.live.dashboard import Dashboard
-    from resnetlab.metrics.stream import MetricStream
     from resnetlab.store import RunStore, default_store_path
 
     if backend not in WATCH_BACKENDS:
@@ -140,41 +193,78 @@ def watch_run(
     try:
         info = store.get_run(run)
         stream = MetricStream(name=info.name)
-        follower = RunFollower(store, info.id, stream, poll_interval)
-        follower.poll()
         name = choose_backend(backend)
         options: dict[str, Any] = {"port": port} if name == "webagg" else {"mode": "window"}
         dash = Dashboard(
-            panels, stream=stream, backend=name, title=f"run {info.id}: {info.name}", **options
+            panels, stream=stream, backend=name, title=run_title(info.id, info.name), **options
         )
+
+        def finished(status: str) -> None:
+            dash.set_title(run_title(info.id, info.name, status))
+            print(f"run {info.id} has finished ({status}); showing its final metrics", flush=True)
+
+        follower = RunFollower(store, info.id, stream, poll_interval, on_finished=finished)
+        follower.poll()
         follower.start()
         dash.start(rate_hz=rate_hz)
-        try:
-            print(f"watching run {info.id} ({info.name}, {info.status}) from {path}")
-            if name == "webagg":
-                print(f"dashboard: {dash.url}  (Ctrl-C to stop)")
-                deadline = None if exit_after is None else time.monotonic() + exit_after
-                while deadline is None or time.monotonic() < deadline:
-                    time.sleep(0.2)
-            else:
-                print("close the window to stop watching")
-                dash.driver.wait(exit_after)
-            if grab is not None:
-                if name == "webagg":
-                    dash.save(grab)
-                else:
-                    dash.driver.grab(grab)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            follower.stop()
-            dash.close()
-        if follower.error is not None:
-            print(f"stopped following the run: {follower.error}")
-        print(f"run {info.id} is {follower.status}; {len(stream)} records seen")
-        return 0
-    finally:
+    except BaseException:
         store.close()
+        raise
+    return RunWatch(store, info, stream, dash, follower)
+
+
+def _wait(watch: RunWatch, exit_after: float | None) -> None:
+    """Until the window is closed, Ctrl-C, or ``exit_after`` seconds."""
+    dash = watch.dashboard
+    if dash.backend == "webagg":
+        print(f"dashboard: {dash.url}  (Ctrl-C to stop)")
+        deadline = None if exit_after is None else time.monotonic() + exit_after
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    else:
+        print("close the window to stop watching")
+        dash.driver.wait(exit_after)
+
+
+def watch_run(
+    run: str | int,
+    *,
+    runs_db: str | Path | None = None,
+    backend: str = "auto",
+    panels: Any = None,
+    poll_interval: float = 1.0,
+    rate_hz: float = 2.0,
+    port: int = 0,
+    exit_after: float | None = None,
+    grab: str | Path | None = None,
+) -> int:
+    """Open a live dashboard on stored run ``run`` until its window is closed (or Ctrl-C)."""
+    watch = open_watch(
+        run,
+        runs_db=runs_db,
+        backend=backend,
+        panels=panels,
+        poll_interval=poll_interval,
+        rate_hz=rate_hz,
+        port=port,
+    )
+    info, follower, dash = watch.info, watch.follower, watch.dashboard
+    try:
+        print(f"watching run {info.id} ({info.name}, {info.status}) from {watch.store.path}")
+        _wait(watch, exit_after)
+        if grab is not None:
+            if dash.backend == "webagg":
+                dash.save(grab)
+            else:
+                dash.driver.grab(grab)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watch.close()
+    if follower.error is not None:
+        print(f"stopped following the run: {follower.error}")
+    print(f"run {info.id} is {follower.status}; {len(watch.stream)} records seen")
+    return 0
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """A stored run as series a plot can draw: read once from the run store, then plain arrays.
 
     run = load_run_series("baseline", store="runs.db")
-    dash.compare(run.label, run)          # drawn dotted behind the live lines
+    dash.compare(run.label, run)          # drawn behind the live lines, its own colour
 
 :class:`RunSeries` has the ``series(key) -> (steps, values)`` of a MetricStream, so a
 dashboard treats a stored run like another stream and never queries the store itself.

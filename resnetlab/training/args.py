@@ -22,6 +22,19 @@ DEFAULT_DATA = "fashion-mnist"
 # "store=DEFAULT_STORE" means: the RunStore at $RESNETLAB_RUNS or ./runs/resnetlab.db.
 DEFAULT_STORE = "default"
 
+# RESNETLAB_TINY=1: every run of the recipe at a tiny budget (the docs test runs each
+# documented snippet as written under it; also handy for a quick look). Read here only.
+TINY_ENV = "RESNETLAB_TINY"
+TINY_EPOCHS = 1
+TINY_TRAIN_IMAGES = 256  # training images (the validation ones are held out first)
+TINY_VAL_IMAGES = 64
+TINY_TEST_IMAGES = 256
+
+
+def tiny_budget() -> bool:
+    """Whether ``RESNETLAB_TINY`` asks for the tiny budget (any value but empty/0/no)."""
+    return os.environ.get(TINY_ENV, "").strip().lower() not in ("", "0", "no", "false")
+
 
 def check_limit(name: str, value: Any) -> None:
     """A ``train_limit``/``test_limit`` is None or a positive int (ConfigError otherwise)."""
@@ -75,6 +88,22 @@ class RecipeArgs:
         check_limit("test_limit", self.test_limit)
         # A tuple: the list a caller passed may change later; a generator is read once.
         self.callbacks = tuple(self.callbacks or ())
+        if tiny_budget():
+            self.shrink_to_tiny()
+
+    def shrink_to_tiny(self) -> None:
+        """Cap epochs and images to the tiny budget (what ``RESNETLAB_TINY=1`` does).
+
+        Explicit values, so that a resume under the same budget asks for the settings
+        the checkpoint holds."""
+        self.epochs = min(self.epochs or TINY_EPOCHS, TINY_EPOCHS)
+        base = self.config if self.config is not None else TrainConfig()
+        asked = self.config_fields.get("val_size", base.val_size)
+        # 0 (no validation) and smaller counts stay; a count or a fraction above is capped.
+        small = not asked or (isinstance(asked, int) and asked < TINY_VAL_IMAGES)
+        self.config_fields["val_size"] = asked if small else TINY_VAL_IMAGES
+        self.train_limit = min(self.train_limit or TINY_TRAIN_IMAGES, TINY_TRAIN_IMAGES)
+        self.test_limit = min(self.test_limit or TINY_TEST_IMAGES, TINY_TEST_IMAGES)
 
     @classmethod
     def from_keywords(cls, *args: Any, **keywords: Any) -> RecipeArgs:

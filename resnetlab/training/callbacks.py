@@ -25,6 +25,7 @@ panels to the dashboard it starts.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
@@ -297,6 +298,46 @@ class Timer(Callback):
 
     def on_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         self.seconds = time.perf_counter() - self._t0
+
+
+class SystemSamples(Callback):
+    """This machine's CPU, RAM and GPU sampled into the run's stream while it trains.
+
+    A daemon thread appends one :class:`~resnetlab.metrics.system.SystemSampler` sample
+    every ``interval`` seconds as ``sys/<measure>`` at the current training step (the
+    names the live monitor uses), so a stored run, ``resnetlab watch`` and a dashboard all
+    show the same CPU/RAM panels, with or without a live dashboard. Added by the recipe to
+    single-process runs (torchrun ranks have :class:`RankSystemMonitor`).
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self, trainer: Any) -> None:
+        with SystemSampler() as sampler:
+            while True:
+                sample = {f"sys/{key}": value for key, value in sampler.sample().items()}
+                try:
+                    trainer.stream.append(trainer.step, sample)
+                except Exception:  # a sample must never cost the run
+                    log.debug("system sample not recorded", exc_info=True)
+                if self._stop.wait(self.interval):
+                    return
+
+    def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(trainer,), name="resnetlab-system-samples", daemon=True
+        )
+        self._thread.start()
+
+    def on_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10.0)
+            self._thread = None
 
 
 class RankSystemMonitor(Callback):

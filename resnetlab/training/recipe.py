@@ -31,7 +31,7 @@ from resnetlab.errors import ConfigError, StoreError
 from resnetlab.metrics.stream import MetricStream
 from resnetlab.store import RunStore, default_store_path
 from resnetlab.training.args import DEFAULT_STORE, RecipeArgs
-from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor
+from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor, SystemSamples
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.distributed import DistContext
@@ -398,6 +398,8 @@ def run_callbacks(args: RecipeArgs, ctx: DistContext) -> list[Any]:
         # First: its epoch-end sample is what later callbacks (the CLI's rank lines) show
         # for that same epoch.
         callbacks.append(RankSystemMonitor())
+    if ctx.is_main:  # this machine's CPU/RAM/GPU with the run: the store, watch, dashboards
+        callbacks.append(SystemSamples())
     if args.progress and ctx.is_main:  # other ranks stay quiet
         callbacks.append(ProgressBar())
     return callbacks + list(args.callbacks)

@@ -39,6 +39,18 @@ class TrainResult:
         state["stream"] = state["dashboard"] = None
         return state
 
+    def __repr__(self) -> str:
+        # The dataclass repr would print the whole model, the history and the confusion
+        # matrix; a short line names the run instead (issue 13.14).
+        parts = [f"run_id={self.run_id!r}", f"status={str(self.status)!r}"]
+        if self.test_accuracy is not None:
+            parts.append(f"test_accuracy={self.test_accuracy:.4f}")
+        parts.append(f"epochs={len(self.history)}")
+        parts.append(f"wall_time={self.wall_time:.1f}s")
+        if self.checkpoint is not None:
+            parts.append(f"checkpoint={str(self.checkpoint)!r}")
+        return f"TrainResult({', '.join(parts)})"
+
     def summary(self) -> str:
         """The lines ``resnetlab train`` prints at the end."""
         lines = []

@@ -1,7 +1,8 @@
 """Fit a tiny Keras 3 model (torch backend) on real Fashion-MNIST with LiveCallback.
 
-    KERAS_BACKEND=torch python tests/desktop/keras_fit.py DATA_DIR
-Prints a JSON report of what reached the MetricStream, and Keras' own history.
+    KERAS_BACKEND=torch python tests/desktop/keras_fit.py DATA_DIR OUT_DIR
+Prints a JSON report of what reached the MetricStream, Keras' own history, and the path of
+the image a Dashboard (running in the background during the fit) saved afterwards.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def idx(path: str, offset: int) -> np.ndarray:
 
 
 def main() -> int:
-    root = sys.argv[1]
+    root, out = sys.argv[1], sys.argv[2]
     x = idx(f"{root}/train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)[:384] / 255.0
     y = idx(f"{root}/train-labels-idx1-ubyte.gz", 8)[:384]
     try:
@@ -30,6 +31,7 @@ def main() -> int:
     except ImportError:
         print(json.dumps({"skip": "keras is not installed (pip install keras)"}))
         return 0
+    from resnetlab.live.dashboard import Dashboard
     from resnetlab.live.keras import LiveCallback
     from resnetlab.metrics.stream import MetricStream
 
@@ -43,6 +45,7 @@ def main() -> int:
     )
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     stream = MetricStream(name="keras")
+    dash = Dashboard(["loss", "accuracy"], stream=stream, backend="agg").start(rate_hz=10)
     history = model.fit(
         x,
         y,
@@ -52,6 +55,9 @@ def main() -> int:
         callbacks=[LiveCallback(stream)],
         verbose=0,
     )
+    dash.stop()
+    (saved,) = dash.save(os.path.join(out, "after-fit.png"))
+    dash.close()
     records, _ = stream.read_since(0)
     print(
         json.dumps(
@@ -60,6 +66,7 @@ def main() -> int:
                 "keys": stream.keys(),
                 "records": [[r.step, r.epoch, r.metrics] for r in records],
                 "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                "saved": str(saved),
             }
         )
     )

@@ -8,14 +8,15 @@ import sys
 
 import pytest
 from desktop_helpers import HERE
+from live.image_checks import assert_whole_image
 
 
-def test_keras_fit_feeds_the_stream(fashion_mnist_dir):
+def test_keras_fit_feeds_the_stream(fashion_mnist_dir, tmp_path):
     env_backend = {"KERAS_BACKEND": "torch"}
     import os
 
     proc = subprocess.run(
-        [sys.executable, str(HERE / "keras_fit.py"), str(fashion_mnist_dir)],
+        [sys.executable, str(HERE / "keras_fit.py"), str(fashion_mnist_dir), str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -37,6 +38,8 @@ def test_keras_fit_feeds_the_stream(fashion_mnist_dir):
     # The last batch's running loss of each epoch is the epoch's loss in Keras' history.
     last = [m["loss"] for s, _, m in r["records"] if "loss" in m and s % batches_per_epoch == 0]
     assert last == pytest.approx(r["history"]["loss"], rel=1e-5)
+    # A dashboard that followed the fit saves a whole picture afterwards (not the lines alone).
+    assert_whole_image(r["saved"])
 
 
 def test_missing_keras_is_a_clear_error():

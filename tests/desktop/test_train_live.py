@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from desktop_helpers import colours
+from live.image_checks import assert_whole_image
 
 
 def test_training_on_the_main_thread_keeps_the_tk_window_live(run_gui, fashion_mnist_dir, tmp_path):
@@ -19,3 +20,4 @@ def test_training_on_the_main_thread_keeps_the_tk_window_live(run_gui, fashion_m
     assert draws[0] < draws[-1], draws
     assert colours(report["grab"]) > 20, "the window shows no plot"
     assert Path(report["final_png"]).stat().st_size > 0
+    assert_whole_image(report["final_png"])  # opaque, with titles and tick labels

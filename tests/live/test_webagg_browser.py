@@ -124,12 +124,12 @@ def test_webagg_in_a_render_process_serves_the_page_from_the_child():
         title="child run",
     )
     try:
-        child = session.render_process._proc
-        assert child.is_alive() and child.pid != os.getpid()
+        child = psutil.Process(session.render_process.pid)
+        assert session.render_process.alive and child.pid != os.getpid()
         port = int(session.url.rsplit(":", 1)[1].strip("/"))
         listening = [
             c
-            for c in psutil.Process(child.pid).net_connections("inet")
+            for c in child.net_connections("inet")
             if c.status == psutil.CONN_LISTEN and c.laddr.port == port
         ]
         assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening)
@@ -138,4 +138,4 @@ def test_webagg_in_a_render_process_serves_the_page_from_the_child():
         stream.log(0, loss=1.0)
     finally:
         session.close()
-    assert not child.is_alive()
+    assert not child.is_running()  # ended and reaped

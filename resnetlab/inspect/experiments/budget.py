@@ -12,10 +12,26 @@ steps of that very model first, so deep and shallow nets get the same wall-clock
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 
 from resnetlab.errors import ConfigError
+
+# RESNETLAB_TINY=1 (the docs test, quick looks): one epoch per run on a few hundred images.
+TINY_ENV = "RESNETLAB_TINY"
+TINY_SUBSET = 256
+
+
+def tiny_budget() -> bool:
+    """Whether ``RESNETLAB_TINY`` asks for the tiny budget (any value but empty/0/no)."""
+    return os.environ.get(TINY_ENV, "").strip().lower() not in ("", "0", "no", "false")
+
+
+def tiny_subset(images: int) -> int:
+    """A subset size, capped to :data:`TINY_SUBSET` under the tiny budget."""
+    return min(images, TINY_SUBSET) if tiny_budget() else images
+
 
 _RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z ]*)\s*$")
 _UNITS = {
@@ -55,7 +71,13 @@ class Budget:
 
     @classmethod
     def parse(cls, text: str | int | float | Budget) -> Budget:
-        """``"2"``, ``"2ep"``, ``"90s"``, ``"5min"``, ``"1h"`` → a Budget."""
+        """``"2"``, ``"2ep"``, ``"90s"``, ``"5min"``, ``"1h"`` → a Budget (one epoch under
+        the tiny budget, once ``text`` is known to be valid)."""
+        budget = cls._parse(text)
+        return cls(epochs=1) if tiny_budget() else budget
+
+    @classmethod
+    def _parse(cls, text: str | int | float | Budget) -> Budget:
         if isinstance(text, Budget):
             return text
         if isinstance(text, int | float) and not isinstance(text, bool):

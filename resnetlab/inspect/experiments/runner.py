@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from resnetlab.errors import ConfigError
-from resnetlab.inspect.experiments.budget import Budget
+from resnetlab.inspect.experiments.budget import Budget, tiny_subset
 from resnetlab.inspect.gradients import GradientNormCallback, norms_from_stream
 
 log = logging.getLogger(__name__)
@@ -120,8 +120,8 @@ def load_data(options: ExperimentOptions) -> ExperimentData:
             f"({options.batch_size}); use a larger subset or --batch-size"
         )
     gen = torch.Generator().manual_seed(options.data_seed)
-    tr = torch.randperm(len(train), generator=gen)[: options.subset].sort().values
-    te = torch.randperm(len(test), generator=gen)[: options.test_subset].sort().values
+    tr = torch.randperm(len(train), generator=gen)[: tiny_subset(options.subset)].sort().values
+    te = torch.randperm(len(test), generator=gen)[: tiny_subset(options.test_subset)].sort().values
     train, test = train.subset(tr), test.subset(te)
     mean, std = channel_stats(train)
     return ExperimentData(

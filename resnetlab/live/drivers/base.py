@@ -51,6 +51,9 @@ class Driver(Protocol):
     render_seconds: float
     # The page address (WebAgg), else None.
     url: str | None
+    # True: after finish() it keeps showing the final picture until stop() (the WebAgg
+    # page stays served); False: the session stops it when the run ends.
+    keeps_final: bool
 
     def start(self) -> None:
         """Attach canvases and display / serve / open windows (idempotent)."""
@@ -60,6 +63,10 @@ class Driver(Protocol):
 
     def stop_timer(self) -> None:
         """Stop refreshing by itself; what is shown stays (a no-op for most drivers)."""
+
+    def finish(self, message: str) -> None:
+        """The run has ended: say ``message`` where the dashboard is shown (a no-op for
+        drivers with no place to say it)."""
 
     def stop(self) -> None:
         """Stop drawing and close what start() opened (idempotent)."""
@@ -92,6 +99,7 @@ class BaseDriver:
     name: ClassVar[str] = "base"
     draws_from_background: ClassVar[bool] = True
     in_process_windows: ClassVar[bool] = False
+    keeps_final: ClassVar[bool] = False
     # Options a subclass accepts, with defaults (unknown options are a ConfigError).
     options: ClassVar[dict[str, Any]] = {}
 
@@ -113,6 +121,9 @@ class BaseDriver:
                 fig.canvas.draw()
 
     def stop_timer(self) -> None:
+        pass
+
+    def finish(self, message: str) -> None:
         pass
 
     def stop(self) -> None:

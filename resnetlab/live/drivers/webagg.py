@@ -3,7 +3,10 @@ server on our own asyncio loop in a background thread.
 
 The server does not depend on the notebook kernel's loop or on pyplot's global figure
 registry, binds 127.0.0.1 by default, and survives browser reloads (each page load opens
-fresh websockets to the same figures). Redraws are handed to the server's loop with
+fresh websockets to the same figures). When the run ends, :meth:`WebAggDriver.finish`
+puts a notice on the page and the server keeps serving the final dashboard until the
+process exits or ``stop()``; the page asks ``/status`` every few seconds, so an open tab
+shows the notice, and says so when the server is gone. Redraws are handed to the server's loop with
 ``call_soon_threadsafe``: websockets may only be written from their own loop, and
 ``draw_idle`` from a producer thread fails with "no current event loop".
 """
@@ -51,13 +54,38 @@ PAGE = """<!DOCTYPE html>
       var fig = new mpl.figure(fig_id, ws, ondownload, div);
       fig.canvas.setAttribute("tabindex", fig_id);
     }
+    function notice(text) {
+      var line = document.getElementById("resnetlab-status");
+      line.textContent = text;
+      line.style.display = text ? "block" : "none";
+    }
+    // The run's end (and a server that went away) reach an open tab by this poll.
+    function poll() {
+      // A server whose process is gone or frozen may never answer: give up after 5 s.
+      var ctrl = new AbortController();
+      setTimeout(function () { ctrl.abort(); }, 5000);
+      fetch("status", {cache: "no-store", signal: ctrl.signal})
+        .then(function (r) { return r.json(); })
+        .then(function (s) {
+          notice(s.finished || "");
+          setTimeout(poll, s.finished ? 10000 : 2000);
+        })
+        .catch(function () {
+          notice("The dashboard server has stopped (its process ended): " +
+                 "this is the last picture it sent.");
+        });
+    }
     document.addEventListener("DOMContentLoaded", function () {
       {% for fig_id in fig_ids %}show({{ fig_id }});{% end %}
+      setTimeout(poll, 2000);
     });
   </script>
 </head>
 <body>
   <h3 style="font-family: sans-serif; margin: 8px 10px;">{{ title }}</h3>
+  <p id="resnetlab-status" style="font-family: sans-serif; margin: 4px 10px; padding: 4px 8px;
+     background: #fff3cd; border: 1px solid #e0c36a; display: {{ 'block' if finished else 'none' }};"
+  >{{ finished or "" }}</p>
   <div id="mpl-warnings" class="mpl-warnings"></div>
   <div id="figures" style="margin: 10px 10px;"></div>
 </body>
@@ -78,7 +106,16 @@ def _page_handlers(driver: WebAggDriver) -> list[tuple[str, type]]:
         def get(self) -> None:
             self.set_header("Content-Type", "text/html; charset=utf-8")
             self.set_header("Cache-Control", "no-store")
-            self.write(page.generate(title=driver.title, fig_ids=sorted(driver.managers)))
+            self.write(
+                page.generate(
+                    title=driver.title, fig_ids=sorted(driver.managers), finished=driver.finished
+                )
+            )
+
+    class Status(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Cache-Control", "no-store")
+            self.write({"finished": driver.finished})
 
     class MplJs(tornado.web.RequestHandler):
         def get(self) -> None:
@@ -108,6 +145,7 @@ def _page_handlers(driver: WebAggDriver) -> list[tuple[str, type]]:
         (r"/js/mpl\.js", MplJs),
         (r"/favicon\.ico", FavIcon),
         (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
+        (r"/status", Status),
         (r"/?", Index),
     ]
 
@@ -172,6 +210,8 @@ def _make_app(driver: WebAggDriver) -> Any:
 
 class WebAggDriver(BaseDriver):
     name = "webagg"
+    # The page outlives the run: finish() leaves the server up (until stop() or exit).
+    keeps_final = True
     options = {
         # 127.0.0.1: only this machine can see the page. Use an SSH tunnel to watch from
         # elsewhere; "0.0.0.0" exposes training metrics to the whole network.
@@ -207,6 +247,8 @@ class WebAggDriver(BaseDriver):
         self._draw_lock = threading.Lock()
         self._queued = False
         self.renders = 0
+        # The notice the page shows once the run has ended (None while it runs).
+        self.finished: str | None = None
         # render_seconds (BaseDriver): time spent rendering on the server's loop, which the
         # dashboard's draw budget counts.
 
@@ -290,20 +332,29 @@ class WebAggDriver(BaseDriver):
             self.renders += 1
             self.render_seconds += time.perf_counter() - began
 
+    def finish(self, message: str) -> None:
+        """Show ``message`` on the page (open tabs within seconds, reloads at once) and
+        push the final picture; the server stays up."""
+        self.finished = message
+        self.draw()
+
     def stop(self) -> None:
         if not self.started:
             return
         super().stop()
 
-        def _close() -> None:
-            if self._server is not None:
-                self._server.stop()
+        async def _close() -> None:
             for manager in self.managers.values():
                 for ws in list(manager.web_sockets):
                     ws.close()
+            if self._server is not None:
+                self._server.stop()
+                # Idle keep-alive connections too: a tab's next request must fail at once
+                # (and say the server has stopped), not wait on a loop that no longer runs.
+                await self._server.close_all_connections()
 
         try:
-            self._loop.call(_close, timeout=5.0)
+            self._loop.submit(_close()).result(5.0)
         except Exception:
             logger.exception("closing the WebAgg server failed")
         self._loop.stop(hard=True, raise_errors=False)  # no tasks of ours; errors were logged
