@@ -1,0 +1,26 @@
+"""Test-time augmentation: average a classifier's logits over an image and its mirror."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FlipAverage(nn.Module):
+    """``(model(x) + model(flip(x))) / 2`` with ``flip`` the left-right mirror.
+
+    A wrapper module, so :func:`~resnetlab.training.evaluate.evaluate` (and anything
+    else that calls a model) uses it unchanged: ``evaluate(FlipAverage(model), loader)``.
+    Right for data trained with horizontal flips (clothes, objects), wrong for digits.
+    Both views go through the network as one batch of ``2B`` (eval mode: BatchNorm
+    uses its running statistics, so the batch makeup does not change the result).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        both = self.model(torch.cat([x, x.flip(3)]))
+        plain, mirrored = both.chunk(2)
+        return 0.5 * (plain + mirrored)
