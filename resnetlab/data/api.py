@@ -52,7 +52,7 @@ def find(
         try:
             for remote in spec.split_files(split):
                 if not any((target / n).exists() for n in remote.names):
-                    download_file(remote, target, progress=progress)
+                    download_file(remote, target, dataset=spec.name, progress=progress)
         except DownloadFailed as exc:
             problem = f"Download failed: {exc}"
         else:

@@ -112,7 +112,7 @@ def resolve_model_source(
             f"{db} to look it up as a run id/name)"
         )
     try:
-        with RunStore(db) as store:
+        with RunStore(db, read_only=True) as store:
             run = store.get_run(str(checkpoint_or_run))
     except StoreError as exc:
         raise ConfigError(
@@ -153,7 +153,7 @@ def load_model(
     """
     path = resolve_model_source(checkpoint_or_run, runs_db)
     state = load_checkpoint(path)
-    net = model_from_checkpoint(state, use_ema=use_ema)
+    net = model_from_checkpoint(state, use_ema=use_ema, source=path)
     spec_cfg = (state.get("spec") or {}).get("config") or {}
     extra = (state.get("config") or {}).get("extra") or {}
     channels = int(spec_cfg.get("in_channels", 1))

@@ -49,7 +49,7 @@ def load_model(
     path = Path(source)
     if path.exists():
         data = load_checkpoint(path)
-        return model_from_checkpoint(data), data
+        return model_from_checkpoint(data, source=path), data
     try:
         model = create_model(
             str(source), in_channels=in_channels, num_classes=num_classes, image_size=image_size

@@ -22,6 +22,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -185,6 +186,93 @@ async def _await(awaitable: Any) -> Any:
 # -- parent side ---------------------------------------------------------------------------
 
 
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+): signals through it can never reach a reused PID."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class _Child:
+    """The one owner of a worker's PID: reaps it once, signals it only while it lives.
+
+    Two threads used to reap the same child (the pump's ``join`` and ``kill``'s
+    ``join``/``is_alive``); the loser read "no such child" as "still running" and sent
+    SIGKILL to a PID that was already reaped, one the OS may have handed to an unrelated
+    process. Here only :meth:`reap` (the pump) collects the exit status, and it does so
+    under the lock that :meth:`send` holds while it checks the child and signals it: an
+    unreaped PID cannot be reused, so a signal sent under the lock reaches our worker or
+    a zombie of it. Waiting for the exit (``waitid`` with ``WNOWAIT``) never reaps.
+    """
+
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.pid: int = process.pid
+        self._lock = threading.Lock()
+        self._pidfd = _open_pidfd(self.pid)
+        self.exitcode: int | None = None
+        self.reaped = threading.Event()
+        # Set under the lock when a signal went out; final once the child is reaped.
+        self.signalled = False
+
+    def _exited(self) -> bool:
+        """Whether the worker has exited (a zombie or reaped), without reaping it."""
+        if self.exitcode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            # Reaped by multiprocessing's own cleanup, which polls every unjoined child
+            # whenever another process starts: gone all the same.
+            return True
+
+    def alive(self) -> bool:
+        """Whether the worker still runs (never reaps it)."""
+        return not self._exited()
+
+    def send(self, sig: int) -> bool:
+        """Send ``sig`` if the worker still runs; whether it was sent."""
+        with self._lock:
+            if self._exited():
+                return False
+            try:
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, sig)
+                else:
+                    os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return False
+            self.signalled = True
+            return True
+
+    def wait_exit(self) -> None:
+        """Block until the worker has exited, leaving it for :meth:`reap`."""
+        try:
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            pass  # already reaped by multiprocessing's cleanup; reap() reads its status
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
+            self.wait_exit()
+
+    def reap(self) -> int | None:
+        """Collect the exit status (once, from the pump thread) and close the pidfd."""
+        self.wait_exit()
+        with self._lock:
+            self.process.join()
+            # multiprocessing's cleanup may be between its waitpid and storing the status:
+            # a join then reports None once; the status follows within microseconds.
+            deadline = time.monotonic() + 5.0
+            while self.process.exitcode is None and time.monotonic() < deadline:
+                self.process.join(0.01)
+            self.exitcode = self.process.exitcode
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+        self.reaped.set()
+        return self.exitcode
+
+
 class ProcessJob(Job):
     """A function in a spawned worker process: stop by event, or ``kill()``."""
 
@@ -201,7 +289,6 @@ class ProcessJob(Job):
         self._mp_flags = {name: SharedFlag(mp) for name in {"stop", *self.flag_names}}
         self._mp_stop = self._mp_flags["stop"]
         reader, writer = mp.Pipe(duplex=False)
-        self._killed = False
         self._got_result = False
         assert self.log_path is not None
         self.output.flush()
@@ -220,6 +307,7 @@ class ProcessJob(Job):
             ),
         )
         self.process.start()
+        self._child = _Child(self.process)
         writer.close()  # only the worker writes; its exit now means end-of-file for us
         self._reader = reader
         self.pump = threading.Thread(
@@ -276,7 +364,7 @@ class ProcessJob(Job):
         while True:
             try:
                 if not reader.poll(0.2):
-                    if not self.process.is_alive() and not reader.poll(0):
+                    if not self._child.alive() and not reader.poll(0):
                         break
                     continue
                 blob = reader.recv_bytes()
@@ -303,10 +391,9 @@ class ProcessJob(Job):
             else:
                 self.on_message(msg)
         reader.close()
-        self.process.join()
-        code = self.process.exitcode
-        self.exitcode = code
-        if self._killed:
+        code = self.exitcode = self._child.reap()
+        if self._child.signalled:
+            self.stop_reason = StopMode.KILL
             self._finish(RunStatus.KILLED, result=result)
         elif error is not None:
             text, blob = error
@@ -375,18 +462,23 @@ class ProcessJob(Job):
         return self.state
 
     def kill(self, grace: float = 3.0) -> RunStatus:
-        """SIGTERM the worker; SIGKILL it if still alive after ``grace`` seconds."""
+        """SIGTERM the worker; SIGKILL it if still alive after ``grace`` seconds.
+
+        A worker that already ended on its own is not signalled and keeps its own status.
+        """
         if not self.running:
             return self.state
-        self._killed = True
-        self.stop_reason = StopMode.KILL
-        self.process.terminate()
-        self.process.join(grace)
-        if self.process.is_alive():
-            log.warning(
-                "job %s %r survived SIGTERM for %.1f s; sending SIGKILL", self.id, self.name, grace
-            )
-            self.process.kill()
-            self.process.join(5.0)
-        self._done.wait(10.0)
+        child = self._child
+        if child.send(signal.SIGTERM):
+            self.stop_reason = StopMode.KILL
+            if not child.reaped.wait(grace) and child.send(signal.SIGKILL):
+                log.warning(
+                    "job %s %r survived SIGTERM for %.1f s; sent SIGKILL",
+                    self.id,
+                    self.name,
+                    grace,
+                )
+        # The pump reaps the worker, sets exitcode, then finishes the job.
+        child.reaped.wait(30.0)
+        self._done.wait(30.0)
         return self.state

@@ -189,7 +189,7 @@ def open_watch(
             f"no run store at {path}; pass --runs-db PATH (or set RESNETLAB_RUNS) "
             "to the database the training process writes"
         )
-    store = RunStore(path)
+    store = RunStore(path, read_only=True)  # watching never writes to it
     try:
         info = store.get_run(run)
         stream = MetricStream(name=info.name)

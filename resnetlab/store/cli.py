@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import math
+import os
+import sqlite3
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from resnetlab.errors import ConfigError
@@ -92,17 +97,38 @@ def register(subparsers: Any) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from pathlib import Path
+    """The store of ``--runs-db``, opened read-only: these commands never write to it."""
+    from resnetlab.store.runstore import RunStore
 
-    from resnetlab.store.runstore import RunStore, default_store_path
-
-    path = args.runs_db or default_store_path()
-    if not Path(path).exists():
+    path = _db_path(args)
+    if not path.exists():
         raise ConfigError(
             f"no run store at {path}; train something first (`resnetlab train`) "
             "or point --runs-db / $RESNETLAB_RUNS at your database"
         )
-    return RunStore(path)
+    return RunStore(path, read_only=True)
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    from resnetlab.store.runstore import default_store_path
+
+    return Path(os.path.abspath(args.runs_db or default_store_path()))
+
+
+def _reading(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """SQLite errors while reading (damaged pages, a file that is not a database) become
+    the one-line StoreError naming the file and the way to recover it."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except sqlite3.Error as exc:
+            from resnetlab.store.runstore import store_error
+
+            raise store_error(_db_path(args), exc) from exc
+
+    return run
 
 
 def _fmt_time(t: float | None) -> str:
@@ -145,7 +171,10 @@ def _epochs(store: Any, run: Any) -> str:
     return f"{int(done)}/{total}" if total else str(int(done))
 
 
+@_reading
 def cmd_runs(args: argparse.Namespace) -> int:
+    if args.status is not None and args.status not in STORED_STATUSES:
+        raise ConfigError(f"--status {args.status!r}: a run is one of {', '.join(STORED_STATUSES)}")
     with _open(args) as store:
         runs = store.list_runs(status=args.status, limit=args.limit or None)
         if not runs:
@@ -191,6 +220,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+@_reading
 def cmd_show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         r = store.get_run(args.run)
@@ -228,6 +258,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@_reading
 def cmd_plot(args: argparse.Namespace) -> int:
     from resnetlab.store.plot import plot_run
 
@@ -263,6 +294,7 @@ def _compare_row(store: Any, r: Any, fields: list[str]) -> list[str]:
     ]
 
 
+@_reading
 def cmd_compare(args: argparse.Namespace) -> int:
     from resnetlab.store.compare import differing_fields
 
@@ -282,6 +314,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@_reading
 def cmd_export(args: argparse.Namespace) -> int:
     from resnetlab.utils.atomic import atomic_write_text
 

@@ -33,7 +33,9 @@ def plot_run(
 
     have = set(store.metric_keys(run.id))
     if keys:
-        panels = [(k, (k,)) for k in keys]
+        panels = [(k, (k,)) for k in keys if k in have]
+        if not panels:
+            return []  # nothing to draw: no file written
     else:
         panels = [(title, ks) for title, ks in PANELS if have & set(ks)]
     drawn: list[str] = []

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import socket
 import sqlite3
 import threading
@@ -90,6 +91,67 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run_key ON metrics(run_id, key, step);
 """
+
+
+# ``PRAGMA application_id`` of a resnetlab store ("RLAB"): what tells ours from another
+# program's SQLite file. Stores made before it are recognised by their tables.
+APPLICATION_ID = 0x524C4142
+DEAD_RUN_ERROR = "the training process ended without finishing the run (killed or crashed)"
+_OWN_TABLES = {"runs", "metrics"}
+_RUN_COLUMNS = {
+    "id", "name", "status", "model", "dataset", "config", "started_at", "ended_at",
+    "final_metrics", "checkpoint_last", "checkpoint_best", "run_dir", "error", "owner_pid",
+    "owner_host", "owner_started", "heartbeat",
+}  # fmt: skip
+
+
+def store_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """A one-line StoreError for an SQLite error on the store ``path``: its cause and the fix."""
+    text = str(exc)
+    # SQLite reports ENOSPC in its WAL/shared-memory files as a plain "disk I/O error".
+    if "disk is full" in text or ("disk I/O error" in text and _nearly_full(path.parent)):
+        return StoreError(
+            f"no space left on {path.parent} (writing the run store {path}); free some "
+            "space and run again (--resume continues an interrupted run)"
+        )
+    if "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"{path}: cannot open the run store: not a SQLite database, or a damaged one "
+            f"({text}). Copy out what it "
+            f"holds with `sqlite3 {path} .recover | sqlite3 recovered.db` and use "
+            f"recovered.db, or point --runs-db / ${ENV_VAR} at another file"
+        )
+    return StoreError(f"{path}: {text}")
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < 256 * 1024
+    except OSError:
+        return False
+
+
+def _store_kind(conn: sqlite3.Connection, path: Path) -> str:
+    """ "ours" (marked), "legacy" (our tables, unmarked), "empty"; StoreError otherwise."""
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app == APPLICATION_ID:
+        return "ours"
+    tables = {
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not r[0].startswith("sqlite_")
+    }
+    if app == 0 and not tables:
+        return "empty"
+    if app == 0 and tables >= _OWN_TABLES:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        if columns >= _RUN_COLUMNS:
+            return "legacy"
+    what = f"application_id {app:#x}" if app else f"tables {', '.join(sorted(tables))}"
+    raise StoreError(
+        f"{path} is not a resnetlab run store ({what}); it was left untouched. Point "
+        f"--runs-db or ${ENV_VAR} at another file"
+    )
 
 
 def default_store_path() -> Path:
@@ -198,31 +260,73 @@ class RunStore:
     stale_after_s: float = 6 * 3600.0
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 30.0,
+        read_only: bool = False,
     ) -> None:
+        """Open (or create) the store at ``path``.
+
+        ``read_only``: open an existing store for reading only (SQLite ``mode=ro``): no file
+        is created, nothing is written; runs whose owner died read as ``interrupted``
+        without being changed. A file that is not a resnetlab store is refused untouched
+        either way.
+        """
         # Absolute: run folders are made beside it and their paths stored, and those must
         # stay valid when the store is later opened from another directory.
         self.path = Path(os.path.abspath(path if path is not None else default_store_path()))
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=timeout, check_same_thread=False, isolation_level=None
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across application crashes (SIGKILL) in WAL mode; only
-            # a power cut may lose the last transactions, never corrupt the file.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{self.path}: cannot open the run store ({exc}); the file is not a SQLite "
-                f"database or is damaged. Point {ENV_VAR} or --runs-db at another file."
-            ) from exc
+        self.read_only = read_only
+        self._dead: set[int] = set()  # read-only: runs whose owner is gone, not yet marked
+        self._conn = self._connect(timeout)
         self._lock = threading.RLock()
         self._pending: dict[int, list[tuple]] = {}
-        self.mark_dead_runs()
+        try:
+            self.mark_dead_runs()
+        except sqlite3.Error as exc:  # the first read of the runs: damaged pages show here
+            self._conn.close()
+            raise store_error(self.path, exc) from exc
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        if self.read_only:
+            if not self.path.is_file():
+                raise StoreError(
+                    f"no run store at {self.path}; train something first (`resnetlab "
+                    f"train`) or point --runs-db / ${ENV_VAR} at your database"
+                )
+            target, uri = f"{self.path.as_uri()}?mode=ro", True
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target, uri = str(self.path), False
+        existed = self.path.exists()
+        conn = sqlite3.connect(
+            target, timeout=timeout, check_same_thread=False, isolation_level=None, uri=uri
+        )
+        try:
+            conn.row_factory = sqlite3.Row
+            kind = _store_kind(conn, self.path)  # before anything could change the file
+            if self.read_only:
+                if kind == "empty":
+                    raise StoreError(f"{self.path} is empty: no run has been recorded in it")
+                return conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across application crashes (SIGKILL) in WAL mode; only
+            # a power cut may lose the last transactions, never corrupt the file.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)
+            if kind != "ours":  # new, or made before stores were marked
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        except BaseException as exc:
+            conn.close()
+            if not existed:  # nothing half-made: no schema-less store left behind
+                for leftover in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(self.path, exc) from exc
+            raise
+        return conn
 
     # -- housekeeping ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -254,13 +358,14 @@ class RunStore:
                 alive = row["heartbeat"] is not None and now - row["heartbeat"] < self.stale_after_s
             if not alive:
                 dead.append(row["id"])
-        if dead:
+        if dead and self.read_only:
+            self._dead = set(dead)  # shown as interrupted; the next writer records it
+        elif dead:
             with self._tx() as c:
                 c.executemany(
                     "UPDATE runs SET status = ?, ended_at = COALESCE(heartbeat, started_at), "
-                    "error = COALESCE(error, 'the training process ended without finishing "
-                    "the run (killed or crashed)') WHERE id = ? AND status = ?",
-                    [(INTERRUPTED, rid, RUNNING) for rid in dead],
+                    "error = COALESCE(error, ?) WHERE id = ? AND status = ?",
+                    [(INTERRUPTED, DEAD_RUN_ERROR, rid, RUNNING) for rid in dead],
                 )
             log.info("run store %s: marked runs %s as interrupted", self.path, dead)
         return dead
@@ -425,20 +530,21 @@ class RunStore:
         return value
 
     def _row_to_info(self, row: sqlite3.Row) -> RunInfo:
+        dead = row["id"] in self._dead and row["status"] == RUNNING
         return RunInfo(
             id=row["id"],
             name=row["name"],
-            status=RunStatus(row["status"]),
+            status=RunStatus.INTERRUPTED if dead else RunStatus(row["status"]),
             model=row["model"],
             dataset=row["dataset"],
             config=json.loads(row["config"] or "{}"),
             started_at=row["started_at"],
-            ended_at=row["ended_at"],
+            ended_at=(row["heartbeat"] or row["started_at"]) if dead else row["ended_at"],
             final_metrics=json.loads(row["final_metrics"] or "{}"),
             checkpoint_last=self.stored_path(row["checkpoint_last"]),
             checkpoint_best=self.stored_path(row["checkpoint_best"]),
             run_dir=self.stored_path(row["run_dir"]),
-            error=row["error"],
+            error=(row["error"] or DEAD_RUN_ERROR) if dead else row["error"],
             owner_pid=row["owner_pid"],
             owner_host=row["owner_host"],
             heartbeat=row["heartbeat"],
@@ -466,16 +572,19 @@ class RunStore:
         """Runs, newest first."""
         sql = "SELECT * FROM runs"
         params: list[Any] = []
-        if status:
+        if status and not self._dead:
             sql += " WHERE status = ?"
             params.append(status)
         sql += " ORDER BY id DESC"
-        if limit:
+        if limit and not (status and self._dead):
             sql += " LIMIT ?"
             params.append(int(limit))
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        return [self._row_to_info(r) for r in rows]
+        runs = [self._row_to_info(r) for r in rows]
+        if status and self._dead:  # read-only: dead runs read as interrupted
+            runs = [r for r in runs if r.status == status][: limit or None]
+        return runs
 
     def delete_run(self, id_or_name: int | str) -> None:
         """Remove a run and its metrics (checkpoint files are left alone)."""

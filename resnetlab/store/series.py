@@ -63,5 +63,5 @@ def load_run_series(
             f"no run store at {path} to read run {run!r} from; pass store= the runs.db "
             "your training wrote (resnetlab runs --runs-db PATH lists its runs)"
         )
-    with RunStore(path) as opened:
+    with RunStore(path, read_only=True) as opened:
         return read_run_series(opened, run)

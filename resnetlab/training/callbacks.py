@@ -30,7 +30,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from resnetlab.errors import ResnetlabError
 from resnetlab.metrics.system import SystemSampler
+from resnetlab.utils.atomic import disk_full
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,13 @@ class CallbackList:
             try:
                 handler(trainer, logs)
             except Exception as exc:
-                log.exception("callback %s failed in %s", handler, event)
+                if isinstance(exc, ResnetlabError) or disk_full(exc):
+                    # Says what happened already (a full disk while the store records the
+                    # end): one line, not a traceback on top of the run's own error.
+                    name = getattr(handler, "__qualname__", handler)
+                    log.error("callback %s failed in %s: %s", name, event, exc)
+                else:
+                    log.exception("callback %s failed in %s", handler, event)
                 errors.append(exc)
         return errors
 

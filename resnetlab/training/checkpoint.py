@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from resnetlab.errors import CheckpointError
-from resnetlab.utils.atomic import atomic_write
+from resnetlab.utils.atomic import atomic_write, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,10 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         data = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # zip/pickle errors have many types; all mean "unreadable"
         size = p.stat().st_size if p.exists() else 0
+        # An empty file raises EOFError(''): a message without a first line.
+        first = (str(exc).splitlines() or ["the file is empty" if not size else "no detail"])[0]
         raise CheckpointError(
-            f"{p}: cannot read the checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"{p}: cannot read the checkpoint ({type(exc).__name__}: {first}); "
             f"the file ({size} bytes) is truncated, damaged or not a torch checkpoint. "
             f"Use another checkpoint of the run (e.g. an older ckpt-step*.pt in {p.parent})."
         ) from exc
@@ -178,14 +180,20 @@ def model_from_checkpoint(
     *,
     use_ema: bool = True,
     map_location: Any = "cpu",
+    source: str | os.PathLike[str] | None = None,
 ) -> nn.Module:
-    """Rebuild the saved architecture from ``spec`` and load its weights (EMA ones if kept)."""
+    """Rebuild the saved architecture from ``spec`` and load its weights (EMA ones if kept).
+
+    ``source``: the file the loaded ``path_or_data`` came from, named in errors.
+    """
     data = (
         path_or_data
         if isinstance(path_or_data, Mapping)
         else load_checkpoint(path_or_data, map_location)
     )
-    source = str(path_or_data) if not isinstance(path_or_data, Mapping) else "checkpoint"
+    if source is None:
+        source = str(path_or_data) if not isinstance(path_or_data, Mapping) else "checkpoint"
+    source = str(source)
     spec = data.get("spec")
     if not spec:
         raise CheckpointError(
@@ -220,6 +228,9 @@ class CheckpointManager:
         self.keep_last = keep_last
         self.last: Path | None = None
         self.best: Path | None = None
+        # A run killed while writing a checkpoint leaves its temporary file: clear those
+        # on every start and resume (writes of live processes are kept).
+        remove_stale_temps(self.directory, (_PATTERN, LAST, BEST))
         if (self.directory / BEST).exists():
             self.best = self.directory / BEST
 

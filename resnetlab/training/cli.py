@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +154,14 @@ def register(subparsers: Any) -> None:
         "heat map panel of the live dashboard",
     )
     d = p.add_argument_group(
-        "distributed (under torchrun: torchrun --nproc-per-node N -m resnetlab train ...)"
+        "distributed (resnetlab train --nproc-per-node N ..., or under torchrun)"
+    )
+    d.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        help="run N processes (ranks) of this job on this machine; nothing listens "
+        "beyond loopback (unlike torchrun's agent, which listens on every interface)",
     )
     d.add_argument(
         "--sync-bn",
@@ -213,7 +224,89 @@ def _model_arg(args: argparse.Namespace) -> str | None:
     return args.model_name or args.model
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """``argv`` minus ``--nproc-per-node N`` / ``--nproc-per-node=N``."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc-per-node":
+            skip = True
+        elif not item.startswith("--nproc-per-node="):
+            out.append(item)
+    return out
+
+
+def launch_ranks(args: argparse.Namespace) -> int:
+    """``train --nproc-per-node N``: the same command as N ranks of a local job."""
+    from resnetlab.distributed.launch import launch_local
+
+    if os.environ.get("RANK") is not None:
+        raise ConfigError(
+            "--nproc-per-node starts the ranks itself; leave it out under torchrun "
+            "(or another launcher that sets RANK)"
+        )
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[1:]
+    # The ranks run this very command line without the flag (the store is opened by
+    # rank 0 only; this process hosts the job's store on 127.0.0.1 and waits).
+    command = [sys.executable, "-m", "resnetlab", *_without_nproc(list(argv))]
+    return launch_local(command, args.nproc_per_node)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill PID``, a scheduler's preemption) -> SystemExit(143) while training,
+    so the run is recorded ``interrupted`` and the store closed before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _one_line_faults(args: argparse.Namespace) -> Iterator[None]:
+    """A full disk and a damaged store end the command with one line saying so and where
+    (the run records what it still can first), not with a traceback."""
+    import sqlite3
+
+    from resnetlab.errors import ResnetlabError
+    from resnetlab.store.runstore import default_store_path, store_error
+    from resnetlab.utils.atomic import disk_full
+
+    try:
+        yield
+    except sqlite3.Error as exc:
+        db = Path(os.path.abspath(args.runs_db or default_store_path()))
+        raise store_error(db, exc) from exc
+    except OSError as exc:
+        if not disk_full(exc):
+            raise
+        where = Path(exc.filename) if exc.filename else None
+        place = f"{where.parent} (writing {where})" if where else "the disk"
+        raise ResnetlabError(
+            f"no space left on {place}; free some space, then `resnetlab train --resume "
+            "RUN` continues from the last checkpoint"
+        ) from exc
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc_per_node is not None:
+        return launch_ranks(args)
+    with _sigterm_as_exit(), _one_line_faults(args):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from resnetlab.api import closing_summary, train
 
     fields = {
@@ -278,11 +371,16 @@ def _eval_checkpoint_path(spec: str, runs_db: str | None) -> Path:
     if p.exists():
         return p
     from resnetlab.errors import StoreError
-    from resnetlab.store import RunStore
+    from resnetlab.store import RunStore, default_store_path
 
-    db = Path(runs_db) if runs_db else None
+    db = Path(runs_db) if runs_db else default_store_path()
+    if not db.is_file():  # nothing to look the name up in; and nothing is created
+        raise ConfigError(
+            f"{spec}: no such checkpoint file or folder (and no run store at {db} to look "
+            "it up as a run id/name)"
+        )
     try:
-        with RunStore(db) as store:
+        with RunStore(db, read_only=True) as store:
             run = store.get_run(spec)
     except StoreError as exc:
         raise ConfigError(f"{spec}: no such checkpoint file or folder, and {exc}") from None
@@ -347,7 +445,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     path = _eval_checkpoint_path(args.checkpoint, args.runs_db)
     ckpt = load_checkpoint(path)
-    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema)
+    model = model_from_checkpoint(ckpt, use_ema=not args.no_ema, source=path)
     cfg = ckpt.get("config") or {}
     extra = cfg.get("extra") or {}
     name = args.data or extra.get("dataset")

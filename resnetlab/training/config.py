@@ -8,6 +8,7 @@ run and inside every checkpoint, so a run can be resumed and compared.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,7 +148,12 @@ _CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("optimizer", lambda v: v not in OPTIMIZERS, f"choose one of {', '.join(OPTIMIZERS)}"),
     ("schedule", lambda v: v not in SCHEDULES, f"choose one of {', '.join(SCHEDULES)}"),
     ("precision", lambda v: v not in PRECISIONS, f"choose one of {', '.join(PRECISIONS)}"),
-    ("lr", lambda v: not v > 0, "must be a positive number"),
+    ("lr", lambda v: not (math.isfinite(v) and v > 0), "must be a positive number"),
+    (
+        "weight_decay",
+        lambda v: not (math.isfinite(v) and v >= 0),
+        "must be a finite number >= 0 (0: no decay)",
+    ),
     ("warmup", lambda v: v is not None and not 0 <= v < 1, "is a fraction of training in [0, 1)"),
     ("label_smoothing", lambda v: not 0 <= v < 1, "must be in [0, 1)"),
     (

@@ -78,6 +78,14 @@ def open_store(store: Any) -> tuple[RunStore | None, bool]:
     return store, False
 
 
+def _open_into(cleanup: contextlib.ExitStack, store: Any) -> RunStore | None:
+    """:func:`open_store`, closed by ``cleanup`` when we opened it."""
+    opened, own = open_store(store)
+    if own:
+        cleanup.callback(opened.close)
+    return opened
+
+
 # -- configuration ----------------------------------------------------------------------
 @dataclass
 class Plan:
@@ -335,9 +343,16 @@ def new_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
     name = args.model_or_preset or rmodels.DEFAULT_MODEL
     overrides = dict(args.model_overrides or {})
     c, h, _ = train_ds.images.shape[1:]
-    model = rmodels.create_model(
-        name, in_channels=int(c), num_classes=train_ds.num_classes, image_size=int(h), **overrides
-    )
+    sized = {"in_channels": int(c), "num_classes": train_ds.num_classes, "image_size": int(h)}
+    clash = sorted(set(overrides) & set(sized))
+    if clash:
+        given = ", ".join(f"{k}={overrides[k]!r}" for k in clash)
+        data = ", ".join(f"{k}={sized[k]}" for k in clash)
+        raise ConfigError(
+            f"model option {given}: set by the dataset {args.data!r} ({data}); leave it "
+            "out (-O sets the model's other fields, e.g. -O dropout=0.1)"
+        )
+    model = rmodels.create_model(name, **sized, **overrides)
     cfg.extra = {**cfg.extra, "model": name, "model_overrides": overrides}
     return model
 
@@ -462,10 +477,10 @@ def run(args: RecipeArgs, watcher: Watcher | None = None) -> TrainResult:
     ctx = init_distributed(args.device, timeout_s=args.dist_timeout_s())
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(ctx.shutdown)
-        # Rank 0 alone records the run: the other ranks never open the store.
-        store, own_store = open_store(args.store) if ctx.is_main else (None, False)
-        if own_store:
-            cleanup.callback(store.close)
+        # Rank 0 alone records the run: the other ranks never open the store. A resume
+        # looks its run up there first; a new run opens it only once the config, data
+        # and model are built, so a mistake in any of them leaves no file behind.
+        store = _open_into(cleanup, args.store) if ctx.is_main and args.resume else None
         plan = resolve_config(args, ctx, store)
         resolve_precision(plan.config.precision, ctx.device)  # fail before loading any data
         set_cpu_threads(ctx)
@@ -477,6 +492,8 @@ def run(args: RecipeArgs, watcher: Watcher | None = None) -> TrainResult:
             eval_loader(splits.val, plan.config, feed, ctx) if splits.val is not None else None,
         )
         model = build_model(args, plan, splits.train)
+        if ctx.is_main and store is None:
+            store = _open_into(cleanup, args.store)
 
         trainer = build_trainer(args, plan, model, loaders, store, ctx)
         # After the trainer: its EMA copy of the model must not carry the run's hooks.
@@ -486,12 +503,20 @@ def run(args: RecipeArgs, watcher: Watcher | None = None) -> TrainResult:
         if watcher is not None and ctx.is_main:
             cleanup.callback(watcher.close)
             trainer.live = watcher.start(trainer)
+        start_step = trainer.step
+        # "completed" is recorded once the test metrics and the wall time are in.
+        trainer.defer_completion = True
         trainer.fit()  # guarded inside: a lost rank -> RankLostError, recorded on the run
-
-        test_metrics, confusion = evaluate_test(trainer, splits.test, feed, ctx)
-        wall = time.perf_counter() - t0
-        if store is not None:
-            store.add_final_metrics(trainer.run_id, {"wall_time": wall})
+        try:
+            test_metrics, confusion = evaluate_test(trainer, splits.test, feed, ctx)
+            wall = time.perf_counter() - t0
+            # Resuming a finished run trains nothing: its wall time stays the real one.
+            if store is not None and (plan.resume_state is None or trainer.step > start_step):
+                store.add_final_metrics(trainer.run_id, {"wall_time": wall})
+        except BaseException as exc:
+            trainer.finish_run(exc)
+            raise
+        trainer.finish_run()
         return TrainResult(
             history=trainer.history,
             test_metrics=test_metrics,

@@ -57,6 +57,10 @@ from resnetlab.utils.device import resolve_device
 log = logging.getLogger(__name__)
 
 
+def _one_line(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
 def _unused_run_dir(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3``... if a folder of that name already holds files.
 
@@ -164,6 +168,10 @@ class Trainer:
         self.fit_seconds = 0.0
         self._pending_rng: dict[str, Any] | None = None
         self._resumed = False
+        # Set by a caller that measures more after fit() (the recipe's test split): a fit
+        # that completes then leaves the stored run "running" until finish_run() records
+        # it, so a kill during that test is "interrupted", never "completed" without it.
+        self.defer_completion = False
 
         # The run record and the checkpoint folder belong to the main process only.
         self.store = store if self.dist.is_main else None
@@ -588,7 +596,7 @@ class Trainer:
             # the run was interrupted from outside, not failed by its own doing.
             interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
             self.status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
-            end_logs["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            end_logs["error"] = _one_line(exc)
             raise
         finally:
             self.fit_seconds = time.perf_counter() - t0
@@ -619,9 +627,28 @@ class Trainer:
             self._recorder.flush()
             self.store.add_final_metrics(self.run_id, metrics)
 
+    def finish_run(self, error: BaseException | None = None) -> None:
+        """Record the end of a run whose completion fit() deferred (``defer_completion``).
+
+        Without ``error``, everything the run promised is recorded now: it becomes
+        ``completed``. With one (raised after the fit, e.g. during the test), it becomes
+        ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``, with that error.
+        """
+        if not self.defer_completion or self.status != RunStatus.COMPLETED:
+            return
+        self.defer_completion = False
+        end_logs: dict[str, Any] = {"error": None}
+        if error is not None:
+            interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+            self.status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
+            end_logs["error"] = _one_line(error)
+        self._finish_store(end_logs)
+
     def _finish_store(self, end_logs: dict[str, Any]) -> None:
         if self.store is None:
             return
+        if self.defer_completion and self.status == RunStatus.COMPLETED:
+            return  # finish_run() records it once the caller's measurements are in
         final = {
             k: v
             for k, v in (self.history[-1] if self.history else {}).items()
@@ -632,5 +659,7 @@ class Trainer:
             self.store.finish_run(
                 self.run_id, self.status, final_metrics=final, error=end_logs.get("error")
             )
-        except Exception:
-            log.exception("could not record the end of run %s in %s", self.run_id, self.store.path)
+        except Exception as exc:  # a full disk, say: the run stays "running" until detected
+            log.error(
+                "could not record the end of run %s in %s: %s", self.run_id, self.store.path, exc
+            )

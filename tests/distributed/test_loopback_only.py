@@ -151,3 +151,29 @@ def test_the_local_launcher_opens_nothing_beyond_loopback(
     # ... and none of them beyond loopback.
     assert not beyond_loopback(seen), f"listening beyond loopback: {beyond_loopback(seen)}"
     assert (tmp_path / "rank0.pt").exists() and (tmp_path / "rank1.pt").exists()
+
+
+def test_train_nproc_per_node_opens_nothing_beyond_loopback(
+    tmp_path: Path, fashion_mnist_dir: Path
+) -> None:
+    db = tmp_path / "runs.db"
+    cmd = [sys.executable, "-m", "resnetlab", "train", "--nproc-per-node", "2"]
+    cmd += ["--model", "resnetv2-micro", "--data-dir", str(fashion_mnist_dir), "--epochs", "1"]
+    cmd += ["--train-limit", "256", "--val-size", "64", "--test-limit", "64"]
+    cmd += ["--batch-size", "32", "--runs-db", str(db), "--live", "none", "--no-progress"]
+    root = str(Path(__file__).resolve().parents[2])
+    env = child_env(PYTHONPATH=root)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen, output = watch_listeners([proc])
+    assert proc.returncode == 0, output[-3000:]
+    assert "2 ranks" in output and "status completed" in output, output[-2000:]
+    pids = {pid for pid, _, _ in seen}
+    assert proc.pid in pids and len(pids) >= 2, (seen, output[-2000:])  # launcher + ranks
+    assert not beyond_loopback(seen), f"listening beyond loopback: {beyond_loopback(seen)}"
+    from resnetlab.store import RunStore
+
+    with RunStore(db) as store:
+        (run,) = store.list_runs()  # rank 0 alone recorded it, once
+        assert run.status == "completed" and run.config["world_size"] == 2
