@@ -19,6 +19,7 @@ from resnetlab.errors import ConfigError
 from resnetlab.inspect.experiments import EXPERIMENTS, run_experiment
 from resnetlab.inspect.figures import save_figure
 from resnetlab.utils.atomic import atomic_write_text
+from resnetlab.utils.cli_args import add_override_option
 
 if TYPE_CHECKING:
     from torch import nn
@@ -137,15 +138,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "shapes, shortcut kind and parameters of every part.",
     )
     _model_args(g, preset_input=True)
-    g.add_argument(
-        "--set",
-        "-O",  # as `resnetlab train -O` spells it
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field of a preset, e.g. --set stack_shortcut=true",
-    )
+    add_override_option(g, "override a config field of a preset, e.g. --set stack_shortcut=true")
     g.add_argument(
         "--depth",
         type=int,
@@ -172,15 +165,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "gradient norm: the vanishing/exploding-gradient view.",
     )
     _model_args(gr)
-    gr.add_argument(
-        "--set",
-        "-O",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field of a preset",
-    )
+    add_override_option(gr, "override a config field of a preset")
     gr.add_argument("--batch", type=int, default=64, help="images in the batch (default 64)")
     gr.add_argument("--by", choices=("layer", "unit", "stack"), default="layer")
     gr.add_argument("--dataset", default="fashion-mnist")

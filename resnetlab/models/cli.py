@@ -17,6 +17,7 @@ import torch
 from resnetlab.errors import ConfigError
 from resnetlab.models.presets import _instantiate, get_preset, list_presets, resnet_v2
 from resnetlab.models.summary import count_parameters, model_summary
+from resnetlab.utils.cli_args import add_override_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,14 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fold rows deeper than this many path parts (2: one row per stack, 4: "
         "per unit, 6: per residual layer); default: every layer",
     )
-    s.add_argument(
-        "--set",
-        "-O",  # as `resnetlab train -O` spells it
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field, e.g. --set bottleneck_ratio=0.5 "
+    add_override_option(
+        s,
+        "override a config field, e.g. --set bottleneck_ratio=0.5 "
         "--set stack_shortcut=true (repeatable)",
     )
     s.set_defaults(func=cmd_summary)
