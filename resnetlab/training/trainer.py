@@ -159,6 +159,8 @@ class Trainer:
         self.epoch = 0  # epochs completed (the current one while training)
         self.batch_in_epoch = 0  # batches done in the current epoch
         self.stop_training = False
+        # Logging-window sums carried across a mid-epoch stop (see _run_epoch).
+        self._log_carry: dict[str, list[float]] | None = None
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
         self.status = RunStatus.STARTING  # until fit() runs
@@ -291,6 +293,18 @@ class Trainer:
         device = self.device
         window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
         totals = torch.zeros(3, dtype=torch.float64, device=device)
+        if self._log_carry is not None:
+            # Resumed mid-epoch: the batches since the last logging point (and since the
+            # epoch began) count in the next row and the epoch's means, as if never
+            # stopped. Global sums: kept on rank 0 alone, so the all-reduce adds them once.
+            if self.dist.is_main:
+                window += torch.tensor(
+                    self._log_carry["window"], dtype=torch.float64, device=device
+                )
+                totals += torch.tensor(
+                    self._log_carry["totals"], dtype=torch.float64, device=device
+                )
+            self._log_carry = None
         t_epoch = t_window = time.perf_counter()
         log_every = self.config.log_every
         for x, y in self._batches(epoch):
@@ -332,15 +346,14 @@ class Trainer:
                 t_window = now
             self.callbacks("on_batch_end", self, logs)
             if self.stop_training:
-                if window[2] > 0:  # log the steps since the last logging point
-                    loss_sum, correct, count = self._read_sums(window)
-                    self.stream.append(
-                        self.step,
-                        {"loss": loss_sum / count, "accuracy": correct / count, "lr": self.lr},
-                        epoch=epoch,
-                    )
-                    totals += window
-                    window.zero_()
+                if self.batch_in_epoch < self.steps_per_epoch:
+                    # Stopped mid-epoch: no partial row (a resumed run would log these
+                    # batches again); the sums go into the checkpoint instead, so the
+                    # resumed run's next row and epoch means are the uninterrupted ones.
+                    self._log_carry = {
+                        "window": list(self._read_sums(window)),
+                        "totals": list(self._read_sums(totals)),
+                    }
                 break
         totals += window
         loss_sum, correct, count = self._read_sums(totals) if totals[2] > 0 else (0.0, 0.0, 0.0)
@@ -396,6 +409,9 @@ class Trainer:
             },
             "best": self.best,
             "run_id": self.run_id,
+            # Sums of the batches since the last logging point / since the epoch began,
+            # when stopped mid-epoch (None otherwise).
+            "log_carry": self._log_carry if self.batch_in_epoch else None,
             # Epoch logs so far (plain numbers and strings), so a resumed run's history
             # is the whole run's.
             "history": [
@@ -471,6 +487,10 @@ class Trainer:
         self.best = state.get("best")
         self.history = [dict(h) for h in state.get("history") or []]
         self._pending_rng = state.get("rng")
+        carry = state.get("log_carry")
+        # Only a checkpoint of the same batches per epoch continues the same window.
+        same_batches = not saved_spe or saved_spe == self.steps_per_epoch
+        self._log_carry = dict(carry) if carry and self.batch_in_epoch and same_batches else None
         self._resumed = True
 
     def resume(self, path: str | os.PathLike[str]) -> None:
