@@ -478,9 +478,11 @@ def run(args: RecipeArgs, watcher: Watcher | None = None) -> TrainResult:
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(ctx.shutdown)
         # Rank 0 alone records the run: the other ranks never open the store. A resume
-        # looks its run up there first; a new run opens it only once the config, data
-        # and model are built, so a mistake in any of them leaves no file behind.
-        store = _open_into(cleanup, args.store) if ctx.is_main and args.resume else None
+        # (or init_from, a run id to start from) looks its run up there first; a new run
+        # opens it only once the config, data and model are built, so a mistake in any
+        # of them leaves no file behind.
+        looks_up = args.resume is not None or args.init_from is not None
+        store = _open_into(cleanup, args.store) if ctx.is_main and looks_up else None
         plan = resolve_config(args, ctx, store)
         resolve_precision(plan.config.precision, ctx.device)  # fail before loading any data
         set_cpu_threads(ctx)
