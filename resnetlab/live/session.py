@@ -57,16 +57,6 @@ class LiveSession:
             return self.render_process.backend
         return self.dashboard.backend if self.dashboard is not None else "none"
 
-    def callbacks(self) -> list[Any]:
-        """Trainer callbacks this session needs: none (kept for callers of the old API).
-
-        A desktop window in this process is refreshed by a main-thread timer, which only
-        fires while the toolkit's events are processed. Its driver listens to the stream
-        and pumps those events from appends made on the main thread (a training loop
-        there), so the trainer needs no hook for it.
-        """
-        return []
-
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Keep a desktop window of this process responsive until the user closes it (True)
         or ``timeout`` s pass; True at once when the dashboard has no such window."""
