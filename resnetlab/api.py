@@ -213,6 +213,7 @@ def train(
     train_limit: int | None = None,
     test_limit: int | None = None,
     evaluate_test: bool = True,
+    quick: bool = False,
     **config_fields: Any,
 ) -> TrainResult | TrainingJob:
     """Train a model on a dataset with the tuned defaults; returns a :class:`TrainResult`.
@@ -233,7 +234,9 @@ def train(
     ``init_from``: a checkpoint, run folder or run id/name whose weights start a new run
     (fine-tuning: the architecture from the checkpoint, a fresh optimiser and schedule).
     ``train_limit``: train on N images, after the validation images were held out;
-    ``test_limit``: the first N test images (quick experiments and tests). On resume,
+    ``test_limit``: the first N test images (quick experiments and tests). ``quick``:
+    the ~3-minute recipe (``resnetv2-mini`` for 20 epochs, ~93% on Fashion-MNIST) unless
+    a model or ``epochs`` is given. On resume,
     other settings that differ from the checkpoint's (``lr``, ``batch_size``, ...) are a
     ConfigError: a resumed run continues as saved.
     """
@@ -262,6 +265,7 @@ def train(
         train_limit=train_limit,
         test_limit=test_limit,
         evaluate_test=evaluate_test,
+        quick=quick,
         config_fields=config_fields,
     )
     live = resolve_live(live)

@@ -27,6 +27,7 @@ from resnetlab.training.checkpoint import (
     model_from_checkpoint,
     resolve_checkpoint_path,
 )
+from resnetlab.training.tta import FlipAverage, uses_flips
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,16 @@ class TrainedModel(nn.Module):
         mean: list[float],
         std: list[float],
         source: str = "",
+        flips: bool = False,
     ) -> None:
         super().__init__()
         self.net = net
         self.classes = list(classes)
         self.input_size = tuple(input_size)  # (C, H, W) the network was trained on
         self.source = source
+        # Predictions average each image with its mirror, as the run was evaluated
+        # (TrainConfig.tta_flip); ``forward`` (and every export) is the plain network.
+        self.flips = flips
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         self.eval()
@@ -77,7 +82,8 @@ class TrainedModel(nn.Module):
         """Softmax probabilities ``(N, classes)`` for one or many images."""
         c, h, w = self.input_size
         batch = self.normalise(to_batch(images, c, (h, w)))
-        return torch.softmax(self.net(batch).float(), dim=1).cpu()
+        net = FlipAverage(self.net) if self.flips else self.net
+        return torch.softmax(net(batch).float(), dim=1).cpu()
 
     def predict(
         self, images: ImageLike | Iterable[ImageLike], *, top_k: int = 1
@@ -168,5 +174,6 @@ def load_model(
         mean=mean,
         std=std,
         source=str(path),
+        flips=uses_flips(state.get("config") or {}),
     )
     return model.to(device).eval()

@@ -13,6 +13,7 @@ from resnetlab.models.config import ResNetV2Config
 from resnetlab.models.layers import ACTIVATIONS, NORMS, PostActLayer, PreActLayer, Projection
 from resnetlab.models.presets import (
     DEFAULT_MODEL,
+    QUICK_MODEL,
     PresetInfo,
     config_of,
     create_model,
@@ -30,6 +31,7 @@ from resnetlab.models.units import BasicUnit, BottleneckUnit, ResidualUnit
 __all__ = [
     "ACTIVATIONS",
     "DEFAULT_MODEL",
+    "QUICK_MODEL",
     "NORMS",
     "BasicUnit",
     "BottleneckUnit",

@@ -52,6 +52,7 @@ from resnetlab.training.optim import build_optimizer
 from resnetlab.training.precision import autocast_factory, make_scaler, resolve_precision
 from resnetlab.training.schedules import build_schedule
 from resnetlab.training.seed import seed_everything
+from resnetlab.training.tta import FlipAverage
 from resnetlab.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -369,8 +370,11 @@ class Trainer:
     def validate(
         self, loader: Iterable[Any] | None = None, num_classes: int | None = None
     ) -> EvalResult:
-        """Loss and accuracy of the evaluation weights (the EMA if kept) on ``loader``."""
-        model = self.ema.module if self.ema is not None else self.model
+        """Loss and accuracy of the evaluation weights (the EMA if kept) on ``loader``,
+        averaged with the mirrored images when ``config.eval_flips``."""
+        model = self.eval_model
+        if self.config.eval_flips:
+            model = FlipAverage(model)
         return evaluate(
             model,
             loader if loader is not None else self.val_loader,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -14,6 +17,7 @@ class FlipAverage(nn.Module):
     Right for data trained with horizontal flips (clothes, objects), wrong for digits.
     Both views go through the network as one batch of ``2B`` (eval mode: BatchNorm
     uses its running statistics, so the batch makeup does not change the result).
+    Inputs that are not image batches ``(B, C, H, W)`` go through the model unchanged.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -21,6 +25,15 @@ class FlipAverage(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            return self.model(x)
         both = self.model(torch.cat([x, x.flip(3)]))
         plain, mirrored = both.chunk(2)
         return 0.5 * (plain + mirrored)
+
+
+def uses_flips(config: Mapping[str, Any]) -> bool:
+    """Whether a saved run's config (``TrainConfig.to_dict()``) evaluates with flips.
+
+    Configs saved before ``tta_flip`` existed were evaluated without them."""
+    return bool(config.get("tta_flip", False) and config.get("flip", True))

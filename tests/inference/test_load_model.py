@@ -18,6 +18,7 @@ from resnetlab.data.formats.images import decode
 from resnetlab.errors import ConfigError
 from resnetlab.inference import to_batch
 from resnetlab.training.evaluate import evaluate
+from resnetlab.training.tta import FlipAverage
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt"]
 
@@ -81,15 +82,18 @@ def test_predictions_from_png_files_are_the_evaluation_of_the_same_images(traine
     paths = write_png(images, tmp_path / "png")
     preds = model.predict(paths)
     assert all(p.label == model.classes[p.index] for p in preds)
-    # What `resnetlab eval` computes: the run's mean/std through a TensorLoader, fp32.
+    # What `resnetlab eval` computes: the run's mean/std through a TensorLoader, fp32, the
+    # image and its mirror averaged as the run was evaluated (TrainConfig.tta_flip).
+    assert model.flips
+    net = FlipAverage(model.net)
     extra = result.config.extra
     loader = TensorLoader(images, labels, 64, shuffle=False, mean=extra["mean"], std=extra["std"])
-    expected = evaluate(model.net, loader, num_classes=10)
+    expected = evaluate(net, loader, num_classes=10)
     accuracy = float(np.mean([p.index == int(y) for p, y in zip(preds, labels, strict=True)]))
     assert accuracy == pytest.approx(expected.accuracy, abs=1e-9)
     x, _ = next(iter(loader))
     with torch.no_grad():
-        direct = torch.softmax(model.net(x), dim=1)
+        direct = torch.softmax(net(x), dim=1)
     assert torch.allclose(model.probabilities(paths), direct, atol=1e-5)
 
 
