@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kernel_generations import KernelGeneration
+from kernel_generations import VERSION_EXPRESSION, KernelGeneration
 
 jupyter_client = pytest.importorskip("jupyter_client", reason="jupyter_client not installed")
 pytest.importorskip("ipykernel", reason="ipykernel not installed")
@@ -88,7 +88,7 @@ def kernel(kernel_generation: KernelGeneration):
     """One kernel per generation for the module's tests; it reports that generation."""
     k = Kernel(kernel_generation)
     try:
-        k.version = k.value("__import__('ipykernel').__version__")
+        k.version = k.value(VERSION_EXPRESSION)
         kernel_generation.check_version(k.version)
     except BaseException:
         k.close()
@@ -176,7 +176,9 @@ def test_a_plain_threads_print_goes_where_this_generation_sends_it(
         "plain_thread = threading.Thread(target=plain, daemon=True)\n"
         "plain_thread.start()"
     )
-    busy = kernel.run("go.set(); plain_thread.join(10); print('joined', not plain_thread.is_alive())")
+    busy = kernel.run(
+        "go.set(); plain_thread.join(10); print('joined', not plain_thread.is_alive())"
+    )
     assert "joined True" in busy["stdout"], busy
     kernel.value("1")  # reads what arrived after the busy cell ended, if anything
     cells = [parent for parent, text in kernel.all_streams if "plain thread line" in text]
