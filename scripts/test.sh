@@ -8,6 +8,7 @@ bash scripts/system-deps.sh dataset-fashion-mnist chromium xvfb xauth xdotool \
   libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-shape0 libxcb-render-util0 \
   libxcb-image0 libxkbcommon-x11-0
 bash scripts/setup-env.sh jupyter,gui,gpu,keras,export,dev
+bash scripts/setup-ipykernel6.sh   # the kernel tests run on ipykernel 6.29 as well as 7
 # GTK3 bindings build from source; a failure only skips the GTK tests (with the reason).
 if ! .venv/bin/python -c 'import gi' 2>/dev/null; then
   .venv/bin/pip install -q pycairo "PyGObject>=3.42,<3.51" >/dev/null 2>&1 \

@@ -18,6 +18,7 @@ import pytest
 # Headless by default: a test that wants a GUI backend asks for it explicitly.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from kernel_generations import GENERATIONS, KernelGeneration, make_generation  # noqa: E402
 from suite_support import CHROMIUM, CHROMIUM_ARGS, FASHION_MNIST_DIR, free_port  # noqa: E402
 
 __all__ = ["CHROMIUM_ARGS", "free_port"]
@@ -114,3 +115,14 @@ def xvfb_display() -> str:
 def python_exe() -> str:
     """The interpreter running the tests (the project's virtual environment)."""
     return sys.executable
+
+
+@pytest.fixture(scope="module", params=GENERATIONS)
+def kernel_generation(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> KernelGeneration:
+    """Each ipykernel generation in turn (the test id says which); see kernel_generations.py.
+
+    Module scope: a module that keeps one kernel for its tests keeps one per generation.
+    """
+    return make_generation(request.param, tmp_path_factory.mktemp("kernelspecs"))

@@ -197,7 +197,16 @@ class BackgroundLoop:
                 )
             if first:
                 self._state = "running"
-                self._thread = threading.Thread(target=self._main, name=self.name, daemon=True)
+                # The thread runs in a copy of the starter's context. In Jupyter a line no
+                # job sink takes (a warning, a traceback) then shows under the cell that
+                # started the loop on ipykernel 6.29 and 7 alike: 7 keeps the cell in a
+                # context variable, which a plain thread does not inherit (its lines would
+                # go to whichever cell runs then). A loop started by a job writes to the
+                # job's sink the same way (capture's context variable).
+                starter = contextvars.copy_context()
+                self._thread = threading.Thread(
+                    target=starter.run, args=(self._main,), name=self.name, daemon=True
+                )
                 self._thread.start()
         if not self.on_loop_thread():  # (its own setup= may call start())
             self._started.wait()

@@ -1,5 +1,9 @@
 """A real Jupyter kernel: background jobs keep working between cells, their output stays
-out of the cells, and later cells stop them each of the three ways (and kill a worker)."""
+out of the cells, and later cells stop them each of the three ways (and kill a worker).
+
+Each test runs on both ipykernel generations (``[ipykernel7]``, ``[ipykernel6]``): the
+kernel's own routing of a thread's print differs between them, resnetlab's does not.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kernel_generations import VERSION_EXPRESSION, KernelGeneration
 
 jupyter_client = pytest.importorskip("jupyter_client", reason="jupyter_client not installed")
 pytest.importorskip("ipykernel", reason="ipykernel not installed")
@@ -19,19 +24,23 @@ WORKERS_DIR = Path(__file__).parent
 class Kernel:
     """Drive a kernel cell by cell; remembers every stream message of the session."""
 
-    def __init__(self) -> None:
+    def __init__(self, generation: KernelGeneration) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
         # Without PYTEST_CURRENT_TEST the kernel also captures file descriptors 1/2, as in
         # JupyterLab, so descriptor-level leaks would show up too.
-        self.km, self.kc = jupyter_client.manager.start_new_kernel(
-            kernel_name="python3", env=env, startup_timeout=60
-        )
+        with pytest.MonkeyPatch.context() as mp:  # this process looks the kernelspec up
+            for name, value in generation.env.items():
+                mp.setenv(name, value)
+            self.km, self.kc = jupyter_client.manager.start_new_kernel(
+                kernel_name="python3", env={**env, **generation.env}, startup_timeout=60
+            )
         self.all_streams: list[tuple[str, str]] = []  # (parent msg id, text)
+        self.version = ""  # the kernel's ipykernel version, once asked
         self.comm_texts: list[str] = []
 
     def run(self, code: str, timeout: float = 30) -> dict:
         msg_id = self.kc.execute(code)
-        out = {"stdout": "", "stderr": "", "error": None, "html": [], "widgets": 0}
+        out = {"stdout": "", "stderr": "", "error": None, "html": [], "widgets": 0, "id": msg_id}
         deadline = time.time() + timeout
         while True:
             try:
@@ -75,8 +84,15 @@ class Kernel:
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    k = Kernel()
+def kernel(kernel_generation: KernelGeneration):
+    """One kernel per generation for the module's tests; it reports that generation."""
+    k = Kernel(kernel_generation)
+    try:
+        k.version = k.value(VERSION_EXPRESSION)
+        kernel_generation.check_version(k.version)
+    except BaseException:
+        k.close()
+        raise
     yield k
     k.close()
 
@@ -104,8 +120,6 @@ async def count(key, dt=0.02):
 
 @pytest.mark.timeout(120)
 def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel) -> None:
-    import ipykernel
-
     assert kernel.run(SETUP)["stdout"] == ""
     started = kernel.run('a = jobs.new(count, "a", name="counter-a"); print("started", a.id)')
     assert started["stdout"].startswith("started"), started
@@ -119,7 +133,7 @@ def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel)
     before = int(kernel.value('state["a"]'))
     time.sleep(0.6)
     after = int(kernel.value('state["a"]'))
-    assert after > before + 3, (ipykernel.__version__, before, after)
+    assert after > before + 3, (kernel.version, before, after)
 
     table = kernel.run("jobs.status()")
     assert table["html"] and "counter-a" in table["html"][0] and "running" in table["html"][0]
@@ -140,6 +154,60 @@ def test_job_runs_between_cells_and_its_output_stays_out_of_them(kernel: Kernel)
     # Not one of the job's prints reached any cell, during the whole session.
     leaked = [text for _, text in kernel.all_streams if "tick" in text or "cleanup" in text]
     assert leaked == []
+
+
+@pytest.mark.timeout(120)
+def test_a_plain_threads_print_goes_where_this_generation_sends_it(
+    kernel: Kernel, kernel_generation: KernelGeneration
+) -> None:
+    """The kernel's own routing, without resnetlab: why a job routes its output by thread.
+
+    A thread started in one cell prints while a later cell runs. ipykernel 6.29 attributes
+    the line to the cell that started the thread (it records each new thread's parent
+    header); ipykernel 7 to the cell that runs when it prints (the header is a context
+    variable, which a plain thread does not inherit: it sees the process-wide fallback).
+    """
+    start = kernel.run(
+        "import threading\n"
+        "go = threading.Event()\n"
+        "def plain():\n"
+        "    go.wait()\n"
+        "    print('plain thread line', flush=True)\n"
+        "plain_thread = threading.Thread(target=plain, daemon=True)\n"
+        "plain_thread.start()"
+    )
+    busy = kernel.run(
+        "go.set(); plain_thread.join(10); print('joined', not plain_thread.is_alive())"
+    )
+    assert "joined True" in busy["stdout"], busy
+    kernel.value("1")  # reads what arrived after the busy cell ended, if anything
+    cells = [parent for parent, text in kernel.all_streams if "plain thread line" in text]
+    expected = {6: start["id"], 7: busy["id"]}[kernel_generation.major]
+    assert cells == [expected], (kernel.version, start["id"], busy["id"], cells)
+
+
+@pytest.mark.timeout(120)
+def test_a_background_loops_stray_print_goes_to_the_cell_that_started_it(
+    kernel: Kernel,
+) -> None:
+    """resnetlab's loops (a dashboard's, the system monitor's) run in the context of the
+    code that started them: a line no job sink takes (a warning, a traceback) shows under
+    the cell that started the loop on both generations, not under whichever cell runs."""
+    start = kernel.run(
+        "import threading\n"
+        "from resnetlab.runtime.loop import BackgroundLoop\n"
+        "release = threading.Event()\n"
+        "def stray_line():\n"
+        "    release.wait(10)\n"
+        "    print('stray loop line', flush=True)\n"
+        "stray = BackgroundLoop('stray').start()\n"
+        "stray.call_soon(stray_line)"
+    )
+    busy = kernel.run("release.set(); stray.stop(); print('closed', stray.closed)")
+    assert "closed True" in busy["stdout"], busy
+    kernel.value("1")  # reads what arrived after the busy cell ended, if anything
+    cells = [parent for parent, text in kernel.all_streams if "stray loop line" in text]
+    assert cells == [start["id"]], (kernel.version, start["id"], busy["id"], cells)
 
 
 @pytest.mark.timeout(120)

@@ -9,6 +9,7 @@ import time
 
 import psutil
 import pytest
+from kernel_generations import KernelGeneration
 from suite_support import CHROMIUM_ARGS
 
 from .lab_server import jupyter_lab, write_notebook
@@ -51,7 +52,7 @@ def _figure_shot(page) -> str:
 
 
 def test_ipympl_dashboard_updates_while_another_cell_runs(
-    tmp_path, chromium_path, fashion_mnist_dir
+    tmp_path, chromium_path, fashion_mnist_dir, kernel_generation: KernelGeneration
 ):
     from playwright.sync_api import sync_playwright
 
@@ -59,8 +60,14 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(
     shots_dir = os.environ.get("RESNETLAB_SCREENSHOTS")
     # One torch thread in the kernel: on a small shared machine more threads only wait.
     # RESNETLAB_DATA: the kernel finds the same real Fashion-MNIST the fixture checked.
+    # kernel_generation.env: the server starts that ipykernel generation's kernel.
     lab = jupyter_lab(
-        tmp_path, env={"OMP_NUM_THREADS": "1", "RESNETLAB_DATA": str(fashion_mnist_dir.parent)}
+        tmp_path,
+        env={
+            "OMP_NUM_THREADS": "1",
+            "RESNETLAB_DATA": str(fashion_mnist_dir.parent),
+            **kernel_generation.env,
+        },
     )
     with lab as (base, token, server), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
@@ -121,6 +128,10 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(
             stop_text = (
                 page.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output").inner_text()
             )
+            # the page's kernel is the generation asked for (asked silently: no output)
+            connections = list((tmp_path / ".home" / "runtime").glob("kernel-*.json"))
+            assert len(connections) == 1, connections
+            kernel_generation.check_connection_file(connections[0])
         finally:
             browser.close()
         # kernels are children of the server; make sure nothing outlives the test

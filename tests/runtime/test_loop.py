@@ -460,3 +460,25 @@ def test_hard_stop_without_raising_keeps_a_failed_service_task_on_its_future() -
     bg.stop(hard=True, raise_errors=False)
     assert sampling.cancelled() and not bg.running
     assert [str(e) for e in bg.errors] == ["draw failed 5 times"]
+
+
+def test_the_loop_thread_runs_in_the_context_of_the_code_that_started_it() -> None:
+    # In Jupyter the running cell is a context variable (ipykernel 7): a loop's stray lines
+    # then show under the cell that started it (tests/jobs/test_kernel.py, both kernels).
+    # A loop started inside a job's routing writes to that job's sink the same way.
+    import contextvars
+
+    from resnetlab.runtime.capture import OutputSink, route_thread
+
+    cell = contextvars.ContextVar("cell", default="none")
+    cell.set("the starting cell")
+    sink = OutputSink(None)
+    with route_thread(sink):
+        bg = BackgroundLoop("loop-context").start()
+    try:
+        assert bg.call(cell.get, timeout=30) == "the starting cell"
+        bg.call(print, "a line of the inner loop", timeout=30)
+    finally:
+        bg.stop()
+    assert sink.tail(1) == ["a line of the inner loop"]
+    assert cell.get() == "the starting cell"  # this thread's own context is untouched
