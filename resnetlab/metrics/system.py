@@ -35,6 +35,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,15 @@ def gpu_count() -> int:
         nv.close()
 
 
+# Shortest interval a process CPU % is measured over (see SystemSampler._proc_percent).
+MIN_PROC_INTERVAL_S = 0.2
+
+
+def _proc_cpu_seconds(proc: Any) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 def _busy(prev: Any, cur: Any) -> float:
     """CPU busy % between two ``psutil`` cpu_times samples (as ``psutil.cpu_percent``)."""
     idle = ("idle", "iowait")
@@ -169,7 +179,7 @@ class SystemSampler:
 
         self._psutil = psutil
         self._proc = psutil.Process(os.getpid())
-        self._proc.cpu_percent()  # starts this process's measurement
+        self._last_proc = (time.monotonic(), _proc_cpu_seconds(self._proc))
         self._last_total = psutil.cpu_times()
         self._last_cores = psutil.cpu_times(percpu=True)
         self._nvml = _Nvml() if gpus else None
@@ -185,13 +195,29 @@ class SystemSampler:
             for i, (prev, cur) in enumerate(zip(self._last_cores, cores, strict=False)):
                 out[f"cpu_percent/{i}"] = _busy(prev, cur)
             self._last_cores = cores
-        out["proc_cpu_percent"] = float(self._proc.cpu_percent())
+        out["proc_cpu_percent"] = self._proc_percent()
         vm = ps.virtual_memory()
         out["ram_percent"] = float(vm.percent)
         out["ram_used_gb"] = (vm.total - vm.available) / GB
         out["ram_available_gb"] = vm.available / GB
         out["rss_gb"] = self._proc.memory_info().rss / GB
         return out
+
+    def _proc_percent(self) -> float:
+        """This process's CPU % since the last call (since it started, over a shorter
+        interval than MIN_PROC_INTERVAL_S).
+
+        The kernel counts process CPU time in clock ticks (10 ms): over a few milliseconds
+        one tick reads as ~1000%, which is what ``psutil``'s own first call gave."""
+        now, cpu = time.monotonic(), _proc_cpu_seconds(self._proc)
+        then, before = self._last_proc
+        if now - then >= MIN_PROC_INTERVAL_S:
+            self._last_proc = (now, cpu)
+        else:  # too short to measure: the average over the process's life
+            lifetime = time.time() - self._proc.create_time()
+            then, before = now - max(lifetime, MIN_PROC_INTERVAL_S), 0.0
+        limit = 100.0 * (os.cpu_count() or 1)
+        return min(max(100.0 * (cpu - before) / (now - then), 0.0), limit)
 
     def gpu(self, index: int) -> dict[str, float]:
         """The measures of GPU ``index``: NVML (device-wide) and ``torch.cuda`` (this process)."""

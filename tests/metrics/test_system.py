@@ -6,12 +6,19 @@ import fnmatch
 import re
 import sys
 import threading
+import time
 
 import psutil
 
 from resnetlab.live.monitor import sample_system
 from resnetlab.live.panels import PRESETS
-from resnetlab.metrics.system import MEASURES, RANK_MEASURES, SystemSampler, gpu_count
+from resnetlab.metrics.system import (
+    MEASURES,
+    MIN_PROC_INTERVAL_S,
+    RANK_MEASURES,
+    SystemSampler,
+    gpu_count,
+)
 
 HOST = {"cpu_percent", "proc_cpu_percent", "ram_percent", "ram_used_gb", "ram_available_gb"}
 
@@ -44,17 +51,23 @@ def test_two_samplers_do_not_shorten_each_others_cpu_interval():
         while not stop.is_set():
             sum(i * i for i in range(10_000))
 
+    me = psutil.Process()
     a, b = SystemSampler(gpus=False), SystemSampler(gpus=False)
+    t0, c0 = time.monotonic(), sum(me.cpu_times()[:2])
     t = threading.Thread(target=burn, daemon=True)
     t.start()
     try:
-        for _ in range(50):  # b samples often; a's interval still covers the busy time
+        # b samples often; a's one reading still covers the whole time since a was made.
+        while time.monotonic() - t0 < 5 * MIN_PROC_INTERVAL_S:
             b.host()
         busy = a.host()["proc_cpu_percent"]
+        t1, c1 = time.monotonic(), sum(me.cpu_times()[:2])
+        recent = b.host()["proc_cpu_percent"]  # b's own, short interval
     finally:
         stop.set()
         t.join()
-    assert busy > 10
+    expected = 100.0 * (c1 - c0) / (t1 - t0)
+    assert abs(busy - expected) <= 0.2 * expected + 2.0, (busy, expected, recent)
 
 
 def test_every_system_panel_reads_keys_the_monitor_writes():
@@ -123,3 +136,13 @@ def test_cuda_measures_per_gpu_for_the_monitor_and_for_a_rank(monkeypatch):
     }
     keys = [f"sys/{k}" for k in out]
     assert any(fnmatch.fnmatchcase(k, p) for k in keys for p in PRESETS["vram"].keys)
+
+
+def test_the_process_cpu_of_a_fresh_sampler_is_never_a_clock_tick_artefact():
+    # psutil's first reading over a few milliseconds counted one 10 ms tick as ~1000%.
+    limit = 100.0 * psutil.cpu_count()
+    readings = []
+    for _ in range(20):
+        with SystemSampler(gpus=False) as sampler:
+            readings.append(sampler.host()["proc_cpu_percent"])
+    assert all(0.0 <= r <= limit for r in readings), readings
