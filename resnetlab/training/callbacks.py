@@ -192,7 +192,8 @@ class ProgressBar(Callback):
             mininterval=self.mininterval,
             dynamic_ncols=True,
         )
-        self.bar.set_description(f"epoch {logs['epoch'] + 1}/{self.epochs}")
+        # A resumed run that has already finished trains nothing: it shows "epoch N/N".
+        self.bar.set_description(f"epoch {min(logs['epoch'] + 1, self.epochs)}/{self.epochs}")
 
     def on_epoch_start(self, trainer: Any, logs: dict[str, Any]) -> None:
         if self.bar is not None:

@@ -320,3 +320,20 @@ def test_two_run_stores_in_one_folder_keep_their_checkpoints_apart(
     for run_dir, last in dirs.values():
         saved = load_checkpoint(last)
         assert Path(last).parent == run_dir and saved["config"]["run_dir"] == str(run_dir)
+
+
+def test_resuming_a_finished_run_shows_its_last_epoch_not_one_past_it(
+    micro_model, make_loader, tmp_path
+):
+    Trainer(micro_model(), make_loader(64, 32), config=cfg(tmp_path / "run", epochs=1)).fit()
+    bar_text = io.StringIO()
+    again = Trainer(
+        micro_model(),
+        make_loader(64, 32),
+        config=cfg(tmp_path / "run", epochs=1),
+        callbacks=[ProgressBar(file=bar_text, mininterval=0)],
+    )
+    again.resume(tmp_path / "run")
+    again.fit()  # nothing left to train
+    shown = bar_text.getvalue()
+    assert "epoch 1/1" in shown and "epoch 2/1" not in shown

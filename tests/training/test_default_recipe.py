@@ -126,8 +126,8 @@ def test_quick_trains_the_quick_network_for_twenty_epochs(fashion_mnist_dir, tmp
         run = store.get_run("quick")
     assert run.config["extra"]["model"] == QUICK_MODEL and run.config["epochs"] == 1
 
-    from resnetlab.training.args import QUICK_EPOCHS, RecipeArgs
     from resnetlab.distributed.context import DistContext
+    from resnetlab.training.args import QUICK_EPOCHS, RecipeArgs
     from resnetlab.training.recipe import fresh_plan
 
     plan = fresh_plan(RecipeArgs(quick=True), DistContext())
