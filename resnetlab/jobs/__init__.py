@@ -113,4 +113,8 @@ def __getattr__(name: str) -> Any:
 # atexit runs handlers last-registered-first. multiprocessing's own handler (registered when
 # multiprocessing.util is imported, done above) joins non-daemon worker processes; ours
 # must run before it and kill them, or a stubborn worker would hang interpreter exit.
-atexit.register(lambda: registry.stop_all(timeout=1.0))
+# A thread job cannot be killed, and one still running torch code when the interpreter
+# finalises aborts the process (SIGABRT, no checkpoint): give it time to stop at its next
+# step and save. Process jobs that ignore their stop event are killed after 1 s.
+EXIT_THREAD_WAIT_S = 60.0
+atexit.register(lambda: registry.stop_all(timeout=1.0, unkillable_timeout=EXIT_THREAD_WAIT_S))

@@ -281,13 +281,18 @@ class JobRegistry:
         with self._lock:
             self._jobs.pop(job.id, None)
 
-    def stop_all(self, timeout: float | None = None) -> None:
+    def stop_all(
+        self, timeout: float | None = None, *, unkillable_timeout: float | None = None
+    ) -> None:
         """Stop every running job: by event first, then hard (loops) or kill (processes).
 
         The jobs stop side by side, so jobs that ignore their stop event cost one
-        ``timeout`` in all, not one each.
+        ``timeout`` in all, not one each. ``unkillable_timeout``: how long a job that
+        cannot be killed (a thread) gets to honour its stop event (default ``timeout``):
+        at interpreter exit a thread still inside torch aborts the process.
         """
         wait_s = min(self.stop_timeout, 2.0) if timeout is None else timeout
+        thread_wait_s = wait_s if unkillable_timeout is None else max(wait_s, unkillable_timeout)
         running = [job for job in self.all() if job.running]
         if not running:
             return
@@ -296,7 +301,7 @@ class JobRegistry:
         stoppers = [
             threading.Thread(
                 target=self._stop_one,
-                args=(job, wait_s),
+                args=(job, wait_s if StopMode.KILL in job.stop_modes else thread_wait_s),
                 daemon=True,
                 name=f"resnetlab-stop-all-{job.id}",
             )

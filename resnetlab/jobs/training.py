@@ -270,6 +270,11 @@ class TrainingJob:
             return RunStatus.PAUSED
         return RunStatus(self.job.state)
 
+    @property
+    def running(self) -> bool:
+        """Whether the job has not ended yet (running or paused), as ``Job.running``."""
+        return self.job.running
+
     def tail(self, n: int = 20) -> str:
         return self.job.tail(n)
 

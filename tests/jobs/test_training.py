@@ -204,3 +204,47 @@ def test_concurrent_thread_jobs_with_one_seed_train_the_same_as_one_alone(
 
     assert all(r.status == "completed" for r in results)
     assert numbers(results[0]) == numbers(results[1]) == numbers(alone)
+
+
+SCRIPT_ENDING_WITH_A_JOB = """
+import sys
+import time
+
+import resnetlab
+
+job = resnetlab.train(
+    "resnetv2-micro", epochs=50, train_limit=512, val_size=64, data_dir=sys.argv[1],
+    store="runs.db", run_name="bg", live=None, background=True,
+)
+while not len(job.stream.series("loss")[0]) and job.running:  # training has begun
+    time.sleep(0.05)  # polling, as a user's script would
+print("ending with the job running:", job.running, flush=True)
+"""
+
+
+@pytest.mark.timeout(600)  # a fresh interpreter imports torch and loads the data
+def test_a_script_that_ends_while_a_thread_job_trains_exits_cleanly_with_a_checkpoint(
+    fashion_mnist_dir, tmp_path
+) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "script.py").write_text(SCRIPT_ENDING_WITH_A_JOB)
+    proc = subprocess.run(
+        [sys.executable, "script.py", str(fashion_mnist_dir)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    # Before: the 1 s exit wait passed, the interpreter finalised with the thread inside
+    # torch, and the process aborted (SIGABRT, exit 134) without a checkpoint.
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ending with the job running: True" in proc.stdout
+    from resnetlab.store import RunStore
+    from resnetlab.training.checkpoint import load_checkpoint
+
+    with RunStore(tmp_path / "runs.db", read_only=True) as store:
+        run = store.get_run("bg")
+    assert run.status == RunStatus.STOPPED
+    assert load_checkpoint(run.checkpoint_last)["step"] >= 1
