@@ -309,6 +309,21 @@ def run_name(experiment: str, spec: RunSpec) -> str:
     return f"{experiment}/{spec.label}/seed{spec.seed}"
 
 
+def data_request(options: ExperimentOptions) -> dict[str, Any]:
+    """The data a run asked for (before the tiny cap): what makes two runs comparable."""
+    from resnetlab.inspect.experiments.budget import tiny_budget
+
+    return {
+        "dataset": options.dataset,
+        "subset": options.subset,
+        "test_subset": options.test_subset,
+        "val_size": options.val_size,
+        "data_seed": options.data_seed,
+        "stem_stride": options.stem_stride,
+        "tiny": tiny_budget(),
+    }
+
+
 def train_config(
     spec: RunSpec,
     data: ExperimentData,
@@ -352,6 +367,7 @@ def train_config(
             "test_subset": len(data.test_labels),
             "steps_per_epoch": steps_per_epoch,
             "input_shape": list(data.input_shape),
+            "data_request": data_request(options),
             "num_classes": data.num_classes,
             "mean": list(data.mean),
             "std": list(data.std),
@@ -591,3 +607,15 @@ def hardware() -> str:
     except OSError:
         pass
     return "; ".join(parts)
+
+
+class timed:
+    """``with timed() as clock: ...`` then ``clock.seconds`` (wall time of the block)."""
+
+    def __enter__(self) -> timed:
+        self._t0 = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t0
