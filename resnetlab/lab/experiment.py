@@ -31,6 +31,7 @@ from resnetlab.inspect.experiments import EXPERIMENTS
 from resnetlab.inspect.experiments.budget import Budget
 from resnetlab.inspect.experiments.runner import (
     ExperimentOptions,
+    hardware,
     load_data,
     open_store,
     outcome_from_store,
@@ -94,6 +95,7 @@ class ExperimentJob:
         self.report: Path | None = None
         self.seconds = 0.0  # wall time of every scheduling pass so far
         self.scheduler: Any = None  # the scheduler's thread job (the latest pass)
+        self.hardware_line = ""
         self.dashboard = self._make_dashboard(live, live_options or {})
 
     # -- what it shows -------------------------------------------------------------------
@@ -206,6 +208,7 @@ class ExperimentJob:
         """The scheduler's body: plan, launch arms as slots free up, then write the report."""
         ctx = current()
         t0 = time.perf_counter()
+        self.hardware_line = hardware(self.threads)  # the load as the arms start
         self._plan()
         while not ctx.stopping:
             self._reap()
@@ -327,7 +330,13 @@ class ExperimentJob:
             f"{self.threads} torch thread{'s' if self.threads != 1 else ''} each"
         )
         return self.module.write(
-            outcomes, self.options, self.out, seconds=self.seconds, missing=missing, how=how
+            outcomes,
+            self.options,
+            self.out,
+            seconds=self.seconds,
+            missing=missing,
+            how=how,
+            hardware_line=self.hardware_line,
         )
 
     def _make_dashboard(self, live: Any, options: dict[str, Any]) -> Any:

@@ -94,9 +94,10 @@ def write(
     seconds: float,
     missing: Sequence[str] = (),
     how: str = "",
+    hardware_line: str = "",
 ) -> Path:
     """Write ``<out>/bottleneck-ratio.md`` from the completed runs; returns its path."""
-    report = Report(NAME, TITLE, options, Path(out), how_line=how)
+    report = Report(NAME, TITLE, options, Path(out), how_line=how, hardware_line=hardware_line)
     report.seeds_line = f"{seeds_of(options, DEFAULT_SEEDS)} seeds per arm"
     groups = by_arm(outcomes)
     n, w = units_for(min(options.depths)), options.width

@@ -99,9 +99,10 @@ def write(
     seconds: float,
     missing: Sequence[str] = (),
     how: str = "",
+    hardware_line: str = "",
 ) -> Path:
     """Write ``<out>/degradation.md`` from the completed runs; returns its path."""
-    report = Report(NAME, TITLE, options, Path(out), how_line=how)
+    report = Report(NAME, TITLE, options, Path(out), how_line=how, hardware_line=hardware_line)
     report.seeds_line = f"{seeds_of(options)} seeds per arm"
     groups = by_arm(outcomes)
     depths = sorted(options.depths)

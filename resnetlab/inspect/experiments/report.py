@@ -36,15 +36,20 @@ class Report:
     parts: list[str] = field(default_factory=list)
     figures: dict[str, Figure] = field(default_factory=dict)
     started: float = 0.0
-    hardware_line: str = field(default_factory=hardware)
+    # The machine as the runs found it (measured at their start; "" = now).
+    hardware_line: str = ""
     # "3 seeds per arm", filled in by the experiment; how the arms ran (jobs, in process).
     seeds_line: str = "seeds as listed"
     how_line: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.hardware_line:
+            self.hardware_line = hardware(self.options.threads)
+
     def data_line(self) -> str:
         o = self.options
         train = "the whole training split" if o.subset is None else f"{o.subset} training images"
-        held = f" less {o.val_size} held-out validation images" if o.val_size else ""
+        held = f" (after holding out {o.val_size} of the split as validation)" if o.val_size else ""
         test = "the whole test split" if o.test_subset is None else f"{o.test_subset} test images"
         kind = " (fixed random subsets)" if o.subset or o.test_subset else ""
         return f"{train}{held} and {test} of {o.dataset}{kind}"

@@ -575,8 +575,9 @@ def run_all(
     return outcomes, data
 
 
-def hardware() -> str:
-    """One line about the machine: CPU model and cores or the GPU, torch version, load."""
+def hardware(threads: int | None = None) -> str:
+    """One line about the machine: CPU model and cores or the GPU, torch version, load;
+    ``threads``: the torch threads each run used (default: this process's)."""
     import platform
 
     cpu = platform.processor() or platform.machine()
@@ -592,7 +593,7 @@ def hardware() -> str:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    threads = torch.get_num_threads()
+    threads = threads or torch.get_num_threads()
     parts = [
         f"CPU {cpu} ({cores} cores usable, torch using {threads} "
         f"thread{'s' if threads != 1 else ''})"

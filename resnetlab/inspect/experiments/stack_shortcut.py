@@ -64,9 +64,10 @@ def write(
     seconds: float,
     missing: Sequence[str] = (),
     how: str = "",
+    hardware_line: str = "",
 ) -> Path:
     """Write ``<out>/stack-shortcut.md`` from the completed runs; returns its path."""
-    report = Report(NAME, TITLE, options, Path(out), how_line=how)
+    report = Report(NAME, TITLE, options, Path(out), how_line=how, hardware_line=hardware_line)
     report.seeds_line = f"{seeds_of(options, DEFAULT_SEEDS)} seeds per arm"
     depth = depth_of(options)
     without, with_ = f"resnetv2-{depth}", f"resnetv2-{depth}+stack"
