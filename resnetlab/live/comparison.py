@@ -19,6 +19,7 @@ from typing import Any
 
 from resnetlab.live.dashboard import Dashboard
 from resnetlab.live.panels import Panel
+from resnetlab.live.views import LineView
 from resnetlab.metrics.stream import MetricStream
 
 # Training values (dotted) and held-out values (dash-dot, markers) of every arm.
@@ -47,6 +48,17 @@ class ComparisonDashboard(Dashboard):
         same label (a re-run) replaces the old stream."""
         self.compare(label, stream)
 
+    def points(self) -> dict[str, int]:
+        """Run label -> data points its lines hold now, over every panel (grows as they train)."""
+        out: dict[str, int] = {}
+        with self.lock:
+            for view in self._views:
+                if not isinstance(view, LineView):
+                    continue
+                for (label, _key), line in view.compare_lines.items():
+                    out[label] = out.get(label, 0) + len(line.get_xdata())
+        return out
+
     @property
     def labels(self) -> list[str]:
         """The runs shown, in the order they were added."""
@@ -55,9 +67,10 @@ class ComparisonDashboard(Dashboard):
     def lines_per_panel(self) -> dict[str, set[str]]:
         """Panel title -> the run labels that have a line in it (what a reader sees)."""
         out: dict[str, set[str]] = {}
-        for view in self._views:
-            lines = getattr(view, "compare_lines", {})
-            out[view.panel.title] = {label for label, _ in lines}
+        with self.lock:
+            for view in self._views:
+                if isinstance(view, LineView):
+                    out[view.panel.title] = {label for label, _ in view.compare_lines}
         return out
 
 
