@@ -36,6 +36,7 @@ from resnetlab.inspect.experiments.runner import (
     open_store,
     outcome_from_store,
     seconds_per_epoch,
+    spec_depth_params,
 )
 from resnetlab.jobs.context import current
 from resnetlab.jobs.registry import JobRegistry, default_registry
@@ -96,6 +97,10 @@ class ExperimentJob:
         self.seconds = 0.0  # wall time of every scheduling pass so far
         self.scheduler: Any = None  # the scheduler's thread job (the latest pass)
         self.hardware_line = ""
+        # The input the arms' models are built for when estimating their cost (the shape
+        # of every dataset an experiment uses but CIFAR's; only the ordering depends on it).
+        self._input_shape = (3, 32, 32) if options.dataset.startswith("cifar") else (1, 28, 28)
+        self._depths: dict[str, int] = {}  # arm label -> its model's depth
         self.dashboard = self._make_dashboard(live, live_options or {})
 
     # -- what it shows -------------------------------------------------------------------
@@ -212,7 +217,11 @@ class ExperimentJob:
         self._plan()
         while not ctx.stopping:
             self._reap()
-            pending = [a for a in self.arms if a.status == RunStatus.PENDING]
+            pending = sorted(
+                (a for a in self.arms if a.status == RunStatus.PENDING),
+                key=self._cost,
+                reverse=True,
+            )
             running = [a for a in self.arms if a.status == RunStatus.RUNNING]
             if not pending and not running:
                 break
@@ -245,6 +254,15 @@ class ExperimentJob:
                     arm.status, arm.resume_from = RunStatus.PENDING, None
         finally:
             store.close()
+
+    def _cost(self, arm: Arm) -> int:
+        """How long an arm is expected to train, for ordering: epochs x depth (computed
+        once per arm). Longest first (the LPT rule): the last arms to end are then short
+        ones, so the cores are not left to one long run at the end of the experiment;
+        arms of one cost keep their order."""
+        if arm.label not in self._depths:
+            self._depths[arm.label] = spec_depth_params(arm.spec, self._input_shape, 10)[0]
+        return arm.epochs * self._depths[arm.label]
 
     def _plan_resumed(self, store: Any, arm: Arm) -> None:
         info = stored_state(store, self.name, arm, self.options)
