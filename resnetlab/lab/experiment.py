@@ -22,6 +22,7 @@ import dataclasses
 import importlib
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ class ExperimentJob:
         # of every dataset an experiment uses but CIFAR's; only the ordering depends on it).
         self._input_shape = (3, 32, 32) if options.dataset.startswith("cifar") else (1, 28, 28)
         self._depths: dict[str, int] = {}  # arm label -> its model's depth
+        self._lock = threading.Lock()
         self.dashboard = self._make_dashboard(live, live_options or {})
 
     # -- what it shows -------------------------------------------------------------------
@@ -163,7 +165,13 @@ class ExperimentJob:
         """Stop one arm (``key``) or, without one, the whole experiment: running arms write
         a checkpoint (unless ``save=False``) and end; pending ones do not start."""
         if key is not None:
-            self[key].stop(save=save)
+            arm = self.arm(key)
+            with self._lock:  # against the scheduler launching it right now
+                if arm.job is None:
+                    if arm.status == RunStatus.PENDING:
+                        arm.status = RunStatus.STOPPED  # not started: it will not start
+                    return
+            arm.job.stop(save=save)
             return
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.flag("stop").set()
@@ -225,8 +233,10 @@ class ExperimentJob:
             running = [a for a in self.arms if a.status == RunStatus.RUNNING]
             if not pending and not running:
                 break
-            for arm in pending[: max(0, self.parallel - len(running))]:
-                self._launch(arm)
+            with self._lock:
+                for arm in pending[: max(0, self.parallel - len(running))]:
+                    if arm.status == RunStatus.PENDING:  # not stopped meanwhile
+                        self._launch(arm)
             ctx.sleep(POLL_S)
         for arm in self.arms:  # stopped from outside: the running arms end with them
             if arm.job is not None and arm.job.job.running:

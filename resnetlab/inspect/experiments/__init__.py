@@ -19,15 +19,15 @@ from resnetlab.inspect.experiments.budget import Budget
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "degradation": (
         "resnetlab.inspect.experiments.degradation",
-        "plain-N vs resnetv2-N at two depths: error curves and gradient-norm heat maps",
+        "plain-N vs resnetv1-N vs resnetv2-N at two depths: error curves, gradient norms",
     ),
     "stack-shortcut": (
         "resnetlab.inspect.experiments.stack_shortcut",
-        "resnetv2 with/without a shortcut around each stack, several seeds",
+        "resnetv2-56 with/without a shortcut around each stack, several seeds",
     ),
     "bottleneck-ratio": (
         "resnetlab.inspect.experiments.bottleneck_ratio",
-        "bottleneck 1/4 vs 1/2 vs basic units at similar parameter counts",
+        "bottleneck 1/4 vs 1/2 at equal depth and at equal parameters",
     ),
 }
 
