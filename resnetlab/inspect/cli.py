@@ -477,6 +477,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         print("stopping every run (checkpoints kept; --resume continues them)")
         exp.stop()
         path = exp.report
+    if exp.dashboard is not None:
+        exp.dashboard.close()  # the last Agg snapshot, the WebAgg server closed
     print(exp.status())
     print(f"report -> {path}")
     return 0 if not exp.failed() else 1
