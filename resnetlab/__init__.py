@@ -17,6 +17,7 @@ _LAZY = {
     "resnet_v2": "resnetlab.models:resnet_v2",
     "ResNetV2Config": "resnetlab.models:ResNetV2Config",
     "train": "resnetlab.api:train",
+    "experiment": "resnetlab.lab.experiment:start_experiment",
     "Trainer": "resnetlab.training.trainer:Trainer",
     "MetricStream": "resnetlab.metrics.stream:MetricStream",
     "Dashboard": "resnetlab.live.dashboard:Dashboard",

@@ -56,6 +56,7 @@ class RunStatus(_StrEnum):
     process was ended by a signal or vanished) or ``failed`` (an error; its message is kept).
     """
 
+    PENDING = "pending"  # queued behind other work (an experiment's arm waiting its turn)
     STARTING = "starting"
     RUNNING = "running"
     PAUSED = "paused"

@@ -34,9 +34,14 @@ ALLOWED: dict[str, set[str]] = {
     "inference": LEAVES | {"models", "data", "store", "training"},
     "export": LEAVES | {"metrics", "models", "data", "store", "training", "inference"},
     "jobs": LEAVES | {"metrics", "runtime", "store", "training", "live"},
+    # Experiments as background work: joins what an experiment trains (inspect/) with the
+    # process jobs that run it (jobs/) and the live comparison (live/); above both, so
+    # neither has to know the other.
+    "lab": LEAVES
+    | {"metrics", "runtime", "models", "data", "store", "training", "live", "inspect", "jobs"},
     "api": LEAVES
     | {"metrics", "runtime", "models", "data", "distributed", "store", "training", "live"}
-    | {"inspect", "inference", "jobs", "export"},
+    | {"inspect", "inference", "jobs", "export", "lab"},
     "<root>": LEAVES,
 }
 

@@ -185,8 +185,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="epochs per run ('2', '2ep') or minutes for the whole experiment "
         "('5min', '90s', '1h'); default 1ep",
     )
-    e.add_argument("--subset", type=int, default=4000, help="training images (default 4000)")
-    e.add_argument("--test-subset", type=int, default=2000, help="test images (default 2000)")
+    e.add_argument(
+        "--subset",
+        type=_count_or_full,
+        default=4000,
+        help="training images, or 'full' for the whole split (default 4000)",
+    )
+    e.add_argument(
+        "--test-subset",
+        type=_count_or_full,
+        default=2000,
+        help="test images, or 'full' for the whole split (default 2000)",
+    )
+    e.add_argument(
+        "--val-size",
+        type=int,
+        default=0,
+        help="training images held out as validation (default 0: the test subset validates)",
+    )
+    e.add_argument(
+        "--stem-stride",
+        type=int,
+        default=1,
+        help="stem conv stride; 2 makes epochs ~4x cheaper on 28x28 images (default 1)",
+    )
+    e.add_argument("--flip", action="store_true", help="random horizontal flips when training")
     e.add_argument("--depths", default="20,56", help="depths 9n+2, comma-separated (default 20,56)")
     e.add_argument(
         "--width",
@@ -207,6 +230,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--store", default="runs/resnetlab.db", help="run store (SQLite file)")
     e.add_argument("--no-store", action="store_true", help="do not record the runs")
+    e.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="runs at a time, each a background process job with its share of the cores "
+        "(default: the usable cores); 0 runs them one after another in this process",
+    )
+    e.add_argument(
+        "--live",
+        choices=("none", "agg", "webagg"),
+        default="none",
+        help="live comparison of every run: agg writes PNG snapshots beside the report, "
+        "webagg serves a page (printed); default none",
+    )
+    e.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip runs the store holds as completed with the same settings; continue "
+        "stopped ones from their checkpoint",
+    )
     e.add_argument(
         "-o",
         "--out",
@@ -368,18 +411,27 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
+def _count_or_full(text: str) -> int | None:
+    """An image count, or ``full``/``all`` for the whole split (None)."""
+    if text.strip().lower() in ("full", "all"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count or 'full'") from None
+
+
+def _experiment_options(args: argparse.Namespace) -> dict[str, Any]:
     try:
         depths = tuple(int(d) for d in args.depths.split(",") if d.strip())
     except ValueError:
         raise ConfigError(f"--depths {args.depths!r} must be integers like 20,56") from None
-    command = experiment_command(args)
-    path = run_experiment(
-        args.name,
-        budget=args.budget,
-        out=args.out,
+    return dict(
         subset=args.subset,
         test_subset=args.test_subset,
+        val_size=args.val_size,
+        stem_stride=args.stem_stride,
+        flip=args.flip,
         depths=depths,
         width=args.width,
         seeds=args.seeds,
@@ -391,10 +443,45 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         dataset=args.dataset,
         data_root=args.data_dir,
         store=None if args.no_store else args.store,
-        command=command,
+        command=experiment_command(args),
     )
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    options = _experiment_options(args)
+    if args.parallel == 0 or args.no_store:
+        path = run_experiment(args.name, budget=args.budget, out=args.out, **options)
+        print(f"report -> {path}")
+        return 0
+    from resnetlab.inspect.experiments import experiment_options
+    from resnetlab.lab.experiment import ExperimentJob
+
+    opts = experiment_options(args.budget, options)  # bad options fail before any job
+    live_options = {"directory": str(Path(args.out) / f"{args.name}-live")}
+    exp = ExperimentJob(
+        args.name,
+        opts,
+        args.out,
+        parallel=args.parallel,
+        live=False if args.live == "none" else args.live,
+        live_options=live_options if args.live == "agg" else {},
+    )
+    exp.start(resume=args.resume)
+    if exp.dashboard is not None and exp.dashboard.url:
+        print(f"live comparison: {exp.dashboard.url}")
+    elif args.live == "agg":
+        print(f"live comparison: snapshots in {live_options['directory']}")
+    try:
+        path = exp.wait()
+    except KeyboardInterrupt:
+        print("stopping every run (checkpoints kept; --resume continues them)")
+        exp.stop()
+        path = exp.report
+    if exp.dashboard is not None:
+        exp.dashboard.close()  # the last Agg snapshot, the WebAgg server closed
+    print(exp.status())
     print(f"report -> {path}")
-    return 0
+    return 0 if not exp.failed() else 1
 
 
 def experiment_command(args: argparse.Namespace) -> str:
@@ -406,9 +493,9 @@ def experiment_command(args: argparse.Namespace) -> str:
         "--budget",
         args.budget,
         "--subset",
-        args.subset,
+        "full" if args.subset is None else args.subset,
         "--test-subset",
-        args.test_subset,
+        "full" if args.test_subset is None else args.test_subset,
         "--depths",
         args.depths,
         "--width",
@@ -421,6 +508,10 @@ def experiment_command(args: argparse.Namespace) -> str:
         args.grad_every,
     ]
     optional = (
+        ("--val-size", args.val_size or None),
+        ("--stem-stride", None if args.stem_stride == 1 else args.stem_stride),
+        ("--flip", "" if args.flip else None),
+        ("--parallel", args.parallel),
         ("--seeds", args.seeds),
         ("--threads", args.threads),
         ("--device", None if args.device == "auto" else args.device),
@@ -428,6 +519,8 @@ def experiment_command(args: argparse.Namespace) -> str:
         ("--data-dir", args.data_dir),
         ("--out", args.out),
     )
-    parts += [x for flag, value in optional if value is not None for x in (flag, value)]
+    for flag, value in optional:
+        if value is not None:
+            parts += [flag] if value == "" else [flag, value]
     parts += ["--no-store"] if args.no_store else ["--store", args.store]
     return " ".join(shlex.quote(str(p)) for p in parts)

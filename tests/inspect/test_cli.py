@@ -151,6 +151,10 @@ def test_experiment_smoke_run_writes_a_report(fashion_mnist_dir, tmp_path, capsy
             "64",
             "--grad-every",
             "1",
+            "--seeds",
+            "1",
+            "--parallel",
+            "0",
             "--data-dir",
             str(fashion_mnist_dir),
             "--store",
@@ -170,7 +174,14 @@ def test_experiment_smoke_run_writes_a_report(fashion_mnist_dir, tmp_path, capsy
     )
     assert "**Budget**: 1 epoch per run; 128 training images" in text
     assert "**Hardware**: CPU" in text
-    for name in ("plain-11", "resnetv2-11", "plain-20", "resnetv2-20"):
+    for name in (
+        "plain-11",
+        "resnetv1-11",
+        "resnetv2-11",
+        "plain-20",
+        "resnetv1-20",
+        "resnetv2-20",
+    ):
         assert f"| {name} |" in text
     for png in ("curves.png", "grad-heatmaps.png", "grad-at-init.png"):
         assert f"(degradation/{png})" in text
@@ -182,8 +193,10 @@ def test_experiment_smoke_run_writes_a_report(fashion_mnist_dir, tmp_path, capsy
         ).fetchone()[0]
     assert names == [
         "degradation/plain-11/seed0",
+        "degradation/resnetv1-11/seed0",
         "degradation/resnetv2-11/seed0",
         "degradation/plain-20/seed0",
+        "degradation/resnetv1-20/seed0",
         "degradation/resnetv2-20/seed0",
     ]
     assert keys > 20

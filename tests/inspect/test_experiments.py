@@ -16,21 +16,39 @@ def _params(spec) -> int:
     )
 
 
-def test_bottleneck_variants_have_similar_parameter_counts():
-    specs = bottleneck_ratio.specs(ExperimentOptions(depths=(20,), width=8))
-    assert [s.label for s in specs] == ["bottleneck 0.25", "bottleneck 0.5", "basic"]
+def test_bottleneck_arms_compare_at_equal_depth_and_at_equal_parameters():
+    specs = bottleneck_ratio.specs(ExperimentOptions(depths=(20,), width=8, seeds=1))
+    assert [s.label for s in specs] == [
+        "ratio 1/4",
+        "ratio 1/2, same widths",
+        "ratio 1/2, equal params",
+    ]
+    ref, same_width, equal = specs
     counts = [_params(s) for s in specs]
-    assert all(abs(c - counts[0]) / counts[0] < 0.06 for c in counts), counts
-    assert [s.overrides.get("bottleneck_ratio") for s in specs[:2]] == [0.25, 0.5]
-    assert specs[2].overrides["unit"] == "basic"
+    assert [s.overrides["bottleneck_ratio"] for s in specs] == [0.25, 0.5, 0.5]
+    # equal depth: same units and widths, so the 1/2 net has clearly more parameters
+    assert same_width.overrides["stack_channels"] == ref.overrides["stack_channels"]
+    assert counts[1] > 1.3 * counts[0]
+    # equal parameters: narrower stacks bring the count within a few percent
+    assert abs(counts[2] - counts[0]) / counts[0] < 0.06, counts
+    assert {s.overrides["stack_units"] for s in specs} == {(2, 2, 2)}
 
 
 def test_degradation_pairs_differ_only_by_the_shortcuts():
-    specs = degradation.specs(ExperimentOptions(depths=(11, 38), width=4))
-    assert [s.label for s in specs] == ["plain-11", "resnetv2-11", "plain-38", "resnetv2-38"]
-    plain, res = (
-        create_model(s.preset, in_channels=1, image_size=28, **dict(s.overrides)) for s in specs[2:]
+    specs = degradation.specs(ExperimentOptions(depths=(11, 38), width=4, seeds=1))
+    assert [s.label for s in specs] == [
+        "plain-11",
+        "resnetv1-11",
+        "resnetv2-11",
+        "plain-38",
+        "resnetv1-38",
+        "resnetv2-38",
+    ]
+    plain, v1, res = (
+        create_model(s.preset, in_channels=1, image_size=28, **dict(s.overrides)) for s in specs[3:]
     )
+    assert v1.config.activation_order == "post" and res.config.activation_order == "pre"
+    assert v1.config.depth == 38
     assert plain.config.depth == res.config.depth == 38
     assert not plain.config.residual and res.config.residual
     # the only extra parameters of the ResNet are its projection shortcuts
@@ -42,6 +60,8 @@ def test_degradation_pairs_differ_only_by_the_shortcuts():
 
 def test_stack_shortcut_runs_every_seed_with_and_without():
     specs = stack_shortcut.specs(ExperimentOptions(depths=(20, 56), seeds=2))
+    # the deepest depth: resnetv2-56, as the question is asked
+    assert {s.label for s in specs} == {"resnetv2-56", "resnetv2-56+stack"}
     assert [(s.group, s.seed, s.overrides["stack_shortcut"]) for s in specs] == [
         ("without", 0, False),
         ("without", 1, False),

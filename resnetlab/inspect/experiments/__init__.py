@@ -19,19 +19,19 @@ from resnetlab.inspect.experiments.budget import Budget
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "degradation": (
         "resnetlab.inspect.experiments.degradation",
-        "plain-N vs resnetv2-N at two depths: error curves and gradient-norm heat maps",
+        "plain-N vs resnetv1-N vs resnetv2-N at two depths: error curves, gradient norms",
     ),
     "stack-shortcut": (
         "resnetlab.inspect.experiments.stack_shortcut",
-        "resnetv2 with/without a shortcut around each stack, several seeds",
+        "resnetv2-56 with/without a shortcut around each stack, several seeds",
     ),
     "bottleneck-ratio": (
         "resnetlab.inspect.experiments.bottleneck_ratio",
-        "bottleneck 1/4 vs 1/2 vs basic units at similar parameter counts",
+        "bottleneck 1/4 vs 1/2 at equal depth and at equal parameters",
     ),
 }
 
-__all__ = ["EXPERIMENTS", "Budget", "ExperimentOptions", "run_experiment"]
+__all__ = ["EXPERIMENTS", "Budget", "ExperimentOptions", "experiment_options", "run_experiment"]
 
 
 def __getattr__(name: str) -> Any:
@@ -43,6 +43,21 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'resnetlab.inspect.experiments' has no attribute {name!r}")
 
 
+def experiment_options(budget: str | int | Budget, options: dict[str, Any]) -> Any:
+    """:class:`ExperimentOptions` from a budget and keyword fields; unknown fields are a
+    ConfigError that lists the known ones."""
+    from resnetlab.inspect.experiments.runner import ExperimentOptions
+
+    known = {f.name for f in dataclasses.fields(ExperimentOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown experiment options {unknown}; known: {sorted(known)}")
+    options = dict(options)
+    if "depths" in options:
+        options["depths"] = tuple(int(d) for d in options["depths"])
+    return ExperimentOptions(budget=Budget.parse(budget), **options)
+
+
 def run_experiment(
     name: str,
     *,
@@ -50,22 +65,16 @@ def run_experiment(
     out: str | Path = "experiments",
     **options: Any,
 ) -> Path:
-    """Run experiment ``name`` and write its report into ``out``; returns the report path.
+    """Run experiment ``name`` in this process, one run after another, and write its
+    report into ``out``; returns the report path. (``resnetlab.experiment`` runs the arms
+    as background process jobs instead.)
 
     ``options`` are :class:`ExperimentOptions` fields (``subset``, ``depths``, ``seeds``,
     ``width``, ``store``, ...).
     """
     if name not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    from resnetlab.inspect.experiments.runner import ExperimentOptions
-
-    known = {f.name for f in dataclasses.fields(ExperimentOptions)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(f"unknown experiment options {unknown}; known: {sorted(known)}")
-    if "depths" in options:
-        options["depths"] = tuple(int(d) for d in options["depths"])
-    opts = ExperimentOptions(budget=Budget.parse(budget), **options)
+    opts = experiment_options(budget, options)
     if opts.threads:  # before anything runs, so the report's hardware line is right
         import torch
 

@@ -1,24 +1,45 @@
-"""``bottleneck-ratio``: bottleneck ratio 0.25 (He) vs 0.5 (Atienza) vs basic units, equal params.
+"""``bottleneck-ratio``: bottleneck ratio 1/4 (He) vs 1/2 (Atienza), at equal depth and
+at roughly equal parameter count.
 
-All three variants have the same number of units per stack; their widths are chosen so
-the parameter counts match the 1/4-bottleneck reference as closely as whole widths allow
-(the report lists the counts). The question is which unit spends a parameter budget best.
+Three arms with the same units per stack: the 1/4 reference, 1/2 at the same stack widths
+(equal depth and widths: about 1.6x the parameters), and 1/2 with narrower stacks chosen so
+its parameter count comes as close to the reference as whole widths allow (the report
+lists the counts). Mean ± std over seeds and Welch's t-test against the reference.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from resnetlab.inspect.experiments.degradation import units_for
-from resnetlab.inspect.experiments.report import Report, error_curves, mean_std, mean_std_bars, pct
-from resnetlab.inspect.experiments.runner import ExperimentOptions, RunSpec, run_all
+from resnetlab.inspect.experiments.degradation import cifar_overrides, seeds_of, units_for
+from resnetlab.inspect.experiments.report import (
+    Report,
+    by_arm,
+    compare_line,
+    error_curves,
+    mean_std_bars,
+    missing_line,
+    stats_table,
+    test_errors,
+)
+from resnetlab.inspect.experiments.runner import (
+    ExperimentOptions,
+    RunOutcome,
+    RunSpec,
+    run_all,
+    timed,
+)
 
 NAME = "bottleneck-ratio"
-TITLE = "Bottleneck ratio: 1/4 vs 1/2 vs basic units at similar parameter counts"
+TITLE = "Bottleneck ratio: 1/4 vs 1/2 at equal depth and at equal parameters"
+DEFAULT_SEEDS = 3
+REFERENCE = "ratio 1/4"
+SAME_WIDTH = "ratio 1/2, same widths"
+SAME_PARAMS = "ratio 1/2, equal params"
 
 
 def _params(overrides: dict[str, Any]) -> int:
@@ -30,141 +51,97 @@ def _params(overrides: dict[str, Any]) -> int:
         )
 
 
+def _closest(make: Callable[[int], dict[str, Any]], target: int, hi: int) -> dict[str, Any]:
+    """``make(b)`` for the whole width ``b`` whose parameter count is nearest ``target``."""
+    # Parameters grow with the width: bisect for the first width at or above the target,
+    # then take the nearer of it and the one below.
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _params(make(mid)) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    candidates = [make(b) for b in {max(lo - 1, 1), lo}]
+    return min(candidates, key=lambda o: abs(_params(o) - target))
+
+
 def variants(options: ExperimentOptions) -> list[tuple[str, dict[str, Any]]]:
-    """(label, overrides) of the three variants with widths matched to the 1/4 reference."""
-    n, w = units_for(min(options.depths)), options.width
-    units = {"stack_units": (n, n, n)}
-    ref = {
-        **units,
-        "stack_channels": (4 * w, 8 * w, 16 * w),
-        "stem_channels": w,
-        "bottleneck_ratio": 0.25,
-    }
-    target = _params(ref)
-
-    def closest(make) -> dict[str, Any]:
-        # Parameters grow with the width: bisect for the first width at or above the
-        # target, then take the nearer of it and the one below.
-        lo, hi = 1, 16 * w
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _params(make(mid)) < target:
-                lo = mid + 1
-            else:
-                hi = mid
-        options = [make(b) for b in {max(lo - 1, 1), lo}]
-        return min(options, key=lambda o: abs(_params(o) - target))
-
-    half = closest(
-        lambda b: {
-            **units,
-            "stack_channels": (2 * b, 4 * b, 8 * b),
-            "stem_channels": w,
-            "bottleneck_ratio": 0.5,
-        }
+    """(label, overrides) of the three arms."""
+    ref = {**cifar_overrides(options, min(options.depths)), "bottleneck_ratio": 0.25}
+    same_width = {**ref, "bottleneck_ratio": 0.5}
+    equal = _closest(
+        lambda b: {**same_width, "stack_channels": (b, 2 * b, 4 * b)},
+        _params(ref),
+        16 * options.width,
     )
-    basic = closest(
-        lambda b: {
-            **units,
-            "stack_channels": (b, 2 * b, 4 * b),
-            "stem_channels": w,
-            "unit": "basic",
-        }
-    )
-    return [("bottleneck 0.25", ref), ("bottleneck 0.5", half), ("basic", basic)]
+    return [(REFERENCE, ref), (SAME_WIDTH, same_width), (SAME_PARAMS, equal)]
 
 
 def specs(options: ExperimentOptions) -> list[RunSpec]:
-    seeds = 1 if options.seeds is None else options.seeds
     return [
         RunSpec(label, "resnetv2-20", overrides, seed=seed, group=label)
         for label, overrides in variants(options)
-        for seed in range(seeds)
+        for seed in range(seeds_of(options, DEFAULT_SEEDS))
     ]
 
 
-def run(options: ExperimentOptions, out: str | Path) -> Path:
-    """Train, then write ``<out>/bottleneck-ratio.md``; returns its path."""
-    t0 = time.perf_counter()
-    report = Report(NAME, TITLE, options, Path(out))
-    outcomes, _ = run_all(NAME, specs(options), options)
-    labels = list(dict.fromkeys(r.spec.group for r in outcomes))
-    groups = {g: [r for r in outcomes if r.spec.group == g] for g in labels}
+def write(
+    outcomes: Sequence[RunOutcome],
+    options: ExperimentOptions,
+    out: str | Path,
+    *,
+    seconds: float,
+    missing: Sequence[str] = (),
+    how: str = "",
+    hardware_line: str = "",
+) -> Path:
+    """Write ``<out>/bottleneck-ratio.md`` from the completed runs; returns its path."""
+    report = Report(NAME, TITLE, options, Path(out), how_line=how, hardware_line=hardware_line)
+    report.seeds_line = f"{seeds_of(options, DEFAULT_SEEDS)} seeds per arm"
+    groups = by_arm(outcomes)
+    n, w = units_for(min(options.depths)), options.width
     report.text(f"""
 A bottleneck unit squeezes nF maps to nF x ratio for its 3x3 conv: He et al. use 1/4,
-Atienza's Keras ResNet V2 uses 1/2; a basic unit has two full-width 3x3 convs. To compare
-what each unit does with the same budget of parameters, the 1/2 and basic variants get
-narrower stacks so that their parameter counts come close to the 1/4 reference
-(resnetv2 with {units_for(min(options.depths))} units per stack, stack widths
-{4 * options.width}/{8 * options.width}/{16 * options.width}).
+Atienza's Keras ResNet V2 uses 1/2. Compared at **equal depth** (resnetv2 with {n} units
+per stack, stack widths {4 * w}/{8 * w}/{16 * w} for both ratios: the 1/2 net has more
+parameters) and at **roughly equal parameters** (the 1/2 net with narrower stacks).
 """)
-    rows = []
-    for g, runs in groups.items():
-        ov = runs[0].spec.overrides
-        tm, ts = mean_std([r.final_test_error for r in runs])
-        rm, _ = mean_std([r.final_train_error for r in runs])
-        spread = f" ± {100 * ts:.2f}" if len(runs) > 1 else ""
-        rows.append(
-            (
-                g,
-                "/".join(map(str, ov["stack_channels"])),
-                f"{runs[0].params:,}",
-                runs[0].depth,
-                len(runs),
-                f"{100 * rm:.2f}%",
-                f"{100 * tm:.2f}{spread}%",
-                f"{sum(r.seconds for r in runs) / len(runs):.0f}",
-            )
-        )
-    report.table(
-        [
-            "unit",
-            "stack widths",
-            "params",
-            "depth",
-            "seeds",
-            "train error",
-            "test error",
-            "seconds per run",
-        ],
-        rows,
-    )
-    best = min(groups, key=lambda g: mean_std([r.final_test_error for r in groups[g]])[0])
-    spreads = [mean_std([r.final_test_error for r in runs])[1] for runs in groups.values()]
-    errors = sorted(mean_std([r.final_test_error for r in runs])[0] for runs in groups.values())
-    margin = errors[1] - errors[0]
-    note = ""
-    if max(spreads) == 0:
-        note = (
-            " With one seed per variant there is no spread to judge that margin by; "
-            "run with --seeds 3 before reading much into it."
-        )
-    elif margin <= 2 * max(spreads):
-        note = (
-            f" The margin ({100 * margin:.2f} points) is within twice the seed-to-seed "
-            "spread: no clear winner at this budget."
-        )
+    if missing:
+        report.text(missing_line(missing))
+    widths = ["/".join(map(str, g[0].spec.overrides["stack_channels"])) for g in groups.values()]
+    stats_table(report, groups, REFERENCE, extra={"stack widths": widths})
+    lines = [
+        compare_line(groups, SAME_WIDTH, REFERENCE),
+        compare_line(groups, SAME_PARAMS, REFERENCE),
+    ]
     report.text(
-        f"## Result\n\nLowest test error: **{best}** "
-        f"({pct(errors[0])}, {100 * margin:.2f} points ahead of the next).{note} "
-        "Equal parameters do not mean equal compute or depth: see the seconds per "
-        "run and the depth in the table."
+        "## Result\n\n"
+        + "\n".join(f"- {x}" for x in lines)
+        + "\n\nEqual parameters do not mean equal compute: see the seconds per run."
     )
     report.figure(
         mean_std_bars(
-            [(g, [r.final_test_error for r in runs]) for g, runs in groups.items()],
+            [(k, test_errors(v)) for k, v in groups.items()],
             ylabel="final test error",
-            title="test error per variant",
+            title="test error per arm",
         ),
         "test-error.png",
-        "Final test error per variant (dots: seeds)",
+        "Final test error per arm (dots: seeds)",
     )
     report.figure(
         error_curves(
-            [(g, runs) for g, runs in groups.items()],
-            title="training error (solid) and test error (dashed)",
+            [(k, v) for k, v in groups.items()],
+            title="training error (thin) and test error (dashed)",
         ),
         "curves.png",
-        "Error curves per variant",
+        "Error curves per arm",
     )
-    return report.write(time.perf_counter() - t0)
+    return report.write(seconds)
+
+
+def run(options: ExperimentOptions, out: str | Path) -> Path:
+    """Train every run in this process, then write ``<out>/bottleneck-ratio.md``."""
+    with timed() as clock:
+        outcomes, _ = run_all(NAME, specs(options), options)
+    return write(outcomes, options, out, seconds=clock.seconds, how="runs one after another")

@@ -1,28 +1,44 @@
 """``degradation``: a deeper plain net trains worse; a deeper residual net does not.
 
-plain-N and resnetv2-N (the same net with its shortcuts) at two depths, trained with one
-recipe and one budget. The report shows training/test error curves side by side and
-the gradient norm of every conv layer over training as heat maps.
+plain-N, resnetv1-N and resnetv2-N (the same bottleneck layers, with no shortcuts, with
+post-activation units, with pre-activation units) at two depths (three with 110), trained
+with one recipe and one budget, several seeds each. The report shows training/test error
+curves per epoch side by side (He et al. 2016, Fig. 1), mean ± std with Welch's t-test
+between the depths of each family, and the gradient norm of every conv layer at
+initialisation and over training.
 """
 
 from __future__ import annotations
 
-import time
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from resnetlab.errors import ConfigError
 from resnetlab.inspect.experiments.report import (
     Report,
+    by_arm,
+    compare_line,
     depth_profile,
     error_curves,
     gradient_heatmaps,
-    pct,
+    missing_line,
+    stats_table,
 )
-from resnetlab.inspect.experiments.runner import ExperimentOptions, RunOutcome, RunSpec, run_all
+from resnetlab.inspect.experiments.runner import (
+    ExperimentOptions,
+    RunOutcome,
+    RunSpec,
+    run_all,
+    timed,
+)
 from resnetlab.inspect.gradients import norm_ratio
 
 NAME = "degradation"
 TITLE = "Degradation: deeper plain nets train worse, deeper ResNets do not"
+DEFAULT_SEEDS = 3
+FAMILIES = ("plain", "resnetv1", "resnetv2")
 
 
 def units_for(depth: int) -> int:
@@ -36,140 +52,134 @@ def units_for(depth: int) -> int:
     return n
 
 
-def specs(options: ExperimentOptions) -> list[RunSpec]:
-    if len(options.depths) < 2:
-        raise ConfigError("degradation compares depths: give two, e.g. --depths 20,56")
-    w = options.width
-    out = []
-    for depth in sorted(options.depths):
-        n = units_for(depth)
-        for family in ("plain", "resnetv2"):
-            for seed in range(1 if options.seeds is None else options.seeds):
-                out.append(
-                    RunSpec(
-                        f"{family}-{depth}",
-                        f"{family}-20",
-                        {
-                            "stack_units": (n, n, n),
-                            "stack_channels": (4 * w, 8 * w, 16 * w),
-                            "stem_channels": w,
-                        },
-                        seed=seed,
-                        group=f"{family}-{depth}",
-                    )
-                )
+def cifar_overrides(options: ExperimentOptions, depth: int) -> dict[str, Any]:
+    """The model fields every experiment sets: n units per stack, widths, stem stride."""
+    n, w = units_for(depth), options.width
+    out: dict[str, Any] = {
+        "stack_units": (n, n, n),
+        "stack_channels": (4 * w, 8 * w, 16 * w),
+        "stem_channels": w,
+    }
+    if options.stem_stride != 1:
+        out["stem_stride"] = options.stem_stride
     return out
 
 
-def _first(runs: list[RunOutcome], label: str) -> RunOutcome:
-    return next(r for r in runs if r.spec.label == label and r.spec.seed == 0)
+def seeds_of(options: ExperimentOptions, default: int = DEFAULT_SEEDS) -> int:
+    return default if options.seeds is None else options.seeds
 
 
-def run(options: ExperimentOptions, out: str | Path) -> Path:
-    """Train, then write ``<out>/degradation.md``; returns its path."""
-    t0 = time.perf_counter()
-    report = Report(NAME, TITLE, options, Path(out))
-    outcomes, _ = run_all(NAME, specs(options), options)
-    shallow, deep = sorted(options.depths)[0], sorted(options.depths)[-1]
-    p_s, p_d = _first(outcomes, f"plain-{shallow}"), _first(outcomes, f"plain-{deep}")
-    r_s, r_d = _first(outcomes, f"resnetv2-{shallow}"), _first(outcomes, f"resnetv2-{deep}")
+def specs(options: ExperimentOptions) -> list[RunSpec]:
+    if len(options.depths) < 2:
+        raise ConfigError("degradation compares depths: give two, e.g. --depths 20,56")
+    return [
+        RunSpec(
+            f"{family}-{depth}",
+            f"{family}-20",
+            cifar_overrides(options, depth),
+            seed=seed,
+            group=f"{family}-{depth}",
+        )
+        for depth in sorted(options.depths)
+        for family in FAMILIES
+        for seed in range(seeds_of(options))
+    ]
 
+
+def _seed0(groups: dict[str, list[RunOutcome]], label: str) -> RunOutcome | None:
+    runs = groups.get(label) or []
+    return min(runs, key=lambda r: r.spec.seed) if runs else None
+
+
+def write(
+    outcomes: Sequence[RunOutcome],
+    options: ExperimentOptions,
+    out: str | Path,
+    *,
+    seconds: float,
+    missing: Sequence[str] = (),
+    how: str = "",
+    hardware_line: str = "",
+) -> Path:
+    """Write ``<out>/degradation.md`` from the completed runs; returns its path."""
+    report = Report(NAME, TITLE, options, Path(out), how_line=how, hardware_line=hardware_line)
+    report.seeds_line = f"{seeds_of(options)} seeds per arm"
+    groups = by_arm(outcomes)
+    depths = sorted(options.depths)
+    shallow, deep = depths[0], depths[-1]
+    w = options.width
     report.text(f"""
 The question (He et al. 2016): if a deeper network can always copy a shallower one and
 add identity layers, why does a deeper *plain* network end with a **higher training
-error**? Residual units make the identity the easy default. Here plain-N and
-resnetv2-N (the same bottleneck layers, with or without shortcuts) are trained at depths
-{shallow} and {deep} with the same recipe and budget. Widths are {options.width}/{2 * options.width}/{4 * options.width}
-bottleneck maps ({4 * options.width}/{8 * options.width}/{16 * options.width} stack outputs).
+error**? Residual units make the identity the easy default. Here plain-N, resnetv1-N and
+resnetv2-N (the same bottleneck layers: without shortcuts, with post-activation units, with
+pre-activation units) are trained at depths {", ".join(map(str, depths))} with the same
+recipe and budget. Widths are {w}/{2 * w}/{4 * w} bottleneck maps ({4 * w}/{8 * w}/{16 * w}
+stack outputs).
 """)
-    rows = [
-        (
-            r.spec.label,
-            r.depth,
-            f"{r.params:,}",
-            r.epochs,
-            pct(r.final_train_error),
-            pct(r.final_test_error),
-            f"{r.seconds:.0f}",
-        )
-        for r in outcomes
+    if missing:
+        report.text(missing_line(missing))
+    order = [f"{f}-{d}" for d in depths for f in FAMILIES if f"{f}-{d}" in groups]
+    stats_table(report, {k: groups[k] for k in order}, f"plain-{shallow}", metric="train")
+    lines = [
+        compare_line(groups, f"{f}-{deep}", f"{f}-{shallow}", metric="train") for f in FAMILIES
     ]
-    report.table(
-        ["model", "depth", "params", "epochs", "train error (last epoch)", "test error", "seconds"],
-        rows,
+    lines += [
+        compare_line(groups, f"resnetv2-{deep}", f"plain-{deep}", metric="train"),
+        compare_line(groups, f"resnetv2-{deep}", f"resnetv1-{deep}", metric="test"),
+    ]
+    report.text(
+        "## Result\n\nDegradation is a *training* error that grows with depth; each line "
+        "tests the final training error (last epoch's running mean) of one arm against "
+        "another, Welch's t over the seeds:\n\n" + "\n".join(f"- {x}" for x in lines)
     )
-
-    gap_plain = p_d.final_train_error - p_s.final_train_error
-    gap_res = r_d.final_train_error - r_s.final_train_error
-    verdict = []
-    if gap_plain > 0.005:
-        verdict.append(
-            f"The deeper plain net trained **worse**: {pct(p_d.final_train_error)} "
-            f"training error at depth {deep} against {pct(p_s.final_train_error)} at "
-            f"depth {shallow} (+{100 * gap_plain:.1f} points): degradation shows."
-        )
-    else:
-        verdict.append(
-            f"At this budget the deeper plain net did not train worse "
-            f"({pct(p_d.final_train_error)} vs {pct(p_s.final_train_error)}): no "
-            "degradation visible; a larger budget or depth is needed to see it."
-        )
-    if gap_res <= 0.005:
-        verdict.append(
-            f"The deeper ResNet did **not** degrade: {pct(r_d.final_train_error)} "
-            f"at depth {deep} against {pct(r_s.final_train_error)} at depth {shallow}."
-        )
-    else:
-        verdict.append(
-            f"The deeper ResNet also ended higher ({pct(r_d.final_train_error)} vs "
-            f"{pct(r_s.final_train_error)}, +{100 * gap_res:.1f} points) at this "
-            "budget; compare with the plain gap above."
-        )
-    report.text("## Result\n\n" + " ".join(verdict))
-
     report.figure(
         error_curves(
-            [
-                (f"plain: {p_s.spec.label} vs {p_d.spec.label}", [p_s, p_d]),
-                (f"residual: {r_s.spec.label} vs {r_d.spec.label}", [r_s, r_d]),
-            ],
-            title="training error (solid) and test error (dashed)",
+            [(f, [r for d in depths for r in groups.get(f"{f}-{d}", [])]) for f in FAMILIES],
+            title="training error (thin) and test error (dashed), every seed",
         ),
         "curves.png",
-        "Training and test error per epoch, plain (left) and residual (right)",
+        "Training and test error per epoch: plain (left), ResNet V1, ResNet V2 (right)",
     )
+    first = {k: r for k in order if (r := _seed0(groups, k)) is not None}
+    heat = [r for k, r in first.items() if k.endswith(f"-{deep}")]
+    if heat:
+        report.figure(
+            gradient_heatmaps(heat, title=f"gradient norms per conv layer, depth {deep}"),
+            "grad-heatmaps.png",
+            f"log10 gradient norm of every conv layer during training, depth {deep}, seed 0 "
+            "(same colour scale)",
+        )
     report.figure(
-        gradient_heatmaps([p_d, r_d], title=f"gradient norms per conv layer, depth {deep}"),
-        "grad-heatmaps.png",
-        f"log10 gradient norm of every conv layer during training, plain-{deep} vs "
-        f"resnetv2-{deep} (same colour scale)",
-    )
-    report.figure(
-        depth_profile([p_s, p_d, r_s, r_d], title="gradient norm per layer at step 0"),
+        depth_profile(list(first.values()), title="gradient norm per layer at step 0"),
         "grad-at-init.png",
-        "Gradient norm of each conv layer at initialisation",
+        "Gradient norm of each conv layer at initialisation (seed 0)",
     )
-
     ratios = {
-        r.spec.label: norm_ratio(dict(zip(r.grad_layers, r.grad_norms[:, 0], strict=True)))
-        for r in (p_s, p_d, r_s, r_d)
+        k: norm_ratio(dict(zip(r.grad_layers, r.grad_norms[:, 0], strict=True)))
+        for k, r in first.items()
         if r.grad_norms.size
     }
     report.text(
         "## Gradient norms\n\nFirst conv layer's gradient norm over the last conv "
-        "layer's, at initialisation (step 0):\n\n"
+        "layer's, at initialisation (step 0, seed 0):\n\n"
         + "\n".join(f"- {k}: {v:.3g}" for k, v in ratios.items())
     )
-    report.text(explain_ratios(ratios.get(p_d.spec.label), ratios.get(r_d.spec.label), deep))
-    return report.write(time.perf_counter() - t0)
+    report.text(explain_ratios(ratios.get(f"plain-{deep}"), ratios.get(f"resnetv2-{deep}"), deep))
+    return report.write(seconds)
+
+
+def run(options: ExperimentOptions, out: str | Path) -> Path:
+    """Train every run in this process, then write ``<out>/degradation.md``."""
+    with timed() as clock:
+        outcomes, _ = run_all(NAME, specs(options), options)
+    return write(outcomes, options, out, seconds=clock.seconds, how="runs one after another")
 
 
 def explain_ratios(plain: float | None, residual: float | None, depth: int) -> str:
     """What the measured first/last gradient-norm ratios say, in words."""
-    if plain is None or residual is None:
+    if plain is None or residual is None or not (plain > 0 and residual > 0):
         return "No gradient norms were recorded."
-    import math
-
     lp, lr = math.log10(plain), math.log10(residual)
     if lp > 1:
         what = (

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from resnetlab.inspect.experiments.runner import ExperimentOptions, RunOutcome, hardware
+from resnetlab.inspect.experiments.stats import summarize, test_cells, verdict, welch
 from resnetlab.inspect.figures import save_figure
 from resnetlab.utils.atomic import atomic_write_text
 
@@ -35,7 +36,23 @@ class Report:
     parts: list[str] = field(default_factory=list)
     figures: dict[str, Figure] = field(default_factory=dict)
     started: float = 0.0
-    hardware_line: str = field(default_factory=hardware)
+    # The machine as the runs found it (measured at their start; "" = now).
+    hardware_line: str = ""
+    # "3 seeds per arm", filled in by the experiment; how the arms ran (jobs, in process).
+    seeds_line: str = "seeds as listed"
+    how_line: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hardware_line:
+            self.hardware_line = hardware(self.options.threads)
+
+    def data_line(self) -> str:
+        o = self.options
+        train = "the whole training split" if o.subset is None else f"{o.subset} training images"
+        held = f" (after holding out {o.val_size} of the split as validation)" if o.val_size else ""
+        test = "the whole test split" if o.test_subset is None else f"{o.test_subset} test images"
+        kind = " (fixed random subsets)" if o.subset or o.test_subset else ""
+        return f"{train}{held} and {test} of {o.dataset}{kind}"
 
     @property
     def path(self) -> Path:
@@ -74,12 +91,13 @@ class Report:
                 cmd,
                 "```",
                 "",
-                f"- **Budget**: {o.budget.describe()}; {o.subset} training images and "
-                f"{o.test_subset} test images of {o.dataset} (fixed random subsets), batch "
+                f"- **Budget**: {o.budget.describe()}; {self.data_line()}, batch "
                 f"{o.batch_size}, SGD + Nesterov, one-cycle LR peaking at {o.lr}, weight decay "
-                "5e-4, no augmentation, no label smoothing.",
+                f"5e-4, {'random horizontal flips' if o.flip else 'no augmentation'}, no "
+                f"label smoothing; stem stride {o.stem_stride}; {self.seeds_line}.",
                 f"- **Hardware**: {self.hardware_line}.",
-                f"- **Wall time**: {seconds / 60:.1f} minutes ({when}).",
+                f"- **Wall time**: {seconds / 60:.1f} minutes ({when})"
+                + (f"; {self.how_line}." if self.how_line else "."),
                 "- Runs are in the run store"
                 + (
                     f" `{o.store}` (`resnetlab runs`)."
@@ -110,6 +128,93 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
+def by_arm(outcomes: Sequence[RunOutcome]) -> dict[str, list[RunOutcome]]:
+    """Outcomes grouped by arm (``spec.label``), in the order the arms first appear."""
+    groups: dict[str, list[RunOutcome]] = {}
+    for r in outcomes:
+        groups.setdefault(r.spec.label, []).append(r)
+    return groups
+
+
+def test_errors(runs: Sequence[RunOutcome]) -> list[float]:
+    return [r.final_test_error for r in runs]
+
+
+def train_errors(runs: Sequence[RunOutcome]) -> list[float]:
+    return [r.final_train_error for r in runs]
+
+
+def stats_table(
+    report: Report,
+    groups: dict[str, list[RunOutcome]],
+    reference: str,
+    *,
+    metric: str = "test",
+    extra: dict[str, Sequence[object]] | None = None,
+) -> None:
+    """One row per arm: params, depth, epochs, seeds, train and test error (mean ± std
+    over seeds), and the difference to ``reference`` in ``metric`` error with Welch's
+    t-test (t, dof, two-sided p)."""
+    pick = test_errors if metric == "test" else train_errors
+    ref = pick(groups.get(reference, []))
+    extra = extra or {}
+    headers = [
+        "arm",
+        *extra,
+        "params",
+        "depth",
+        "epochs",
+        "seeds",
+        "train error (mean ± std)",
+        "test error (mean ± std)",
+        f"Δ {metric} error vs {reference} (± se, points)",
+        "Welch t (dof)",
+        "p",
+        "seconds per run",
+    ]
+    rows = []
+    for i, (label, runs) in enumerate(groups.items()):
+        cells = ("reference", "", "") if label == reference else test_cells(welch(pick(runs), ref))
+        rows.append(
+            (
+                label,
+                *(str(v[i]) for v in extra.values()),
+                f"{runs[0].params:,}",
+                runs[0].depth,
+                runs[0].epochs,
+                len(runs),
+                summarize(train_errors(runs)).text(),
+                summarize(test_errors(runs)).text(),
+                *cells,
+                f"{sum(r.seconds for r in runs) / len(runs):.0f}",
+            )
+        )
+    report.table(headers, rows)
+
+
+def compare_line(
+    groups: dict[str, list[RunOutcome]], a: str, b: str, *, metric: str = "test"
+) -> str:
+    """The plain-language verdict on arm ``a`` vs arm ``b`` (test or train error)."""
+    pick = test_errors if metric == "test" else train_errors
+    if a not in groups or b not in groups:
+        missing = [x for x in (a, b) if x not in groups]
+        return f"{a} vs {b}: no completed runs of {', '.join(missing)}; nothing to compare."
+    return verdict(a, b, welch(pick(groups[a]), pick(groups[b])), metric=f"{metric} error")
+
+
+def missing_line(missing: Sequence[str]) -> str:
+    """What the report lacks: runs that failed, were killed or stopped (re-run them with
+    ``resume``)."""
+    if not missing:
+        return ""
+    return (
+        f"**Incomplete**: {len(missing)} run{'s' if len(missing) != 1 else ''} did not "
+        f"complete and {'are' if len(missing) != 1 else 'is'} left out of every number "
+        f"below: {', '.join(missing)}. Resuming the experiment re-runs only these."
+    )
+
+
 # -- plots -----------------------------------------------------------------------------
 
 _COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown")
@@ -122,19 +227,28 @@ def error_curves(groups: Sequence[tuple[str, Sequence[RunOutcome]]], *, title: s
     fig = Figure(figsize=(5.2 * len(groups), 3.8), layout="constrained")
     axes = fig.subplots(1, len(groups), squeeze=False, sharey=True)[0]
     for ax, (name, runs) in zip(axes, groups, strict=True):
-        several_seeds = len({r.spec.seed for r in runs}) > 1
-        for i, run in enumerate(runs):
+        arms = list(dict.fromkeys(r.spec.label for r in runs))
+        for run in runs:
+            # One colour per arm; every seed drawn, the legend names each arm once.
+            i = arms.index(run.spec.label)
             colour = _COLOURS[i % len(_COLOURS)]
-            label = f"seed {run.spec.seed}" if several_seeds else run.spec.label
-            ax.plot(*run.train_curve, color=colour, lw=1.4, label=f"{label} train")
+            first = run is next(r for r in runs if r.spec.label == run.spec.label)
+            label = run.spec.label if first else "_nolegend_"
+            ax.plot(
+                *run.train_curve,
+                color=colour,
+                lw=0.9,
+                alpha=0.8,
+                label=f"{label} train" if first else label,
+            )
             ax.plot(
                 *run.test_curve,
                 color=colour,
-                lw=1.4,
+                lw=1.6,
                 ls="--",
                 marker="o",
                 ms=3,
-                label=f"{label} test",
+                label=f"{label} test" if first else label,
             )
         ax.set_title(name)
         ax.set_xlabel("epoch")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,21 @@ class ExperimentOptions:
     dataset: str = "fashion-mnist"
     # Where the dataset files are (None: the usual search, see resnetlab.data).
     data_root: str | None = None
-    # Training images used (a fixed random subset): small on a CPU, 60000 on a GPU.
-    subset: int = 4000
-    # Test images the error curves are measured on after every epoch.
-    test_subset: int = 2000
+    # Training images used (a fixed random subset); None: the whole training split (less
+    # the validation images), the real budget.
+    subset: int | None = 4000
+    # Test images the error curves are measured on after every epoch; None: the whole
+    # test split.
+    test_subset: int | None = 2000
+    # Training images held out as validation (never trained on): their error is the
+    # ``val_`` curve; 0 keeps the old layout where the test subset is the validation set.
+    val_size: int = 0
+    # Stride of the stem conv: 2 halves the resolution before the stacks (28 -> 14), ~4x
+    # cheaper epochs for a few tenths of a percent of accuracy; what fits the real budget
+    # on a 2-core CPU. 1 is He et al.'s CIFAR layout.
+    stem_stride: int = 1
+    # Random horizontal flips of the training images (clothes are left/right symmetric).
+    flip: bool = False
     # Bottleneck maps of the first stack (stack outputs are 4x, later stacks double):
     # 16 is He et al.'s CIFAR layout (stack outputs 64/128/256); 8 halves it for a CPU.
     width: int = 8
@@ -67,6 +78,7 @@ class ExperimentOptions:
         for name, flag in (
             ("subset", "--subset"),
             ("test_subset", "--test-subset"),
+            ("stem_stride", "--stem-stride"),
             ("width", "--width"),
             ("seeds", "--seeds"),
             ("batch_size", "--batch-size"),
@@ -74,7 +86,7 @@ class ExperimentOptions:
             ("threads", "--threads"),
         ):
             value = getattr(self, name)
-            if value is None and name in ("seeds", "threads"):
+            if value is None and name in ("seeds", "threads", "subset", "test_subset"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(
@@ -85,13 +97,21 @@ class ExperimentOptions:
                 "ExperimentOptions.depths is empty (--depths); give at least "
                 "one depth 9n + 2, e.g. --depths 20,56"
             )
+        if (
+            isinstance(self.val_size, bool)
+            or not isinstance(self.val_size, int)
+            or self.val_size < 0
+        ):
+            raise ConfigError(
+                f"ExperimentOptions.val_size={self.val_size!r} (--val-size) must be an integer >= 0"
+            )
         if not self.lr > 0:
             raise ConfigError(f"ExperimentOptions.lr={self.lr!r} (--lr) must be > 0")
 
 
 @dataclass
 class ExperimentData:
-    """The training and test subsets as tensors, and their normalisation."""
+    """The training, validation and test images as tensors, and their normalisation."""
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
@@ -101,27 +121,49 @@ class ExperimentData:
     std: tuple[float, ...]
     num_classes: int
     name: str
+    # Held-out validation images (empty when ``val_size`` is 0: the test set validates).
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         c, h, w = self.train_images.shape[1:]
         return int(c), int(h), int(w)
 
+    @property
+    def held_out(self) -> bool:
+        """Whether a validation set separate from the test set exists."""
+        return self.val_labels is not None and len(self.val_labels) > 0
+
+
+def _pick(n: int, want: int | None, gen: torch.Generator) -> torch.Tensor:
+    """``want`` sorted random indices of ``n`` (all of them for None), tiny-capped."""
+    order = torch.randperm(n, generator=gen)
+    take = n if want is None else min(want, n)
+    return order[: tiny_subset(take)].sort().values
+
 
 def load_data(options: ExperimentOptions) -> ExperimentData:
-    """Fixed random subsets of the train and test splits (same for every run)."""
+    """Fixed random subsets of the train and test splits (same for every run); with
+    ``val_size`` the validation images are drawn from the training split first."""
     from resnetlab.data import channel_stats, load
 
     train = load(options.dataset, "train", root=options.data_root, progress=False)
     test = load(options.dataset, "test", root=options.data_root, progress=False)
-    if options.subset < options.batch_size:
+    if options.subset is not None and options.subset < options.batch_size:
         raise ConfigError(
             f"--subset {options.subset} is smaller than one batch "
             f"({options.batch_size}); use a larger subset or --batch-size"
         )
     gen = torch.Generator().manual_seed(options.data_seed)
-    tr = torch.randperm(len(train), generator=gen)[: tiny_subset(options.subset)].sort().values
-    te = torch.randperm(len(test), generator=gen)[: tiny_subset(options.test_subset)].sort().values
+    val = None
+    if options.val_size:
+        order = torch.randperm(len(train), generator=gen)
+        n_val = tiny_subset(options.val_size)
+        val = train.subset(order[:n_val].sort().values)
+        train = train.subset(order[n_val:].sort().values)
+    tr = _pick(len(train), options.subset, gen)
+    te = _pick(len(test), options.test_subset, gen)
     train, test = train.subset(tr), test.subset(te)
     mean, std = channel_stats(train)
     return ExperimentData(
@@ -133,6 +175,8 @@ def load_data(options: ExperimentOptions) -> ExperimentData:
         std,
         train.num_classes,
         train.name,
+        val.images if val is not None else None,
+        val.labels if val is not None else None,
     )
 
 
@@ -172,7 +216,12 @@ class RunOutcome:
 
     @property
     def final_test_error(self) -> float:
-        return 1.0 - float(self.history[-1]["val_accuracy"]) if self.history else float("nan")
+        """Test error after the last epoch (``test_accuracy``, or ``val_accuracy`` where
+        the test set was the validation set)."""
+        if not self.history:
+            return float("nan")
+        last = self.history[-1]
+        return 1.0 - float(last.get("test_accuracy", last.get("val_accuracy", float("nan"))))
 
 
 def build(spec: RunSpec, data: ExperimentData) -> torch.nn.Module:
@@ -191,6 +240,8 @@ def build(spec: RunSpec, data: ExperimentData) -> torch.nn.Module:
 
 
 def _loaders(data: ExperimentData, options: ExperimentOptions, seed: int, device: torch.device):
+    """(train, validation, test) loaders; validation is the test loader without held-out
+    images."""
     from resnetlab.data import TensorLoader
 
     common = dict(mean=data.mean, std=data.std, device=device)
@@ -204,7 +255,25 @@ def _loaders(data: ExperimentData, options: ExperimentOptions, seed: int, device
         **common,
     )
     test = TensorLoader(data.test_images, data.test_labels, 512, shuffle=False, **common)
-    return train, test
+    val = (
+        TensorLoader(data.val_images, data.val_labels, 512, shuffle=False, **common)
+        if data.held_out
+        else test
+    )
+    return train, val, test
+
+
+class TestEveryEpoch:
+    """Logs ``test_loss``/``test_accuracy`` after every epoch (the He et al. test curve),
+    beside the held-out validation's ``val_`` keys."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def on_epoch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        result = trainer.validate(self.loader).as_logs("test_")
+        logs.update(result)
+        trainer.stream.append(trainer.step, result, epoch=trainer.epoch - 1)
 
 
 def seconds_per_epoch(
@@ -217,7 +286,7 @@ def seconds_per_epoch(
     """Measured training time of one epoch of this model (a few steps, extrapolated)."""
     model = build(spec, data).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    train, _ = _loaders(data, options, spec.seed, device)
+    train, _, _ = _loaders(data, options, spec.seed, device)
     batches = iter(train)
     times = []
     for _ in range(probe_steps + 1):
@@ -231,29 +300,44 @@ def seconds_per_epoch(
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t)
     step = float(np.median(times[1:]))  # the first step pays for warm-up
-    test_steps = len(data.test_labels) / options.batch_size
-    return step * (len(train) + test_steps / 3)  # a forward pass is ~1/3 of a step
+    evaluated = len(data.test_labels) + (len(data.val_labels) if data.held_out else 0)
+    return step * (len(train) + evaluated / options.batch_size / 3)  # forward ~1/3 of a step
 
 
-def train_run(
+def run_name(experiment: str, spec: RunSpec) -> str:
+    """The run store name of ``spec``'s run: ``<experiment>/<label>/seed<k>``."""
+    return f"{experiment}/{spec.label}/seed{spec.seed}"
+
+
+def data_request(options: ExperimentOptions) -> dict[str, Any]:
+    """The data a run asked for (before the tiny cap): what makes two runs comparable."""
+    from resnetlab.inspect.experiments.budget import tiny_budget
+
+    return {
+        "dataset": options.dataset,
+        "subset": options.subset,
+        "test_subset": options.test_subset,
+        "val_size": options.val_size,
+        "data_seed": options.data_seed,
+        "stem_stride": options.stem_stride,
+        "tiny": tiny_budget(),
+    }
+
+
+def train_config(
     spec: RunSpec,
     data: ExperimentData,
     options: ExperimentOptions,
     *,
     experiment: str,
     epochs: int,
-    store: Any = None,
-) -> RunOutcome:
-    """Train one run with the experiment's shared recipe; returns its outcome."""
-    from resnetlab.metrics.stream import MetricStream
-    from resnetlab.models import count_parameters
-    from resnetlab.training import TrainConfig, Trainer, resolve_device
+    steps_per_epoch: int,
+    device: torch.device,
+) -> Any:
+    """The shared recipe of every run (a TrainConfig); ``extra`` says what the run is."""
+    from resnetlab.training import TrainConfig
 
-    device = resolve_device(options.device)
-    model = build(spec, data)
-    train, test = _loaders(data, options, spec.seed, device)
-    log_every = max(1, len(train) // 8)
-    config = TrainConfig(
+    return TrainConfig(
         epochs=epochs,
         batch_size=options.batch_size,
         optimizer="sgd",
@@ -264,11 +348,11 @@ def train_run(
         label_smoothing=0.0,
         seed=spec.seed,
         device=str(device),
-        log_every=log_every,
+        log_every=max(1, steps_per_epoch // 8),
         keep_last=1,
         val_size=0,
         crop_padding=0,
-        flip=False,
+        flip=options.flip,
         channels_last=device.type == "cuda",
         monitor="val_accuracy",
         extra={
@@ -279,53 +363,171 @@ def train_run(
             "model_overrides": dict(spec.overrides),
             "dataset": data.name,
             "subset": len(data.train_labels),
+            "val_images": len(data.val_labels) if data.held_out else 0,
             "test_subset": len(data.test_labels),
+            "steps_per_epoch": steps_per_epoch,
+            "input_shape": list(data.input_shape),
+            "data_request": data_request(options),
+            "num_classes": data.num_classes,
             "mean": list(data.mean),
             "std": list(data.std),
         },
     )
+
+
+def train_run(
+    spec: RunSpec,
+    data: ExperimentData,
+    options: ExperimentOptions,
+    *,
+    experiment: str,
+    epochs: int,
+    store: Any = None,
+    callbacks: Sequence[Any] = (),
+    stream: Any = None,
+    resume: str | None = None,
+    run_id: int | None = None,
+) -> RunOutcome:
+    """Train one run with the experiment's shared recipe; returns its outcome.
+
+    ``callbacks``/``stream``: extra callbacks and the stream to log into (a background
+    job's control callback and forwarding stream); ``resume``/``run_id``: continue a
+    stopped run from its checkpoint, in its own stored run.
+    """
+    from resnetlab.metrics.stream import MetricStream
+    from resnetlab.models import count_parameters
+    from resnetlab.training import Trainer, resolve_device
+
+    device = resolve_device(options.device)
+    model = build(spec, data)
+    train, val, test = _loaders(data, options, spec.seed, device)
+    config = train_config(
+        spec,
+        data,
+        options,
+        experiment=experiment,
+        epochs=epochs,
+        steps_per_epoch=len(train),
+        device=device,
+    )
     grads = GradientNormCallback(every=options.grad_every)
-    stream = MetricStream(name=spec.label)
-    run_name = f"{experiment}/{spec.label}/seed{spec.seed}"
+    extra = [TestEveryEpoch(test)] if data.held_out else []
+    stream = stream if stream is not None else MetricStream(name=spec.label)
+    name = run_name(experiment, spec)
     trainer = Trainer(
         model,
         train,
-        test,
+        val,
         config=config,
-        callbacks=[grads],
+        callbacks=[grads, *extra, *callbacks],
         stream=stream,
         store=store,
-        run_name=run_name,
+        run_id=run_id,
+        run_name=name,
     )
+    if resume:
+        trainer.resume(resume)
     t0 = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - t0
-    steps_per_epoch = len(train)
-    s, acc = stream.series("accuracy")
-    vs, vacc = stream.series("val_accuracy")
-    layers, gsteps, grid = norms_from_stream(stream)
-    depth = getattr(getattr(model, "config", None), "depth", 0)
-    log.info(
-        "%s: %d epochs in %.0f s, test error %.3f",
-        run_name,
-        epochs,
-        seconds,
-        1 - (vacc[-1] if vacc.size else float("nan")),
+    outcome = outcome_from_series(
+        spec,
+        stream,
+        trainer.history,
+        params=count_parameters(model),
+        epochs=epochs,
+        steps_per_epoch=len(train),
+        seconds=seconds,
+        run_id=trainer.run_id,
+        depth=int(getattr(getattr(model, "config", None), "depth", 0)),
     )
+    log.info(
+        "%s: %d epochs in %.0f s, test error %.3f", name, epochs, seconds, outcome.final_test_error
+    )
+    return outcome
+
+
+def outcome_from_series(
+    spec: RunSpec,
+    source: Any,
+    history: list[dict[str, Any]],
+    *,
+    params: int,
+    epochs: int,
+    steps_per_epoch: int,
+    seconds: float,
+    run_id: int | None,
+    depth: int,
+) -> RunOutcome:
+    """A RunOutcome from anything with ``keys()``/``series(key)`` (a MetricStream, a
+    stored run's RunSeries)."""
+    s, acc = source.series("accuracy")
+    keys = list(source.keys())  # a MetricStream has no __contains__
+    test_key = "test_accuracy" if "test_accuracy" in keys else "val_accuracy"
+    vs, vacc = source.series(test_key)
+    layers, gsteps, grid = norms_from_stream(source)
+    spe = max(steps_per_epoch, 1)
     return RunOutcome(
         spec,
-        count_parameters(model),
-        int(depth),
+        params,
+        depth,
         epochs,
         steps_per_epoch,
         seconds,
-        trainer.run_id,
-        trainer.history,
-        (s / steps_per_epoch, 1.0 - acc),
-        (vs / steps_per_epoch, 1.0 - vacc),
+        run_id,
+        history,
+        (np.asarray(s) / spe, 1.0 - np.asarray(acc)),
+        (np.asarray(vs) / spe, 1.0 - np.asarray(vacc)),
         layers,
         gsteps,
         grid,
+    )
+
+
+def spec_depth_params(
+    spec: RunSpec, input_shape: tuple[int, int, int], classes: int
+) -> tuple[int, int]:
+    """(depth, parameter count) of ``spec``'s model, built on the meta device (no memory)."""
+    from resnetlab.models import count_parameters, create_model
+
+    c, h, _ = input_shape
+    with torch.device("meta"):
+        model = create_model(
+            spec.preset, in_channels=c, num_classes=classes, image_size=h, **dict(spec.overrides)
+        )
+    return int(getattr(getattr(model, "config", None), "depth", 0)), count_parameters(model)
+
+
+def outcome_from_store(store: Any, experiment: str, spec: RunSpec) -> RunOutcome | None:
+    """The outcome of ``spec``'s newest *completed* run in ``store``, or None.
+
+    The report is built from these, so its numbers are the store's: the final metrics
+    row (the last epoch's training/validation/test accuracy) and the logged series.
+    """
+    from resnetlab.errors import StoreError
+    from resnetlab.states import RunStatus
+    from resnetlab.store.series import read_run_series
+
+    try:
+        info = store.get_run(run_name(experiment, spec))
+    except StoreError:
+        return None
+    if info.status != RunStatus.COMPLETED:
+        return None
+    extra = info.config.get("extra") or {}
+    shape = tuple(extra.get("input_shape") or (1, 28, 28))
+    depth, params = spec_depth_params(spec, shape, int(extra.get("num_classes") or 10))
+    final = dict(info.final_metrics)
+    return outcome_from_series(
+        spec,
+        read_run_series(store, info.id),
+        [final],
+        params=params,
+        epochs=int(info.config.get("epochs") or 0),
+        steps_per_epoch=int(extra.get("steps_per_epoch") or 1),
+        seconds=float(final.get("fit_seconds") or info.duration),
+        run_id=info.id,
+        depth=depth,
     )
 
 
@@ -373,8 +575,9 @@ def run_all(
     return outcomes, data
 
 
-def hardware() -> str:
-    """One line about the machine: CPU model and cores or the GPU, torch version, load."""
+def hardware(threads: int | None = None) -> str:
+    """One line about the machine: CPU model and cores or the GPU, torch version, load;
+    ``threads``: the torch threads each run used (default: this process's)."""
     import platform
 
     cpu = platform.processor() or platform.machine()
@@ -390,7 +593,7 @@ def hardware() -> str:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    threads = torch.get_num_threads()
+    threads = threads or torch.get_num_threads()
     parts = [
         f"CPU {cpu} ({cores} cores usable, torch using {threads} "
         f"thread{'s' if threads != 1 else ''})"
@@ -405,3 +608,15 @@ def hardware() -> str:
     except OSError:
         pass
     return "; ".join(parts)
+
+
+class timed:
+    """``with timed() as clock: ...`` then ``clock.seconds`` (wall time of the block)."""
+
+    def __enter__(self) -> timed:
+        self._t0 = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._t0
