@@ -319,7 +319,9 @@ class LineView:
         if self.panel.window is not None and math.isfinite(xmax):
             ax.set_xlim(max(xmax - self.panel.window, 0), max(xmax, 1))
         elif np.isfinite(data.intervalx).all():
-            lims = sticky_limits(tuple(data.intervalx), ax.get_xlim(), False, grow=(0.02, 0.25))
+            # Half the range ahead: a growing run moves its x limits (and so redraws
+            # that panel's ticks) a few times, not at every quarter.
+            lims = sticky_limits(tuple(data.intervalx), ax.get_xlim(), False, grow=(0.02, 0.5))
             if lims is not None:
                 ax.set_xlim(*lims)
         if self.panel.ylim is None and np.isfinite(data.intervaly).all():
@@ -436,7 +438,7 @@ class HeatmapView:
         self.image.set_data(matrix)
         self.image.set_extent((lo, hi, -0.5, len(self.rows) - 0.5))
         # Sticky x limits with headroom (as for line panels): most redraws keep the ticks.
-        lims = sticky_limits((lo, hi), self.ax.get_xlim(), False, grow=(0.0, 0.25))
+        lims = sticky_limits((lo, hi), self.ax.get_xlim(), False, grow=(0.0, 0.5))
         if self.panel.window is not None:
             lims = (lo, hi)
         if lims is not None:
