@@ -30,7 +30,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,8 @@ class Dashboard:
         # Frames drawn, newest last: how often and how late the picture shows new data.
         self.frames: deque[Frame] = deque(maxlen=FRAMES_KEPT)
         self._shown: tuple[int, float] = (0, math.nan)  # (records, newest time) refreshed
+        # Called with each Frame this dashboard renders (a render process sends them on).
+        self.frame_listeners: list[Callable[[Frame], None]] = []
         self.error: BaseException | None = None
         self._retitled = False  # set_title() since the last refresh: draw again
         self.backend = resolve_backend_name(backend)
@@ -230,7 +232,10 @@ class Dashboard:
     def after_draw(self, fig: Any) -> None:
         """Called by driver canvases under the lock after a render: remember the frame."""
         records, newest = self._shown
-        self.frames.append(Frame(self.figures.index(fig), time.time(), records, newest))
+        frame = Frame(self.figures.index(fig), time.time(), records, newest)
+        self.frames.append(frame)
+        for listener in self.frame_listeners:
+            listener(frame)
 
     def refresh(self) -> bool:
         """Move artists to the stream's current data; True if anything changed. No drawing."""

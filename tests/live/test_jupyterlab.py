@@ -11,6 +11,7 @@ import psutil
 import pytest
 from suite_support import CHROMIUM_ARGS
 
+from .frame_counting import COUNT_FRAMES_JS, MIN_NEW_FRAMES, WINDOW_SAMPLES
 from .lab_server import jupyter_lab, write_notebook
 
 pytest.importorskip("ipympl")
@@ -144,22 +145,6 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(
         assert not k.is_running() or k.status() == psutil.STATUS_ZOMBIE
 
 
-# Counts the pictures the page receives: ipympl (and WebAgg's mpl.js) paint each image
-# that arrives from the kernel with one drawImage(<img>) onto a canvas.
-COUNT_FRAMES_JS = """
-window.__frames = 0;
-const drawImage = CanvasRenderingContext2D.prototype.drawImage;
-CanvasRenderingContext2D.prototype.drawImage = function (source, ...rest) {
-  if (source instanceof HTMLImageElement) { window.__frames += 1; }
-  return drawImage.call(this, source, ...rest);
-};
-"""
-# The window the frames are counted over: this many samples of the run's system monitor
-# (1 per second of its clock, which slows down with the machine), with training running.
-WINDOW_SAMPLES = 16
-# Fewest distinct frames (showing records the previous frame did not) in that window:
-# a dashboard at 0.3 Hz makes about 5, one at 1-2 Hz 16-32; a loaded machine may halve it.
-MIN_NEW_FRAMES = 7
 FRAMES_CELL = f"""
 dash = job.dashboard.dashboard  # the kernel's Dashboard behind the ipympl widget
 def samples():
@@ -226,6 +211,7 @@ def test_ipympl_page_receives_new_frames_while_training(tmp_path, chromium_path,
     assert m, text
     samples, new, steps, status = int(m[1]), int(m[2]), int(m[3]), m[4]
     assert status == "running" and samples >= WINDOW_SAMPLES and steps > 0, text
+    print(text, "painted", painted)  # the figures, for the report (pytest -s)
     assert new >= MIN_NEW_FRAMES, text
     # The page painted what the kernel pushed (a frame may be coalesced on a busy page).
     assert painted >= 0.7 * new, (painted, text)

@@ -100,3 +100,16 @@ class IpymplDriver(BaseDriver):
         with self.dashboard.lock:
             for canvas in self.canvases:
                 canvas.draw()
+
+    def show_frame(self, index: int, png: bytes, size: tuple[int, int]) -> bool:
+        """Push a PNG rendered elsewhere (a render process) to figure ``index``'s widget
+        as a whole image; False (nothing sent) when the page is not ready for images yet
+        or shows the figure at another size (a HiDPI page: the kernel renders then)."""
+        canvas = self.canvases[index]
+        if canvas.syncing_data_url or tuple(canvas.get_width_height(physical=True)) != size:
+            return False
+        with self.dashboard.lock:
+            canvas.set_image_mode("full")
+            canvas._force_full = True  # the kernel's own next image must be whole too
+            canvas.send({"data": '{"type": "binary"}'}, buffers=[png])
+        return True
