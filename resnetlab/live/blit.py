@@ -58,6 +58,10 @@ class BlitState:
     signature: tuple | None = None  # what the background was drawn for
     # id(legend) -> (axes limits when placed, legend): where "best" put it, kept fixed
     legend_places: dict[int, tuple[tuple, Any]] = field(default_factory=dict)
+    # id(legend) -> its pixels as last drawn: a blit pastes them over the lines instead of
+    # drawing the legend again (its text is most of a blit's cost). Legend frames are
+    # opaque, so nothing under them shows through.
+    legend_pixels: dict[int, Any] = field(default_factory=dict)
     # id(axes) -> its tight box (display pixels) as last drawn: what a redraw of that axes
     # alone clears, and how far its neighbours reach.
     extents: dict[int, Any] = field(default_factory=dict)
@@ -103,6 +107,8 @@ def _signature(fig: Figure, renderer: Any) -> tuple:
                 tuple(t.get_visible() for t in ax.texts),
                 tuple(im.get_clim() for im in ax.images),
                 ax.get_visible(),
+                # a lone point's marker: the legend's sample shows it (kept as pixels)
+                tuple(line.get_marker() for line in ax.lines),
             )
         )
     return tuple(parts)
@@ -201,6 +207,15 @@ def _release_moved_legends(state: BlitState, legends: list[Any]) -> None:
             state.legend_places.pop(id(leg))
 
 
+def _keep_legends(state: BlitState, legends: list[Any], renderer: Any) -> None:
+    """Copy the pixels of every visible legend just drawn (see ``legend_pixels``)."""
+    state.legend_pixels = {
+        id(leg): renderer.copy_from_bbox(leg.get_window_extent(renderer))
+        for leg in legends
+        if leg.get_visible()
+    }
+
+
 def _pin_legends(state: BlitState, legends: list[Any], renderer: Any) -> None:
     """Fix each newly placed legend where "best" put it now (finding the best place again
     on every redraw costs more than the lines themselves)."""
@@ -246,7 +261,7 @@ class BlitFigure(Figure):
             changed = _changed_axes(self, state.signature, signature)
             redraw = _with_neighbours(self, state, changed) if changed else changed
         if redraw == []:
-            self._blit(renderer, [*moving, *legends])
+            self._blit(renderer, moving, legends)
         elif redraw is not None:
             self._redraw_axes(renderer, redraw, moving, legends)
         else:
@@ -277,6 +292,7 @@ class BlitFigure(Figure):
         state.background = renderer.copy_from_bbox(self.bbox)
         _pin_legends(state, legends, renderer)
         _draw_visible([*moving, *legends], renderer)
+        _keep_legends(state, legends, renderer)
         for ax in axes:
             box = ax.get_tightbbox(renderer)
             state.extents[id(ax)] = box
@@ -288,10 +304,18 @@ class BlitFigure(Figure):
         state.axes_draws += 1
         DrawEvent("draw_event", self.canvas, renderer)._process()
 
-    def _blit(self, renderer: Any, artists: list[Any]) -> None:
-        """Restore the background and draw only what moves (legends stay where they were)."""
-        renderer.restore_region(self.blit.background)
-        _draw_visible(artists, renderer)
+    def _blit(self, renderer: Any, moving: list[Any], legends: list[Any]) -> None:
+        """Restore the background, draw only what moves, and paste the legends' pixels
+        back on top (they stay where they were, and look as they did)."""
+        state = self.blit
+        renderer.restore_region(state.background)
+        _draw_visible(moving, renderer)
+        for leg in legends:
+            pixels = state.legend_pixels.get(id(leg))
+            if pixels is not None:
+                renderer.restore_region(pixels)
+            elif leg.get_visible():
+                leg.draw(renderer)
         self.blit.blit_draws += 1
         DrawEvent("draw_event", self.canvas, renderer)._process()
 
@@ -310,6 +334,7 @@ class BlitFigure(Figure):
         background = renderer.copy_from_bbox(self.bbox)
         _pin_legends(state, legends, renderer)
         _draw_visible(artists, renderer)
+        _keep_legends(state, legends, renderer)
         state.background = background
         # The layout may have moved axes: the signature after the draw is the one the
         # next draw compares against.

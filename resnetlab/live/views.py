@@ -206,7 +206,8 @@ class LineView:
         if self.placeholder.get_visible():
             self.placeholder.set_visible(False)
         if not minor:
-            self.ax.legend(fontsize=7, loc="best")
+            # An opaque frame: blits paste the legend's pixels over the lines.
+            self.ax.legend(fontsize=7, loc="best", framealpha=1.0)
         self.host.needs_layout(self.ax.figure)
 
     # -- compared runs: colour per run, style per train/val, behind the live lines ------
@@ -233,7 +234,7 @@ class LineView:
         )
         self.compare_lines[(label, key)] = line
         self.placeholder.set_visible(False)
-        self.ax.legend(fontsize=7, loc="best")
+        self.ax.legend(fontsize=7, loc="best", framealpha=1.0)
         self.host.needs_layout(self.ax.figure)
         return line
 
@@ -294,7 +295,13 @@ class LineView:
         """(x, values, smoothed values or None) of ``key`` as the panel shows them."""
         stream = self.host.stream
         self.drawn_n[key] = stream.series_version(key)  # before the copy: never skips one
-        xs, ys = stream.series(key, self.panel.x)
+        whole = self.panel.smoothing or self.panel.window is not None
+        # Neither smoothing nor a window needs every point: the stream decimates under
+        # its lock, so a million points are never copied (what _set_line does again to
+        # the short result is a no-op).
+        xs, ys = stream.series(
+            key, self.panel.x, max_points=None if whole else self.host.max_points
+        )
         if self.panel.x == "time":
             xs = xs - self.host.t0
         smooth = None
