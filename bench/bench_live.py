@@ -1,7 +1,7 @@
-"""Live dashboard benchmarks: redraw cost vs livelossplot, and training throughput with
-the full dashboard on vs off.
+"""Live dashboard benchmarks: redraw cost vs livelossplot, and training with the full
+dashboard on vs off: throughput ratio, new frames per second, append-to-frame latency.
 
-    MPLBACKEND=Agg .venv/bin/python bench/bench_live.py [--quick] [--skip-train]
+    MPLBACKEND=Agg .venv/bin/python bench/bench_live.py [--quick] [--skip-train] [--lab]
 
 (the peer, livelossplot, is pip-installed into the running environment when missing)
 
@@ -10,9 +10,16 @@ the full dashboard on vs off.
    (``refresh()``: set_data of a min/max-decimated copy) and renders; livelossplot's
    MatplotlibPlot builds a new figure from every point on every ``send()`` (we close it
    afterwards, which livelossplot itself does not). Printed: ms per update and the ratio.
-2. Training throughput: a small CNN on real Fashion-MNIST for a fixed number of steps,
-   without and with ``live_dashboard`` (all panels, 2 Hz, SystemMonitor at 1 Hz, Agg
-   snapshots), alternating A/B runs; printed: images/s and the median ratio (target >= 0.97).
+2. Training: a small CNN on real Fashion-MNIST for a fixed number of steps, without and
+   with ``live_dashboard`` (all panels, 2 Hz, SystemMonitor at 1 Hz), alternating rounds,
+   for each torch thread count of ``--threads`` (default 1 and torch's default). Modes
+   (``--modes``): ``in process agg`` (renders in the training process), ``in process qt``
+   (an offscreen Qt window of the training process, Xvfb started if there is no display),
+   ``render process`` (Agg snapshots drawn by a child). Printed beside each throughput
+   ratio: new frames per second (frames showing records the previous one did not) and the
+   p95 latency from a record's append to the first frame that shows it (``Dashboard.frames``).
+3. ``--lab``: the same training in a real JupyterLab kernel with the ipympl widget in
+   Chromium (``bench/lab_live.py``), with the kernel's ``1+1`` round trip.
 """
 
 from __future__ import annotations
@@ -319,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "--steps",
         type=int,
         default=None,
-        help="training steps per round (default 300; longer rounds reach steady state)",
+        help="training steps per round (default 300, ~10 s; longer rounds reach steady state)",
     )
     p.add_argument("--rounds", type=int, default=None, help="A/B rounds (default 2)")
     p.add_argument(
@@ -329,13 +336,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--modes",
-        default="render process,in process agg,in process qt",
+        default="in process agg,in process qt",
         help="dashboard modes beside 'off', comma-separated: " + ", ".join(list(MODES)[1:]),
     )
     p.add_argument(
         "--lab",
         action="store_true",
         help="also ipympl in a real JupyterLab + Chromium (bench/lab_live.py)",
+    )
+    p.add_argument(
+        "--lab-modes",
+        default="ipympl",
+        help="lab modes beside 'off': ipympl (frames from a render process, the default), "
+        "'ipympl in kernel' (in_process=True)",
     )
     args = p.parse_args(argv)
     print(
@@ -352,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         if not os.environ.get("DISPLAY"):
             os.environ["DISPLAY"] = _start_xvfb()
     default_threads = _default_threads()
-    steps = args.steps or (100 if args.quick else 450)
+    steps = args.steps or (100 if args.quick else 300)
     rounds = args.rounds or 2
     for spec in args.threads.split(","):
         threads = default_threads if spec.strip() == "all" else int(spec)
@@ -361,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.lab:
             from lab_live import bench_lab
 
-            bench_lab(steps, rounds, threads)
+            bench_lab(steps, rounds, threads, [m.strip() for m in args.lab_modes.split(",")])
     return 0
 
 

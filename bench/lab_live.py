@@ -124,12 +124,13 @@ def _rounds(page, client, order: list[str]) -> dict[str, list[float]]:
     return trips
 
 
-def bench_lab(steps: int, rounds: int, threads: int) -> None:
+def bench_lab(steps: int, rounds: int, threads: int, modes: list[str]) -> None:
     from lab_server import jupyter_lab, write_notebook
     from playwright.sync_api import sync_playwright
     from suite_support import CHROMIUM, CHROMIUM_ARGS
 
-    order = [m for r in range(rounds) for m in (MODES if r % 2 == 0 else MODES[::-1])]
+    chosen = ["off", *[m for m in modes if m != "off"]]
+    order = [m for r in range(rounds) for m in (chosen if r % 2 == 0 else chosen[::-1])]
     cells = [SETUP.format(bench=str(ROOT / "bench"), threads=threads, steps=steps)]
     cells += [f'start("{mode}")' for mode in order] + [FINISH]
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,13 +153,15 @@ def bench_lab(steps: int, rounds: int, threads: int) -> None:
             finally:
                 browser.close()
         results = json.loads((root / "results.json").read_text())
-    _report(results, trips, steps, rounds, threads)
+    _report(results, trips, steps, rounds, threads, chosen)
 
 
-def _report(results: list[dict], trips: dict[str, list[float]], steps, rounds, threads) -> None:
+def _report(
+    results: list[dict], trips: dict[str, list[float]], steps, rounds, threads, modes: list[str]
+) -> None:
     import os
 
-    by = {m: [r for r in results if r["mode"] == m] for m in MODES}
+    by = {m: [r for r in results if r["mode"] == m] for m in modes}
     base = [r["speed"] for r in by["off"]]
     print(
         f"\nipympl in JupyterLab + Chromium, {steps} steps x batch 128, {rounds} rounds, "
@@ -168,7 +171,7 @@ def _report(results: list[dict], trips: dict[str, list[float]], steps, rounds, t
         f"  {'off':>16}: {statistics.median(base):.0f} images/s, "
         f"1+1 median {statistics.median(trips['off']) * 1e3:.0f} ms"
     )
-    for mode in MODES[1:]:
+    for mode in modes[1:]:
         ratios = [r["speed"] / b for r, b in zip(by[mode], base, strict=True)]
         print(
             f"  {mode:>16}: ratio {statistics.median(ratios):.3f} "
