@@ -93,8 +93,9 @@ class Dashboard:
     ``backend``: ``"auto"`` (see ``resnetlab backends``), ``"ipympl"``, ``"webagg"``,
     ``"agg"``, ``"qt"``, ``"tk"``, ``"gtk"``. ``compare``: label -> MetricStream (or a
     stored run's series, or ``{key: (steps, values)}``) drawn behind (see ``compare()``).
-    ``draw_budget``: the share of wall time background drawing may take (default 0.1);
-    when drawing is slow the effective rate drops below ``rate_hz``.
+    ``draw_budget``: the share of wall time background drawing may use, counted as the
+    drawing thread's CPU time (default 0.1); when drawing is slow the effective rate
+    drops below ``rate_hz``. ``dash.frames``: the :class:`Frame` of every render.
     Other keyword arguments go to the driver (``directory=``/``interval=`` for Agg
     snapshots, ``port=``/``address=`` for WebAgg).
     """
@@ -115,8 +116,9 @@ class Dashboard:
         **driver_options: Any,
     ) -> None:
         _check_options(ncols, max_points, draw_budget)
-        # Share of wall time the background loop may spend refreshing and drawing: a slow
-        # draw (many panels, a busy CPU) lowers the rate instead of slowing training.
+        # Share of wall time the background loop may spend refreshing and drawing (its CPU
+        # time): a slow draw (many panels, a busy CPU) lowers the rate instead of slowing
+        # training.
         self.draw_budget = float(draw_budget)
         self.stream = stream if stream is not None else default_stream()
         self.lock = threading.RLock()
