@@ -5,7 +5,10 @@ a :class:`BlitFigure`'s full draw leaves the moving artists (lines, the heat map
 legends) out, keeps a copy of that background, and draws them on top; the next draws
 restore the copy and draw only the moving artists, as long as the figure's *signature*
 (axes limits and positions, scales, artist counts, colour limits, renderer size) is the
-same. The buffer always ends up holding the complete figure, so every Agg-based canvas
+same. When only some axes changed (a panel's limits moved, a colour bar's range) and the
+layout did not, only those axes are drawn again (:meth:`BlitFigure._redraw_axes`): their
+place is cleared, they are drawn without their moving artists, the background is copied
+anew and every moving artist drawn on top. The buffer always ends up holding the complete figure, so every Agg-based canvas
 (Agg snapshots, WebAgg, ipympl, Qt/Tk Agg) sends or shows the whole picture. Other
 renderers (SVG, PDF) always get a plain full draw, and so does every save (``savefig``,
 ``print_figure``): a save first lays the figure out in a measuring pass that paints
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 from matplotlib.backend_bases import DrawEvent
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
@@ -41,6 +45,9 @@ class DrawGuard(Protocol):
     def before_draw(self, fig: Any) -> None:
         """Called under ``lock`` just before a render of ``fig`` (lays it out if asked)."""
 
+    def after_draw(self, fig: Any) -> None:
+        """Called under ``lock`` just after a render of ``fig`` (a frame was produced)."""
+
 
 @dataclass
 class BlitState:
@@ -51,16 +58,35 @@ class BlitState:
     signature: tuple | None = None  # what the background was drawn for
     # id(legend) -> (axes limits when placed, legend): where "best" put it, kept fixed
     legend_places: dict[int, tuple[tuple, Any]] = field(default_factory=dict)
+    # id(legend) -> its pixels as last drawn: a blit pastes them over the lines instead of
+    # drawing the legend again (its text is most of a blit's cost). Legend frames are
+    # opaque, so nothing under them shows through.
+    legend_pixels: dict[int, Any] = field(default_factory=dict)
+    # id(axes) -> its tight box (display pixels) as last drawn: what a redraw of that axes
+    # alone clears, and how far its neighbours reach.
+    extents: dict[int, Any] = field(default_factory=dict)
+    # id(axes) -> its tight box after the last constrained layout: the room it was given.
+    placed: dict[int, Any] = field(default_factory=dict)
+    # An axes redrawn alone outgrew its room (wider tick labels): lay the figure out again.
+    outgrown: bool = False
     full_draws: int = 0
     blit_draws: int = 0
+    axes_draws: int = 0  # redraws of only the changed axes (each also counts as a blit draw)
 
     def invalidate(self) -> None:
         """Make the next draw a full one (of the same state)."""
         self.background = None
 
 
+# The first parts of a signature are the figure's own; then one part per axes.
+FIGURE_PARTS = 7
+# Pixels of slack before an axes redrawn alone counts as having outgrown its room.
+OUTGROW_SLACK = 2.0
+
+
 def _signature(fig: Figure, renderer: Any) -> tuple:
-    """Everything that, when changed, makes the cached background wrong."""
+    """Everything that, when changed, makes the cached background wrong: the figure's
+    own parts (:data:`FIGURE_PARTS` of them), then one tuple per axes."""
     parts: list[Any] = [
         id(renderer),
         renderer.width,
@@ -81,9 +107,67 @@ def _signature(fig: Figure, renderer: Any) -> tuple:
                 tuple(t.get_visible() for t in ax.texts),
                 tuple(im.get_clim() for im in ax.images),
                 ax.get_visible(),
+                # a lone point's marker: the legend's sample shows it (kept as pixels)
+                tuple(line.get_marker() for line in ax.lines),
             )
         )
     return tuple(parts)
+
+
+def _changed_axes(fig: Figure, old: tuple | None, new: tuple) -> list[Any] | None:
+    """The axes whose part of the signature changed while the figure's own parts and
+    every axes' position stayed; None when that is not so (a full draw is needed)."""
+    if old is None or len(old) != len(new) or old[:FIGURE_PARTS] != new[:FIGURE_PARTS]:
+        return None
+    changed = []
+    for ax, before, after in zip(fig.axes, old[FIGURE_PARTS:], new[FIGURE_PARTS:], strict=True):
+        if before == after:
+            continue
+        if before[1] != after[1] or before[7] != after[7]:  # moved, shown or hidden
+            return None
+        changed.append(ax)
+    return changed
+
+
+def _overlaps(a: Any, b: Any) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _with_neighbours(fig: Figure, state: BlitState, dirty: list[Any]) -> list[Any] | None:
+    """``dirty`` and every axes whose drawn box overlaps one of theirs (clearing a place
+    must not leave a neighbour half erased); None when a box is unknown or the figure's
+    own texts (the title) are in the way."""
+    boxes = [state.extents.get(id(ax)) for ax in fig.axes]
+    if any(box is None for box in boxes):
+        return None
+    chosen = {id(ax) for ax in dirty}
+    grew = True
+    while grew:
+        grew = False
+        for ax, box in zip(fig.axes, boxes, strict=True):
+            if id(ax) in chosen:
+                continue
+            if any(_overlaps(box, state.extents[i]) for i in chosen):
+                chosen.add(id(ax))
+                grew = True
+    for text in fig.texts:  # a suptitle is one of them
+        if text.get_visible() and text.get_text():
+            box = state.extents.get(id(text))
+            if box is None or any(_overlaps(box, state.extents[i]) for i in chosen):
+                return None
+    return [ax for ax in fig.axes if id(ax) in chosen]
+
+
+def _clear(renderer: Any, box: Any, color: Any) -> None:
+    """Paint ``box`` (display pixels, padded by one) in ``color`` on an Agg renderer."""
+    from matplotlib.colors import to_rgba_array
+
+    pixels = np.asarray(renderer.buffer_rgba())
+    height, width = pixels.shape[:2]
+    x0, x1 = max(int(box.x0) - 1, 0), min(int(np.ceil(box.x1)) + 1, width)
+    top, bottom = max(height - int(np.ceil(box.y1)) - 1, 0), min(height - int(box.y0) + 1, height)
+    if x0 < x1 and top < bottom:
+        pixels[top:bottom, x0:x1] = (to_rgba_array(color)[0] * 255).round().astype(np.uint8)
 
 
 def _measuring(renderer: Any) -> bool:
@@ -123,6 +207,15 @@ def _release_moved_legends(state: BlitState, legends: list[Any]) -> None:
             state.legend_places.pop(id(leg))
 
 
+def _keep_legends(state: BlitState, legends: list[Any], renderer: Any) -> None:
+    """Copy the pixels of every visible legend just drawn (see ``legend_pixels``)."""
+    state.legend_pixels = {
+        id(leg): renderer.copy_from_bbox(leg.get_window_extent(renderer))
+        for leg in legends
+        if leg.get_visible()
+    }
+
+
 def _pin_legends(state: BlitState, legends: list[Any], renderer: Any) -> None:
     """Fix each newly placed legend where "best" put it now (finding the best place again
     on every redraw costs more than the lines themselves)."""
@@ -150,6 +243,10 @@ class BlitFigure(Figure):
     def blit_draws(self) -> int:
         return self.blit.blit_draws
 
+    @property
+    def axes_draws(self) -> int:
+        return self.blit.axes_draws
+
     def draw(self, renderer: Any) -> None:
         state = self.blit
         moving, legends = state.moving() if state.moving is not None else ([], [])
@@ -159,17 +256,66 @@ class BlitFigure(Figure):
         signature = None
         if not isinstance(self.get_layout_engine(), ConstrainedLayoutEngine):
             signature = _signature(self, renderer)
-        if state.background is not None and signature is not None and signature == state.signature:
-            self._blit(renderer, [*moving, *legends])
+        redraw = None
+        if state.background is not None and signature is not None:
+            changed = _changed_axes(self, state.signature, signature)
+            redraw = _with_neighbours(self, state, changed) if changed else changed
+        if redraw == []:
+            self._blit(renderer, moving, legends)
+        elif redraw is not None:
+            self._redraw_axes(renderer, redraw, moving, legends)
         else:
             self._full_draw(renderer, moving, legends)
         self.stale = False
         return None
 
-    def _blit(self, renderer: Any, artists: list[Any]) -> None:
-        """Restore the background and draw only what moves (legends stay where they were)."""
-        renderer.restore_region(self.blit.background)
-        _draw_visible(artists, renderer)
+    def _redraw_axes(
+        self, renderer: Any, axes: list[Any], moving: list[Any], legends: list[Any]
+    ) -> None:
+        """Draw ``axes`` again in their places on the kept background (their ticks and
+        labels moved), keep the new background, then draw every moving artist on top."""
+        state = self.blit
+        renderer.restore_region(state.background)
+        own = {id(ax) for ax in axes}
+        _release_moved_legends(state, [leg for leg in legends if id(leg.axes) in own])
+        hidden = [a for a in (*moving, *legends) if id(a.axes) in own]
+        for ax in axes:
+            _clear(renderer, state.extents[id(ax)], self.patch.get_facecolor())
+        for artist in hidden:
+            artist.set_animated(True)
+        try:
+            for ax in axes:
+                ax.draw(renderer)
+        finally:
+            for artist in hidden:
+                artist.set_animated(False)
+        state.background = renderer.copy_from_bbox(self.bbox)
+        _pin_legends(state, legends, renderer)
+        _draw_visible([*moving, *legends], renderer)
+        _keep_legends(state, legends, renderer)
+        for ax in axes:
+            box = ax.get_tightbbox(renderer)
+            state.extents[id(ax)] = box
+            room = state.placed.get(id(ax))
+            if room is not None and box is not None and _outgrows(box, room):
+                state.outgrown = True  # the dashboard lays the figure out at the next draw
+        state.signature = _signature(self, renderer)
+        state.blit_draws += 1
+        state.axes_draws += 1
+        DrawEvent("draw_event", self.canvas, renderer)._process()
+
+    def _blit(self, renderer: Any, moving: list[Any], legends: list[Any]) -> None:
+        """Restore the background, draw only what moves, and paste the legends' pixels
+        back on top (they stay where they were, and look as they did)."""
+        state = self.blit
+        renderer.restore_region(state.background)
+        _draw_visible(moving, renderer)
+        for leg in legends:
+            pixels = state.legend_pixels.get(id(leg))
+            if pixels is not None:
+                renderer.restore_region(pixels)
+            elif leg.get_visible():
+                leg.draw(renderer)
         self.blit.blit_draws += 1
         DrawEvent("draw_event", self.canvas, renderer)._process()
 
@@ -188,11 +334,35 @@ class BlitFigure(Figure):
         background = renderer.copy_from_bbox(self.bbox)
         _pin_legends(state, legends, renderer)
         _draw_visible(artists, renderer)
+        _keep_legends(state, legends, renderer)
         state.background = background
         # The layout may have moved axes: the signature after the draw is the one the
         # next draw compares against.
         state.signature = _signature(self, renderer)
+        state.extents = _extents(self, renderer)
+        if isinstance(self.get_layout_engine(), ConstrainedLayoutEngine) or not state.placed:
+            state.placed = dict(state.extents)
+            state.outgrown = False
         state.full_draws += 1
+
+
+def _outgrows(box: Any, room: Any) -> bool:
+    return (
+        box.x0 < room.x0 - OUTGROW_SLACK
+        or box.y0 < room.y0 - OUTGROW_SLACK
+        or box.x1 > room.x1 + OUTGROW_SLACK
+        or box.y1 > room.y1 + OUTGROW_SLACK
+    )
+
+
+def _extents(fig: Figure, renderer: Any) -> dict[int, Any]:
+    """id -> drawn box (display pixels) of every axes and figure text of ``fig``."""
+    boxes: dict[int, Any] = {}
+    for ax in fig.axes:
+        boxes[id(ax)] = ax.get_tightbbox(renderer)
+    for text in fig.texts:  # a suptitle is one of them
+        boxes[id(text)] = text.get_window_extent(renderer)
+    return {k: v for k, v in boxes.items() if v is not None}
 
 
 @functools.cache
@@ -210,6 +380,8 @@ def locked_canvas_class(base: type) -> type:
             return base.draw(self, *args, **kwargs)
         with guard.lock:
             guard.before_draw(self.figure)
-            return base.draw(self, *args, **kwargs)
+            done = base.draw(self, *args, **kwargs)
+            guard.after_draw(self.figure)
+            return done
 
     return type(f"Locked{base.__name__}", (base,), {"draw": draw})

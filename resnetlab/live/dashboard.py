@@ -29,7 +29,9 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +60,18 @@ logger = logging.getLogger(__name__)
 
 # Points per line after decimation: about two per horizontal pixel of a panel.
 DEFAULT_MAX_POINTS = 1000
-# Constrained layout doubles the cost of a draw; redo it only when artists were added
-# or tick labels may have grown, at most this often (seconds), and keep positions between.
-RELAYOUT_EVERY = 10.0
+# Frames remembered (when each was made, the newest record it shows): an hour at 2 Hz.
+FRAMES_KEPT = 7200
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture a dashboard figure rendered (and its driver pushed or showed)."""
+
+    figure: int  # index into Dashboard.figures
+    produced: float  # wall-clock time (time.time()) when the render had finished
+    records: int  # stream records read by the refresh before it: records[: records] show
+    newest: float  # time of the newest of those records (nan before any)
 
 
 def _check_options(ncols: int, max_points: int, draw_budget: float) -> None:
@@ -82,8 +93,9 @@ class Dashboard:
     ``backend``: ``"auto"`` (see ``resnetlab backends``), ``"ipympl"``, ``"webagg"``,
     ``"agg"``, ``"qt"``, ``"tk"``, ``"gtk"``. ``compare``: label -> MetricStream (or a
     stored run's series, or ``{key: (steps, values)}``) drawn behind (see ``compare()``).
-    ``draw_budget``: the share of wall time background drawing may take (default 0.1);
-    when drawing is slow the effective rate drops below ``rate_hz``.
+    ``draw_budget``: the share of wall time background drawing may use, counted as the
+    drawing thread's CPU time (default 0.1); when drawing is slow the effective rate
+    drops below ``rate_hz``. ``dash.frames``: the :class:`Frame` of every render.
     Other keyword arguments go to the driver (``directory=``/``interval=`` for Agg
     snapshots, ``port=``/``address=`` for WebAgg).
     """
@@ -104,8 +116,9 @@ class Dashboard:
         **driver_options: Any,
     ) -> None:
         _check_options(ncols, max_points, draw_budget)
-        # Share of wall time the background loop may spend refreshing and drawing: a slow
-        # draw (many panels, a busy CPU) lowers the rate instead of slowing training.
+        # Share of wall time the background loop may spend refreshing and drawing (its CPU
+        # time): a slow draw (many panels, a busy CPU) lowers the rate instead of slowing
+        # training.
         self.draw_budget = float(draw_budget)
         self.stream = stream if stream is not None else default_stream()
         self.lock = threading.RLock()
@@ -133,6 +146,11 @@ class Dashboard:
         self.refreshes = 0
         self.draws = 0
         self._layout_at: dict[int, float] = {}
+        # Frames drawn, newest last: how often and how late the picture shows new data.
+        self.frames: deque[Frame] = deque(maxlen=FRAMES_KEPT)
+        self._shown: tuple[int, float] = (0, math.nan)  # (records, newest time) refreshed
+        # Called with each Frame this dashboard renders (a render process sends them on).
+        self.frame_listeners: list[Callable[[Frame], None]] = []
         self.error: BaseException | None = None
         self._retitled = False  # set_title() since the last refresh: draw again
         self.backend = resolve_backend_name(backend)
@@ -199,16 +217,27 @@ class Dashboard:
         self._layout_at.pop(id(fig), None)
 
     def before_draw(self, fig: Any) -> None:
-        """Called by driver canvases under the lock: lay out only when asked to.
+        """Called by driver canvases under the lock: lay out only when asked to (artists
+        were added, or an axes' tick labels outgrew the room the last layout gave them).
 
         Redraws the browser asks for (reload, resize) keep the last layout, so the picture
         changes only when the data does.
         """
+        if fig.blit.outgrown:
+            self._layout_at.pop(id(fig), None)
         if id(fig) not in self._layout_at:
             fig.set_layout_engine("constrained")
             self._layout_at[id(fig)] = time.monotonic()
         else:
             fig.set_layout_engine("none")  # keeps the positions of the last layout
+
+    def after_draw(self, fig: Any) -> None:
+        """Called by driver canvases under the lock after a render: remember the frame."""
+        records, newest = self._shown
+        frame = Frame(self.figures.index(fig), time.time(), records, newest)
+        self.frames.append(frame)
+        for listener in self.frame_listeners:
+            listener(frame)
 
     def refresh(self) -> bool:
         """Move artists to the stream's current data; True if anything changed. No drawing."""
@@ -218,15 +247,14 @@ class Dashboard:
                 if records:
                     self.t0 = min(self.t0, records[0].time)
                     self._t0_fixed = True
+            # Counted before the series are read: every record below it is shown.
+            records, position = self.stream.read_since(max(len(self.stream) - 1, 0))
+            if records:
+                self._shown = (position, records[-1].time)
             keys = self.stream.keys()
             changed, self._retitled = self._retitled, False
             for view in self._views:
                 changed |= view.update(keys)
-            if changed:  # tick labels may have grown: lay out again now and then
-                now = time.monotonic()
-                for fig in self.figures:
-                    if now - self._layout_at.get(id(fig), -math.inf) >= RELAYOUT_EVERY:
-                        self._layout_at.pop(id(fig), None)
             self.refreshes += 1
             return changed
 

@@ -38,8 +38,11 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from resnetlab.errors import BackendError, ConfigError
 from resnetlab.live.panels import decode_panels, encode_panels
@@ -50,6 +53,12 @@ logger = logging.getLogger(__name__)
 
 # Backends whose figures never need to be on this process's screen or kernel.
 PROCESS_BACKENDS = ("agg", "webagg")
+# The child renders with Agg and sends every frame back as a PNG (``{"t": "frame"}``):
+# for a kernel that shows them in its ipympl widget without rendering them itself.
+FRAMES = "frames"
+# Share of the child's wall time its drawing may take: it holds no GIL of the training
+# process, so it only competes for a core; 2 Hz of the default panels fits in a quarter.
+CHILD_DRAW_BUDGET = 0.25
 # At most this many rows per message, so one huge backlog does not stall the child.
 CHUNK = 2000
 
@@ -78,13 +87,17 @@ class RenderProcess:
         final_png: str | Path | None = None,
         forward_every: float = 0.25,
         start_timeout: float = 120.0,
+        on_frame: Callable[[dict[str, Any]], None] | None = None,
         **driver_options: Any,
     ) -> None:
-        if backend not in PROCESS_BACKENDS:
+        if backend not in (*PROCESS_BACKENDS, FRAMES):
             raise ConfigError(
-                f"a render process serves {', '.join(PROCESS_BACKENDS)}, not {backend!r}; "
-                f"ipympl and desktop windows must draw in the process that shows them"
+                f"a render process serves {', '.join(PROCESS_BACKENDS)} (or sends {FRAMES!r} "
+                f"back), not {backend!r}; desktop windows must draw in the process that "
+                f"shows them"
             )
+        # Called on the listening thread with each {"t": "frame"} message (backend FRAMES).
+        self.on_frame = on_frame
         self.stream = stream
         self.backend = backend
         self.forward_every = forward_every
@@ -142,9 +155,18 @@ class RenderProcess:
         assert self._proc is not None and self._proc.stdout is not None
         for raw in self._proc.stdout:
             try:
-                self._replies.put(json.loads(raw))
+                msg = json.loads(raw)
             except ValueError:
-                logger.debug("render process said: %r", raw)
+                logger.debug("render process said: %r", raw[:200])
+                continue
+            if msg.get("t") == "frame":
+                if self.on_frame is not None:
+                    try:
+                        self.on_frame(msg)
+                    except Exception:  # the picture may freeze; training must not
+                        logger.exception("showing a frame of the render process failed")
+                continue
+            self._replies.put(msg)
         self._replies.put({"t": "eof"})
 
     def _reply(self, timeout: float, what: str) -> dict[str, Any]:
@@ -236,23 +258,51 @@ class _Child:
         self.stream = MetricStream(name=config["name"])
         self.dash: Any = None
         self.finished = False
+        self._say_lock = threading.Lock()  # frames come from the dashboard's loop thread
 
     def say(self, **msg: Any) -> None:
-        self.proto.write(json.dumps(msg) + "\n")
-        self.proto.flush()
+        with self._say_lock:
+            self.proto.write(json.dumps(msg) + "\n")
+            self.proto.flush()
+
+    def send_frame(self, frame: Any) -> None:
+        """Send the figure just rendered as a PNG, with what it shows (backend FRAMES)."""
+        import base64
+        from io import BytesIO
+
+        from PIL import Image
+
+        canvas = self.dash.figures[frame.figure].canvas
+        pixels = np.asarray(canvas.buffer_rgba())
+        with BytesIO() as png:
+            Image.fromarray(pixels).save(png, format="png", compress_level=1)
+            data = base64.b64encode(png.getvalue()).decode()
+        height, width = pixels.shape[:2]
+        self.say(
+            t="frame",
+            figure=frame.figure,
+            records=frame.records,
+            newest=frame.newest,
+            size=[width, height],
+            png=data,
+        )
 
     def start(self) -> bool:
         from resnetlab.live.dashboard import Dashboard
 
         config = self.config
+        frames = config["backend"] == FRAMES
         try:
             self.dash = Dashboard(
                 decode_panels(config["panels"]),
                 stream=self.stream,
-                backend=config["backend"],
+                backend="agg" if frames else config["backend"],
                 title=config["title"],
+                **({"draw_budget": CHILD_DRAW_BUDGET} if frames else {}),
                 **config["driver_options"],
             )
+            if frames:  # Agg without a directory renders at every draw: each is a frame
+                self.dash.frame_listeners.append(self.send_frame)
             self.dash.start(rate_hz=config["rate_hz"])
         except Exception as exc:  # report start-up errors to the parent, never swallow
             self.say(t="error", message=f"{type(exc).__name__}: {exc}")

@@ -2,7 +2,10 @@
 
 Drawing competes with training for the CPU. The loop therefore measures what a refresh
 and draw cost (also rendering the driver does on another thread, ``render_seconds``) and
-waits long enough that drawing takes at most ``draw_budget`` of wall time: a slow draw
+waits long enough that drawing takes at most ``draw_budget`` of wall time. The cost is
+the drawing thread's CPU time, not its wall time: in a kernel whose training thread holds
+the GIL most of the time, a draw spends much of its wall time waiting for the GIL, which
+costs training nothing; counting that wait would slow the picture for no gain: a slow draw
 (many panels, a busy machine) lowers the rate instead of slowing training. It never
 waits longer than :data:`MAX_DRAW_GAP` between refreshes, nor less than ``1 / rate_hz``.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from resnetlab.live.drivers.base import Driver
@@ -73,7 +77,7 @@ async def refresh_loop(target: Scheduled) -> None:
     failures = 0
     rendered = _render_seconds(target)
     while True:
-        began = loop.time()
+        began = time.thread_time()  # this thread's CPU time (see the module docstring)
         try:
             _round(target)
             failures = 0
@@ -86,7 +90,7 @@ async def refresh_loop(target: Scheduled) -> None:
         now = loop.time()
         # Rendering a driver does on another thread (the WebAgg server's loop) counts too.
         before, rendered = rendered, _render_seconds(target)
-        spent = now - began + max(rendered - before, 0.0)
+        spent = time.thread_time() - began + max(rendered - before, 0.0)
         pause = budget.pause(spent, target.rate_hz, target.draw_budget)
         next_at = max(next_at + 1.0 / target.rate_hz, now + pause - spent)
         await asyncio.sleep(max(next_at - loop.time(), 0.0))

@@ -10,15 +10,18 @@ finishes first if that has not happened, then stops everything.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resnetlab.live.dashboard import Dashboard
+from resnetlab.live.dashboard import Dashboard, Frame
 from resnetlab.live.drivers import resolve_backend_name
+from resnetlab.live.drivers.ipympl import IpymplDriver
 from resnetlab.live.monitor import SystemMonitor
-from resnetlab.live.render_process import PROCESS_BACKENDS, RenderProcess
+from resnetlab.live.render_process import FRAMES, PROCESS_BACKENDS, RenderProcess
 from resnetlab.metrics.stream import MetricStream
 
 logger = logging.getLogger(__name__)
@@ -47,15 +50,15 @@ class LiveSession:
 
     @property
     def url(self) -> str | None:
-        if self.render_process is not None:
+        if self.render_process is not None and self.render_process.url:
             return self.render_process.url
         return self.dashboard.url if self.dashboard is not None else None
 
     @property
     def backend(self) -> str:
-        if self.render_process is not None:
-            return self.render_process.backend
-        return self.dashboard.backend if self.dashboard is not None else "none"
+        if self.dashboard is not None:  # also when a render process makes its frames
+            return self.dashboard.backend
+        return self.render_process.backend if self.render_process is not None else "none"
 
     def wait_closed(self, timeout: float | None = None) -> bool:
         """Keep a desktop window of this process responsive until the user closes it (True)
@@ -80,10 +83,18 @@ class LiveSession:
         if self.monitor is not None:
             self.monitor.stop()
         if self.render_process is not None:
-            self.render_process.finish(message)  # the child writes the final PNG
+            self.render_process.finish(message)  # the child writes the final PNG, if asked
             if not self.render_process.keeps_final:
                 self.render_process.close()
-            return
+            if self.dashboard is None:
+                return
+            # The frames came from the child: the widget now gets this process's own
+            # figure, interactive (pan, zoom) from here on.
+            try:
+                self.dashboard.refresh()
+                self.dashboard.draw()
+            except Exception:
+                logger.exception("drawing the final dashboard failed")
         self.dashboard.finish(message)
         if self.run_dir is not None:
             try:
@@ -130,7 +141,9 @@ def live_dashboard(
     ``backend="auto"`` picks ipympl in Jupyter, a desktop toolkit with a display, else Agg
     snapshots into ``run_dir``. Agg snapshots go to ``run_dir/dashboard.png`` every 5 s.
     Agg and WebAgg draw in a separate process (so drawing never slows training) unless
-    ``in_process=True``.
+    ``in_process=True``. So does ipympl while training: the child renders the frames and
+    the kernel only forwards them to its widget; at ``finish()`` the widget gets the
+    kernel's own figure, which pans and zooms.
     """
     name = resolve_backend_name(backend)
     run_path = Path(run_dir) if run_dir is not None else None
@@ -153,6 +166,8 @@ def live_dashboard(
         if proc.url:
             logger.info("live dashboard at %s", proc.url)
         return LiveSession(None, monitor, run_path, render_process=proc)
+    if name == "ipympl" and not in_process:
+        return _forwarded(stream, panels, rate_hz, title, monitor, run_path, driver_options)
     dash = Dashboard(panels, stream=stream, backend=name, title=title, **driver_options)
     try:
         if monitor is not None:
@@ -166,3 +181,49 @@ def live_dashboard(
     if dash.url:
         logger.info("live dashboard at %s", dash.url)
     return LiveSession(dash, monitor, run_path)
+
+
+def _forwarder(dash: Dashboard) -> Callable[[dict[str, Any]], None]:
+    """What the render process's listener calls with each frame: push it to the widget,
+    or (a page at another pixel size) render this picture here instead."""
+
+    def forward(msg: dict[str, Any]) -> None:
+        png = base64.b64decode(msg["png"])
+        driver = dash.driver
+        assert isinstance(driver, IpymplDriver)
+        if driver.show_frame(msg["figure"], png, (msg["size"][0], msg["size"][1])):
+            frame = Frame(msg["figure"], time.time(), msg["records"], msg["newest"])
+            dash.frames.append(frame)
+        else:
+            with dash.lock:
+                dash.refresh()
+                dash.draw()
+
+    return forward
+
+
+def _forwarded(
+    stream: MetricStream,
+    panels: Any,
+    rate_hz: float,
+    title: str | None,
+    monitor: SystemMonitor | None,
+    run_path: Path | None,
+    driver_options: dict[str, Any],
+) -> LiveSession:
+    """ipympl widgets in this kernel showing frames a render process makes."""
+    dash = Dashboard(panels, stream=stream, backend="ipympl", title=title, **driver_options)
+    proc = RenderProcess(stream, FRAMES, panels, rate_hz=rate_hz, title=title)
+    proc.on_frame = _forwarder(dash)
+    try:
+        dash.show()  # the widgets, with a first picture rendered here
+        if monitor is not None:
+            monitor.start()
+        proc.start()
+    except BaseException:
+        if monitor is not None:
+            monitor.stop()
+        proc.close()
+        dash.close()
+        raise
+    return LiveSession(dash, monitor, run_path, render_process=proc)

@@ -29,8 +29,10 @@ def minmax_decimate(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndar
         return x.copy(), y.copy()
     size = n // buckets  # points per bucket; the remainder joins the last bucket
     body = size * buckets
-    lo_src = np.where(np.isnan(y), np.inf, y)
-    hi_src = np.where(np.isnan(y), -np.inf, y)
+    if np.isnan(y).any():  # NaNs never win: the extremes are of the finite values
+        lo_src, hi_src = np.where(np.isnan(y), np.inf, y), np.where(np.isnan(y), -np.inf, y)
+    else:  # the usual case: no copies of a million values
+        lo_src = hi_src = y
     lo = lo_src[:body].reshape(buckets, size).argmin(axis=1)
     hi = hi_src[:body].reshape(buckets, size).argmax(axis=1)
     offsets = np.arange(buckets) * size

@@ -74,3 +74,41 @@ def test_data_leaving_the_limits_forces_a_full_draw_with_new_limits():
     dash.draw()
     assert ax.get_ylim()[1] >= 50.0 > hi
     assert ax.get_xlim()[1] >= 100
+
+
+def test_a_panel_whose_limits_move_is_redrawn_alone_and_matches_a_full_draw():
+    s = MetricStream()
+    for step in range(100):
+        s.log(step, loss=1.0 + step / 100, accuracy=0.5)
+    dash = Dashboard(["loss", "accuracy"], stream=s, backend="agg")
+    dash.refresh()
+    dash.draw()
+    dash.draw()  # the layout-free draw after the first: the background is kept
+    fig = dash.figures[0]
+    full_before, axes_before = fig.full_draws, fig.axes_draws
+    acc_limits = fig.axes[1].get_ylim()
+    s.log(100, loss=50.0, accuracy=0.5)  # only the loss panel's y limits move
+    dash.refresh()
+    dash.draw()
+    assert fig.axes[0].get_ylim()[1] >= 50.0
+    assert fig.axes[1].get_ylim() == acc_limits
+    assert fig.axes_draws == axes_before + 1 and fig.full_draws == full_before
+    partial = _pixels(fig)
+    fig.blit.invalidate()
+    fig.canvas.draw()
+    differ = np.any(partial != _pixels(fig), axis=-1).mean()
+    assert differ < 0.002, f"{differ:.4%} of pixels differ between a panel redraw and a full draw"
+
+
+def test_every_render_is_a_frame_with_the_records_it_shows():
+    s = MetricStream()
+    dash = Dashboard(["loss"], stream=s, backend="agg")
+    for step in range(3):
+        s.log(step, loss=1.0 / (step + 1))
+        dash.refresh()
+        dash.draw()
+    frames = [f for f in dash.frames if f.figure == 0]
+    assert [f.records for f in frames] == [1, 2, 3]
+    records, _ = s.read_since(0)
+    assert [f.newest for f in frames] == [r.time for r in records]
+    assert all(f.produced >= f.newest for f in frames)

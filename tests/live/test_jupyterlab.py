@@ -12,6 +12,7 @@ import pytest
 from kernel_generations import KernelGeneration
 from suite_support import CHROMIUM_ARGS
 
+from .frame_counting import COUNT_FRAMES_JS, MIN_NEW_FRAMES, WINDOW_SAMPLES
 from .lab_server import jupyter_lab, write_notebook
 
 pytest.importorskip("ipympl")
@@ -153,3 +154,76 @@ def test_ipympl_dashboard_updates_while_another_cell_runs(
     assert "stopped: stopped" in stop_text, stop_text
     for k in kernels:
         assert not k.is_running() or k.status() == psutil.STATUS_ZOMBIE
+
+
+FRAMES_CELL = f"""
+dash = job.dashboard.dashboard  # the kernel's Dashboard behind the ipympl widget
+def samples():
+    return job.stream.series_length("sys/cpu_percent")
+s0, n0, f0 = samples(), job.progress.step, len(dash.frames)
+print("window open", flush=True)
+while samples() - s0 < {WINDOW_SAMPLES} and job.status == "running":
+    time.sleep(0.1)
+frames = list(dash.frames)[f0:]
+new = sum(1 for a, b in zip(frames, frames[1:]) if b.records > a.records)
+print(f"window closed: {{samples() - s0}} samples, {{new}} new frames, "
+      f"{{job.progress.step - n0}} steps; {{job.status}}", flush=True)
+"""
+
+
+def _run_cell(page, index: int) -> None:
+    page.locator(".jp-Cell").nth(index).click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Shift+Enter")
+
+
+def _cell_output(page, index: int, text: str, timeout_ms: int):
+    out = page.locator(".jp-Cell").nth(index).locator(".jp-OutputArea-output")
+    out.filter(has_text=text).wait_for(timeout=timeout_ms)
+    return out
+
+
+def test_ipympl_page_receives_new_frames_while_training(tmp_path, chromium_path, fashion_mnist_dir):
+    """Over a window of training, the kernel's dashboard makes distinct frames at the rate
+    it reports, and the page in the browser paints (nearly) every one of them."""
+    from playwright.sync_api import sync_playwright
+
+    write_notebook(tmp_path / "frames.ipynb", [TRAIN_CELL, FRAMES_CELL, STOP_CELL])
+    lab = jupyter_lab(
+        tmp_path, env={"OMP_NUM_THREADS": "1", "RESNETLAB_DATA": str(fashion_mnist_dir.parent)}
+    )
+    with lab as (base, token, _server), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1720, "height": 1180})
+            page.add_init_script(COUNT_FRAMES_JS)
+            page.goto(f"{base}/lab/tree/frames.ipynb?token={token}", wait_until="load")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.get_by_text(re.compile(r"\(ipykernel\) \| Idle")).wait_for(timeout=60_000)
+            _run_cell(page, 0)
+            page.wait_for_selector(".jupyter-matplotlib-canvas-div canvas", timeout=60_000)
+            _cell_output(page, 0, "training:", 120_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+            )
+            _run_cell(page, 1)
+            _cell_output(page, 1, "window open", 30_000)
+            painted_before = page.evaluate("window.__frames")
+            text = _cell_output(page, 1, "window closed", 240_000).inner_text()
+            painted = page.evaluate("window.__frames") - painted_before
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=30_000
+            )
+            _run_cell(page, 2)
+            stop_text = _cell_output(page, 2, "stopped:", 60_000).inner_text()
+        finally:
+            browser.close()
+    m = re.search(r"window closed: (\d+) samples, (\d+) new frames, (\d+) steps; (\w+)", text)
+    assert m, text
+    samples, new, steps, status = int(m[1]), int(m[2]), int(m[3]), m[4]
+    assert status == "running" and samples >= WINDOW_SAMPLES and steps > 0, text
+    print(text, "painted", painted)  # the figures, for the report (pytest -s)
+    assert new >= MIN_NEW_FRAMES, text
+    # The page painted what the kernel pushed (a frame may be coalesced on a busy page).
+    assert painted >= 0.7 * new, (painted, text)
+    assert "stopped: stopped" in stop_text, stop_text

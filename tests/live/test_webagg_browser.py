@@ -139,3 +139,45 @@ def test_webagg_in_a_render_process_serves_the_page_from_the_child():
     finally:
         session.close()
     assert not child.is_running()  # ended and reaped
+
+
+def test_webagg_page_paints_new_frames_while_training(chromium_path, fashion_mnist_dir):
+    """live_dashboard(backend="webagg") (the render process) while a real model trains in
+    this process: over a window of monitor samples the page paints new frames."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from resnetlab.live import live_dashboard
+
+    from .frame_counting import CLOCK_KEY, COUNT_FRAMES_JS, MIN_NEW_FRAMES, WINDOW_SAMPLES, train
+
+    stream = MetricStream()
+    session = live_dashboard(stream, backend="webagg", monitor_interval=1.0)
+    stop, steps = threading.Event(), [0]
+    trainer = threading.Thread(target=train, args=(stream, stop, steps), daemon=True)
+    trainer.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                page.add_init_script(COUNT_FRAMES_JS)
+                page.goto(session.url, wait_until="load")
+                page.wait_for_selector("div.resnetlab-figure canvas", timeout=30_000)
+                page.wait_for_function("window.__frames > 0", timeout=60_000)
+                s0, n0 = stream.series_length(CLOCK_KEY), steps[0]
+                painted_before = page.evaluate("window.__frames")
+                # polled in the page's own event loop (a condition, not a sleep)
+                while stream.series_length(CLOCK_KEY) - s0 < WINDOW_SAMPLES:
+                    page.wait_for_timeout(200)
+                painted = page.evaluate("window.__frames") - painted_before
+            finally:
+                browser.close()
+    finally:
+        stop.set()
+        trainer.join(30)
+        session.close()
+    assert steps[0] > n0, "training did not run during the window"
+    print("webagg page painted", painted, "frames in", WINDOW_SAMPLES, "samples")
+    assert painted >= MIN_NEW_FRAMES, painted

@@ -80,14 +80,26 @@ class AggDriver(BaseDriver):
 
     def snapshot(self) -> list[Path]:
         """Render and write the snapshot files now."""
+        from matplotlib.image import imsave
+
         paths = self.paths()
         with self.dashboard.lock:
             images = []
             for fig in self.dashboard.figures:
+                # A live frame (the locked canvas: blitted, counted in dashboard.frames),
+                # then its pixels as PNG, as print_png would write them.
+                fig.canvas.draw()
                 buf = io.BytesIO()
                 # zlib level 1: a third of the default's encoding time, for a somewhat
                 # larger file; snapshots are rewritten every few seconds.
-                fig.canvas.print_png(buf, pil_kwargs={"compress_level": 1})
+                imsave(
+                    buf,
+                    fig.canvas.buffer_rgba(),
+                    format="png",
+                    origin="upper",
+                    dpi=fig.dpi,
+                    pil_kwargs={"compress_level": 1},
+                )
                 images.append(buf.getvalue())
         for path, data in zip(paths, images, strict=True):
             atomic_write_bytes(path, data)
