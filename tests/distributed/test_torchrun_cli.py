@@ -36,6 +36,10 @@ DATA = (
     "--live",
     "none",
     "--no-progress",
+    # fp32 as `resnetlab eval` computes: a barely trained net has near-tied logits, and
+    # bf16 rounding (the default on CPUs with AVX512-BF16) can flip a few of them.
+    "--precision",
+    "fp32",
 )
 
 
