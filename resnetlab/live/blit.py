@@ -207,10 +207,16 @@ def _release_moved_legends(state: BlitState, legends: list[Any]) -> None:
             state.legend_places.pop(id(leg))
 
 
+# Pixels around a legend's extent that its drawing touches (edge line, anti-aliasing).
+LEGEND_PAD_PX = 1.5
+
+
 def _keep_legends(state: BlitState, legends: list[Any], renderer: Any) -> None:
     """Copy the pixels of every visible legend just drawn (see ``legend_pixels``)."""
     state.legend_pixels = {
-        id(leg): renderer.copy_from_bbox(leg.get_window_extent(renderer))
+        # Padded: the frame's edge line and its anti-aliasing reach about a pixel beyond
+        # the legend's extent (unpadded, a blit showed the grid through its top edge).
+        id(leg): renderer.copy_from_bbox(leg.get_window_extent(renderer).padded(LEGEND_PAD_PX))
         for leg in legends
         if leg.get_visible()
     }

@@ -15,7 +15,7 @@ from suite_support import CHROMIUM_ARGS
 from resnetlab.live import MetricStream, live_dashboard
 
 from .image_checks import assert_whole_image
-from .test_webagg_browser import _changed_shot, _feed, _settled_shot
+from .test_webagg_browser import _changed_shot, _feed, _settled_shot, same_picture
 
 NOTICE = "#resnetlab-status"
 
@@ -113,7 +113,7 @@ def test_an_open_tab_shows_the_end_of_the_run_and_reloads_the_final_picture(
                 assert "finished" in page.locator(NOTICE).inner_text()
                 assert page.locator(NOTICE).is_visible()
                 time.sleep(1.0)
-                assert _settled_shot(page) == final  # the final figure, whole
+                assert same_picture(_settled_shot(page), final)  # the final figure, whole
 
                 session.close()  # an explicit close: the tab says the server is gone
                 page.wait_for_function(
