@@ -329,10 +329,17 @@ class SystemSamples(Callback):
 
     def on_fit_start(self, trainer: Any, logs: dict[str, Any]) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(trainer,), name="resnetlab-system-samples", daemon=True
-        )
-        self._thread.start()
+        self._thread = None
+
+    def on_batch_end(self, trainer: Any, logs: dict[str, Any]) -> None:
+        # Sampling starts after the first step, once every callback's on_fit_start has
+        # run: a consumer that starts reading the stream there (TensorBoardCallback, a
+        # dashboard) sees the first sample too, however short the run.
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(
+                target=self._run, args=(trainer,), name="resnetlab-system-samples", daemon=True
+            )
+            self._thread.start()
 
     def on_end(self, trainer: Any, logs: dict[str, Any]) -> None:
         self._stop.set()
