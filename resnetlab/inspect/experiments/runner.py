@@ -353,7 +353,8 @@ def train_config(
         val_size=0,
         crop_padding=0,
         flip=options.flip,
-        channels_last=device.type == "cuda",
+        # NHWC: ~1.1-1.5x faster convolutions on CPUs too (bf16 and fp32) for these thin nets.
+        channels_last=True,
         monitor="val_accuracy",
         extra={
             "experiment": experiment,
