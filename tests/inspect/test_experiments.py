@@ -68,3 +68,35 @@ def test_stack_shortcut_runs_every_seed_with_and_without():
         ("with", 0, True),
         ("with", 1, True),
     ]
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_flip_option_mirrors_training_images_and_keeps_evaluation_plain(flip):
+    """``--flip`` reaches the training batches (some images arrive mirrored, none without
+    it), and the error curves are plain: no test-time flips, whatever ``--flip`` says."""
+    import torch
+
+    from resnetlab.inspect.experiments.runner import _loaders, load_data, train_config
+
+    options = ExperimentOptions(subset=256, test_subset=64, flip=flip, batch_size=64)
+    data = load_data(options)
+    cpu = torch.device("cpu")
+    train, _, _ = _loaders(data, options, seed=0, device=cpu)
+    seen = torch.cat([x.float().reshape(len(x), -1) for x, _ in train])
+    images = (data.train_images.float() / 255 - data.mean[0]) / data.std[0]
+    # (the loader normalises in its own order: close, not bit-equal; images differ by >> 1)
+    as_is = torch.cdist(seen, images.reshape(len(images), -1)).min(1).values < 0.5
+    mirror = torch.cdist(seen, images.flip(3).reshape(len(images), -1)).min(1).values < 0.5
+    assert bool((as_is | mirror).all())  # nothing but the images and their mirrors
+    flipped = int((mirror & ~as_is).sum())
+    assert (flipped > len(seen) // 4) if flip else flipped == 0, (flipped, len(seen))
+    config = train_config(
+        degradation.specs(options)[0],
+        data,
+        options,
+        experiment="degradation",
+        epochs=1,
+        steps_per_epoch=len(train),
+        device=cpu,
+    )
+    assert config.flip is flip and not config.eval_flips

@@ -242,7 +242,7 @@ def build(spec: RunSpec, data: ExperimentData) -> torch.nn.Module:
 def _loaders(data: ExperimentData, options: ExperimentOptions, seed: int, device: torch.device):
     """(train, validation, test) loaders; validation is the test loader without held-out
     images."""
-    from resnetlab.data import TensorLoader
+    from resnetlab.data import Augment, TensorLoader
 
     common = dict(mean=data.mean, std=data.std, device=device)
     train = TensorLoader(
@@ -252,6 +252,7 @@ def _loaders(data: ExperimentData, options: ExperimentOptions, seed: int, device
         shuffle=True,
         drop_last=True,
         seed=seed,
+        augment=Augment(flip=options.flip),
         **common,
     )
     test = TensorLoader(data.test_images, data.test_labels, 512, shuffle=False, **common)
@@ -353,6 +354,8 @@ def train_config(
         val_size=0,
         crop_padding=0,
         flip=options.flip,
+        # Plain error curves: no test-time flips (they would also mix two effects).
+        tta_flip=False,
         # NHWC: ~1.1-1.5x faster convolutions on CPUs too (bf16 and fp32) for these thin nets.
         channels_last=True,
         monitor="val_accuracy",
