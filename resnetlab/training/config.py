@@ -87,9 +87,12 @@ class TrainConfig:
     flip: bool = True
     # Test-time flips: evaluate (validation, test, ``resnetlab eval``, ``predict``) on the
     # mean of the logits of each image and its mirror. +0.2-0.4 points for one extra
-    # forward pass (ablation, docs/bench/training.md); used only when ``flip`` trained
-    # the network on mirrored images (wrong for digits and text).
-    tta_flip: bool = True
+    # forward pass (ablation, docs/bench/training.md), but -3 points for a network that
+    # never saw a mirrored image (measured), and wrong for digits and text. None: on
+    # exactly when the training batches are mirrored (``flip`` with a TensorLoader, as
+    # ``train()`` builds it); True: your own loader mirrors them; False: off. The trainer
+    # records the resolved value with the run. Never on without ``flip``.
+    tta_flip: bool | None = None
     # Distributed training (torchrun sets these); rank 0 alone writes store and checkpoints.
     rank: int = 0
     world_size: int = 1
@@ -124,8 +127,9 @@ class TrainConfig:
 
     @property
     def eval_flips(self) -> bool:
-        """Whether evaluation averages each image with its mirror (``tta_flip`` and ``flip``)."""
-        return self.tta_flip and self.flip
+        """Whether evaluation averages each image with its mirror (``tta_flip`` and ``flip``;
+        an unresolved ``tta_flip=None`` counts as off until a Trainer resolves it)."""
+        return bool(self.tta_flip) and self.flip
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (tuples become lists)."""

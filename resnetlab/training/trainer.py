@@ -52,7 +52,7 @@ from resnetlab.training.optim import build_optimizer
 from resnetlab.training.precision import autocast_factory, make_scaler, resolve_precision
 from resnetlab.training.schedules import build_schedule
 from resnetlab.training.seed import seed_everything
-from resnetlab.training.tta import FlipAverage
+from resnetlab.training.tta import FlipAverage, mirrors_batches
 from resnetlab.utils.device import resolve_device
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,9 @@ class Trainer:
         # A copy: the trainer fills in run_dir, and one TrainConfig may serve several runs.
         self.config = config = dataclasses.replace(config) if config is not None else TrainConfig()
         config.validate()
+        if config.tta_flip is None:
+            # Test-time flips only for a network known to train on mirrored images.
+            config.tta_flip = config.flip and mirrors_batches(train_loader)
         if config.run_dir:
             # Absolute, as recorded in the store and the checkpoints: a resume from another
             # directory must write into the same folder.

@@ -32,6 +32,15 @@ class FlipAverage(nn.Module):
         return 0.5 * (plain + mirrored)
 
 
+def mirrors_batches(loader: object) -> bool:
+    """Whether ``loader`` is known to mirror its batches: a
+    :class:`~resnetlab.data.TensorLoader` built with ``Augment(flip=True)``, as ``train()``
+    builds it. Any other loader says nothing about its augmentation: False."""
+    from resnetlab.data import TensorLoader
+
+    return isinstance(loader, TensorLoader) and bool(loader.augment and loader.augment.flip)
+
+
 def uses_flips(config: Mapping[str, Any]) -> bool:
     """Whether a saved run's config (``TrainConfig.to_dict()``) evaluates with flips.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import torch
 
 import resnetlab
@@ -36,7 +37,7 @@ def test_the_default_network_is_wider_than_the_quick_one():
     default = create_model(DEFAULT_MODEL, in_channels=1, image_size=28)
     quick = create_model(QUICK_MODEL, in_channels=1, image_size=28)
     assert count_parameters(default) > 2 * count_parameters(quick)
-    assert TrainConfig().epochs == 25 and TrainConfig().eval_flips
+    assert TrainConfig().epochs == 25 and TrainConfig().tta_flip is None  # the trainer decides
 
 
 def test_configs_saved_before_test_time_flips_evaluate_without_them():
@@ -44,6 +45,36 @@ def test_configs_saved_before_test_time_flips_evaluate_without_them():
     del old["tta_flip"]
     assert not TrainConfig.from_dict(old).eval_flips
     assert not TrainConfig(flip=False).eval_flips  # never mirror what never trained mirrored
+
+
+@pytest.mark.parametrize(
+    ("loader_flips", "tta_flip", "expected"),
+    [(True, None, True), (False, None, False), ("list", None, False), (False, True, True)],
+)
+def test_test_time_flips_follow_what_the_network_trained_on(
+    micro_model, make_loader, tmp_path, loader_flips, tta_flip, expected
+):
+    """Default: flips at evaluation exactly when the training batches were mirrored (a
+    network that never saw a mirror scores ~3 points worse with them); ``tta_flip=True``
+    says your own loader mirrors. The run store records what was used."""
+    from resnetlab.training import Trainer
+
+    train = make_loader(64, augment=loader_flips is True)
+    if loader_flips == "list":
+        train = list(train)
+    val = make_loader(64, train=False, augment=False)
+    model = micro_model()
+    store = RunStore(tmp_path / "runs.db")
+    config = TrainConfig(
+        epochs=1, val_size=0, channels_last=False, precision="fp32", tta_flip=tta_flip
+    )
+    trainer = Trainer(model, train, val, config=config, store=store)
+    assert trainer.config.eval_flips is expected
+    assert store.get_run(trainer.run_id).config["tta_flip"] is expected
+    plain, flipped = evaluate(model, val), evaluate(FlipAverage(model), val)
+    assert plain.loss != pytest.approx(flipped.loss)  # the two are told apart
+    got = trainer.validate()
+    assert got.loss == pytest.approx((flipped if expected else plain).loss)
 
 
 def _loss(out: str) -> float:
