@@ -168,6 +168,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_override_option(gr, "override a config field of a preset")
     gr.add_argument("--batch", type=int, default=64, help="images in the batch (default 64)")
     gr.add_argument("--by", choices=("layer", "unit", "stack"), default="layer")
+    gr.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of a preset's initial weights (default 0: the same plot every time)",
+    )
     gr.add_argument("--dataset", default="fashion-mnist")
     gr.add_argument("--data-dir", default=None)
     gr.add_argument("-o", "--out", default="gradients.png", help="PNG to write")
@@ -391,6 +397,7 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     )
 
     _at_least_one("--batch", args.batch)
+    torch.manual_seed(args.seed)  # a preset's initial weights; a checkpoint has its own
     model, ckpt = _load(args, args.overrides)
     ds = load(args.dataset, "train", root=args.data_dir, progress=False)
     extra = (ckpt.get("config") or {}).get("extra") or {}

@@ -387,8 +387,10 @@ class ThreadJob(Job):
         if self.thread.is_alive():
             raise JobError(
                 f"thread job {self.id} {self.name!r} did not end within {wait_s} s of the stop "
-                "event; its function does not check jobs.current().stopping. A thread cannot "
-                "be killed: it keeps running; next time use kind='process'"
+                "event: its function has not reached a check of jobs.current().stopping (it "
+                "never checks, or it is inside one long step; a training job checks after "
+                "every batch). A thread cannot be killed: it keeps running and ends at its "
+                "next check; wait with a longer timeout=, or next time use kind='process'"
             )
         return self.state
 

@@ -223,6 +223,18 @@ def test_experiment_bad_counts_name_the_option(argv, option, tmp_path, capsys):
     assert not out.exists()  # nothing trained, no report written
 
 
+def test_gradients_of_a_preset_repeat_with_the_seed(fashion_mnist_dir, tmp_path, capsys):
+    """A preset starts from seeded weights: the same --seed, the same norms; another, others."""
+
+    def ratio(seed: int) -> str:
+        argv = ["inspect", "gradients", "resnetv2-micro", "--batch", "16", "--seed", str(seed)]
+        argv += ["--data-dir", str(fashion_mnist_dir), "-o", str(tmp_path / f"{seed}.png")]
+        assert main(argv) == 0
+        return capsys.readouterr().out.split(" = ")[1].split(" ->")[0]
+
+    assert ratio(1) == ratio(1) != ratio(2)
+
+
 @pytest.mark.parametrize("batch", ["0", "-5"])
 def test_gradients_bad_batch_names_the_option(batch, tmp_path, capsys):
     png = tmp_path / "g.png"
