@@ -254,6 +254,17 @@ def error_curves(groups: Sequence[tuple[str, Sequence[RunOutcome]]], *, title: s
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    # The end of training is what the arms differ in (as in He et al.'s Fig. 1): the axis
+    # stops at 2.5x the highest final error, so the first epochs' errors leave the top.
+    finals = [
+        float(curve[1][-1])
+        for _, runs in groups
+        for run in runs
+        for curve in (run.train_curve, run.test_curve)
+        if len(curve[1])
+    ]
+    if finals:
+        axes[0].set_ylim(0.0, min(1.0, 2.5 * max(finals)))
     axes[0].set_ylabel("error")
     if title:
         fig.suptitle(title)
