@@ -87,8 +87,8 @@ class TrainConfig:
     flip: bool = True
     # Test-time flips: evaluate (validation, test, ``resnetlab eval``, ``predict``) on the
     # mean of the logits of each image and its mirror. +0.2-0.4 points for one extra
-    # forward pass (ablation, docs/bench/training.md), but -3 points for a network that
-    # never saw a mirrored image (measured), and wrong for digits and text. None: on
+    # forward pass (ablation, docs/bench/training.md), but worse for a network that never
+    # saw a mirrored image, and wrong for digits and text. None: on
     # exactly when the training batches are mirrored (``flip`` with a TensorLoader, as
     # ``train()`` builds it); True: your own loader mirrors them; False: off. The trainer
     # records the resolved value with the run. Never on without ``flip``.

@@ -100,3 +100,35 @@ def test_flip_option_mirrors_training_images_and_keeps_evaluation_plain(flip):
         device=cpu,
     )
     assert config.flip is flip and not config.eval_flips
+
+
+def test_error_curves_show_the_end_of_training():
+    """The error axis stops at 2.5x the highest final error (He et al.'s Fig. 1 view): the
+    first epoch's ~80% leaves the top instead of squashing the last epochs into a line."""
+    import numpy as np
+
+    from resnetlab.inspect.experiments.report import error_curves
+    from resnetlab.inspect.experiments.runner import RunOutcome, RunSpec
+
+    def outcome(label: str, final: float) -> RunOutcome:
+        epochs = np.arange(1, 7, dtype=float)
+        errors = np.linspace(0.8, final, 6)
+        return RunOutcome(
+            RunSpec(label, "plain-20", {}),
+            params=1,
+            depth=20,
+            epochs=6,
+            steps_per_epoch=1,
+            seconds=1.0,
+            run_id=None,
+            history=[],
+            train_curve=(epochs, errors),
+            test_curve=(epochs, errors + 0.01),
+            grad_layers=[],
+            grad_steps=np.zeros(0),
+            grad_norms=np.zeros((0, 0)),
+        )
+
+    fig = error_curves([("plain", [outcome("plain-20", 0.09), outcome("plain-56", 0.12)])])
+    bottom, top = fig.axes[0].get_ylim()
+    assert bottom == 0.0 and top == pytest.approx(2.5 * 0.13)
