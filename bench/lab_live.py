@@ -103,6 +103,40 @@ def _ask(client, code: str = "", expression: str | None = None, timeout: float =
     return took, value.get("data", {}).get("text/plain")
 
 
+# Which part of the set-up a process is, by its command line (first match wins).
+CPU_GROUPS = (
+    ("render child", "resnetlab.live.render_process"),
+    ("kernel", "ipykernel"),
+    ("chromium", "chrom"),
+    ("server", "jupyter"),
+)
+
+
+def _cpu_seconds() -> dict[int, tuple[str, float]]:
+    """(group, CPU seconds used so far) of each process of the set-up, by pid (this
+    script's own group is 'bench')."""
+    import psutil
+
+    used: dict[int, tuple[str, float]] = {}
+    me = psutil.Process().pid
+    for proc in psutil.process_iter(["cmdline", "cpu_times"]):
+        times, cmd = proc.info["cpu_times"], " ".join(proc.info["cmdline"] or [])
+        group = "bench" if proc.pid == me else None
+        group = group or next((g for g, key in CPU_GROUPS if key in cmd), None)
+        if group is not None and times is not None:
+            used[proc.pid] = (group, times.user + times.system)
+    return used
+
+
+def _cores(before: dict, after: dict, wall: float) -> dict[str, float]:
+    """Cores each group kept busy between two :func:`_cpu_seconds`: processes that
+    started in between count from zero; those that ended in between are not seen."""
+    cores = dict.fromkeys([g for g, _ in CPU_GROUPS] + ["bench"], 0.0)
+    for pid, (group, seconds) in after.items():
+        cores[group] += (seconds - before.get(pid, (group, 0.0))[1]) / wall
+    return cores
+
+
 def _run_cell(page, index: int, text: str) -> None:
     page.locator(".jp-Cell").nth(index).click()
     page.keyboard.press("Escape")
@@ -112,10 +146,13 @@ def _run_cell(page, index: int, text: str) -> None:
     ).wait_for(timeout=300_000)
 
 
-def _rounds(page, client, order: list[str]) -> dict[str, list[float]]:
-    """Run the round cells (1..len(order)); the 1+1 round trips of each, by mode."""
+def _rounds(page, client, order: list[str]) -> tuple[dict, dict]:
+    """Run the round cells (1..len(order)); the 1+1 round trips of each, by mode, and the
+    cores each group of processes kept busy during each round, by mode."""
     trips: dict[str, list[float]] = {m: [] for m in MODES}
+    cores: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     for index, mode in enumerate(order, start=1):
+        before, began = _cpu_seconds(), time.perf_counter()
         _run_cell(page, index, f"started {mode}")
         while True:
             took, _ = _ask(client, "1+1")
@@ -126,7 +163,9 @@ def _rounds(page, client, order: list[str]) -> dict[str, list[float]]:
             # Pacing, not synchronisation: about what a user typing does, so the probes
             # themselves do not load the kernel that is being measured.
             time.sleep(PROBE_EVERY)
-    return trips
+        after, wall = _cpu_seconds(), time.perf_counter() - began
+        cores[mode].append(_cores(before, after, wall))
+    return trips, cores
 
 
 def bench_lab(steps: int, rounds: int, threads: int, modes: list[str]) -> None:
@@ -151,18 +190,24 @@ def bench_lab(steps: int, rounds: int, threads: int, modes: list[str]) -> None:
                 _run_cell(page, 0, "ready")
                 client = _kernel_client(root / ".home" / "runtime")
                 try:
-                    trips = _rounds(page, client, order)
+                    trips, cores = _rounds(page, client, order)
                 finally:
                     client.stop_channels()
                 _run_cell(page, len(cells) - 1, "RESULTS written")
             finally:
                 browser.close()
         results = json.loads((root / "results.json").read_text())
-    _report(results, trips, steps, rounds, threads, chosen)
+    _report(results, trips, cores, steps, rounds, threads, chosen)
 
 
 def _report(
-    results: list[dict], trips: dict[str, list[float]], steps, rounds, threads, modes: list[str]
+    results: list[dict],
+    trips: dict[str, list[float]],
+    cores: dict[str, list[dict[str, float]]],
+    steps,
+    rounds,
+    threads,
+    modes: list[str],
 ) -> None:
     import os
 
@@ -185,3 +230,8 @@ def _report(
             f"latency p95 {statistics.median(r['p95'] for r in by[mode]):.2f} s, "
             f"1+1 median {statistics.median(trips[mode]) * 1e3:.0f} ms"
         )
+    print("  cores kept busy during the rounds (CPU seconds per second, median of rounds):")
+    for mode in modes:
+        split = {g: statistics.median(c[g] for c in cores[mode]) for g in cores[mode][0]}
+        parts = ", ".join(f"{g} {v:.2f}" for g, v in split.items())
+        print(f"  {mode:>16}: {parts}; all {sum(split.values()):.2f}")

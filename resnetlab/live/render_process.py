@@ -15,12 +15,14 @@ The child is a fresh interpreter, ``python -m resnetlab.live.render_process``, n
 twice and died with multiprocessing's "bootstrapping" error.
 
 Messages are JSON lines. Parent to child (stdin): the configuration first, then
-``{"t": "records", "r": [rows]}`` (the transport's rows) and ``{"t": "finish", "message":
-s}``; end of file (the parent closed it, or died) ends the child. Child to parent (its
+``{"t": "records", "r": [rows]}`` (the transport's rows), ``{"t": "full", "figure": i}``
+(backend ``"frames"``: figure i's next frame whole) and ``{"t": "finish", "message": s}``;
+end of file (the parent closed it, or died) ends the child. Child to parent (its
 stdout): ``{"t": "ready", "url": s|null}`` or ``{"t": "error", "message": s}`` once, then
-``{"t": "finished"}`` once the final PNG is written. After ``finish`` a WebAgg child keeps
-serving the final dashboard (with the page's "finished" notice) until the end of file:
-``close()``, or the training process's exit.
+(backend ``"frames"``) ``{"t": "frame", "figure": i, "mode": "full"|"diff", "png": base64,
+...}`` per frame, and ``{"t": "finished"}`` once the final PNG is written. After ``finish``
+a WebAgg child keeps serving the final dashboard (with the page's "finished" notice) until
+the end of file: ``close()``, or the training process's exit.
 
     proc = RenderProcess(stream, backend="webagg", panels="all").start()
     proc.url      # the page, served by the child on 127.0.0.1
@@ -46,6 +48,7 @@ import numpy as np
 
 from resnetlab.errors import BackendError, ConfigError
 from resnetlab.live.panels import decode_panels, encode_panels
+from resnetlab.live.png_frames import FrameDiffer
 from resnetlab.metrics.stream import MetricStream, Record
 from resnetlab.metrics.transport import StreamMirror, append_rows, encode_batch
 
@@ -190,6 +193,11 @@ class RenderProcess:
             except (BrokenPipeError, OSError, ValueError):
                 return False
 
+    def request_full(self, figure: int) -> None:
+        """Ask for ``figure``'s next frame whole, not as a diff (backend FRAMES: the page
+        does not show the frame the next diff would be painted over)."""
+        self._send({"t": "full", "figure": figure})
+
     def _forward(self, records: list[Record]) -> None:
         for start in range(0, len(records), CHUNK):
             self._send({"t": "records", "r": encode_batch(records[start : start + CHUNK])})
@@ -259,6 +267,7 @@ class _Child:
         self.dash: Any = None
         self.finished = False
         self._say_lock = threading.Lock()  # frames come from the dashboard's loop thread
+        self.frames = FrameDiffer()
 
     def say(self, **msg: Any) -> None:
         with self._say_lock:
@@ -266,17 +275,12 @@ class _Child:
             self.proto.flush()
 
     def send_frame(self, frame: Any) -> None:
-        """Send the figure just rendered as a PNG, with what it shows (backend FRAMES)."""
+        """Send the figure just rendered as a PNG (mostly a diff over the last one), with
+        what it shows (backend FRAMES)."""
         import base64
-        from io import BytesIO
 
-        from PIL import Image
-
-        canvas = self.dash.figures[frame.figure].canvas
-        pixels = np.asarray(canvas.buffer_rgba())
-        with BytesIO() as png:
-            Image.fromarray(pixels).save(png, format="png", compress_level=1)
-            data = base64.b64encode(png.getvalue()).decode()
+        pixels = np.asarray(self.dash.figures[frame.figure].canvas.buffer_rgba())
+        mode, png = self.frames.encode(frame.figure, pixels)
         height, width = pixels.shape[:2]
         self.say(
             t="frame",
@@ -284,7 +288,8 @@ class _Child:
             records=frame.records,
             newest=frame.newest,
             size=[width, height],
-            png=data,
+            mode=mode,
+            png=base64.b64encode(png).decode(),
         )
 
     def start(self) -> bool:
@@ -334,6 +339,8 @@ class _Child:
                     append_rows(self.stream, msg["r"])
                 except (ConfigError, TypeError) as exc:
                     logger.warning("render process: dropped a malformed batch: %s", exc)
+            elif msg.get("t") == "full":
+                self.frames.reset(int(msg.get("figure", 0)))
             elif msg.get("t") == "finish":
                 self.finish(msg.get("message"))
                 self.say(t="finished")

@@ -183,18 +183,22 @@ def live_dashboard(
     return LiveSession(dash, monitor, run_path)
 
 
-def _forwarder(dash: Dashboard) -> Callable[[dict[str, Any]], None]:
-    """What the render process's listener calls with each frame: push it to the widget,
-    or (a page at another pixel size) render this picture here instead."""
+def _forwarder(dash: Dashboard, proc: RenderProcess) -> Callable[[dict[str, Any]], None]:
+    """What the render process's listener calls with each frame: push it to the widget;
+    for a diff the page cannot paint over, ask for the next frame whole; for a page at
+    another pixel size, render this picture here instead."""
 
     def forward(msg: dict[str, Any]) -> None:
         png = base64.b64decode(msg["png"])
         driver = dash.driver
         assert isinstance(driver, IpymplDriver)
-        if driver.show_frame(msg["figure"], png, (msg["size"][0], msg["size"][1])):
-            frame = Frame(msg["figure"], time.time(), msg["records"], msg["newest"])
-            dash.frames.append(frame)
-        else:
+        figure, size = msg["figure"], (msg["size"][0], msg["size"][1])
+        outcome = driver.show_frame(figure, png, size, msg.get("mode", "full"))
+        if outcome == "shown":
+            dash.frames.append(Frame(figure, time.time(), msg["records"], msg["newest"]))
+            return
+        proc.request_full(figure)
+        if outcome == "unfit":
             with dash.lock:
                 dash.refresh()
                 dash.draw()
@@ -214,7 +218,7 @@ def _forwarded(
     """ipympl widgets in this kernel showing frames a render process makes."""
     dash = Dashboard(panels, stream=stream, backend="ipympl", title=title, **driver_options)
     proc = RenderProcess(stream, FRAMES, panels, rate_hz=rate_hz, title=title)
-    proc.on_frame = _forwarder(dash)
+    proc.on_frame = _forwarder(dash, proc)
     try:
         dash.show()  # the widgets, with a first picture rendered here
         if monitor is not None:
