@@ -120,6 +120,7 @@ class Dashboard:
         # time): a slow draw (many panels, a busy CPU) lowers the rate instead of slowing
         # training.
         self.draw_budget = float(draw_budget)
+        self.dpi = float(dpi)  # the figures' own; set_pixel_ratio() scales one for a page
         self.stream = stream if stream is not None else default_stream()
         self.lock = threading.RLock()
         self.max_points = int(max_points)
@@ -152,7 +153,7 @@ class Dashboard:
         # Called with each Frame this dashboard renders (a render process sends them on).
         self.frame_listeners: list[Callable[[Frame], None]] = []
         self.error: BaseException | None = None
-        self._retitled = False  # set_title() since the last refresh: draw again
+        self._restyled = False  # set_title()/set_pixel_ratio() since the last refresh: draw
         self.backend = resolve_backend_name(backend)
 
     def _make_figure(
@@ -192,7 +193,19 @@ class Dashboard:
                 fig.suptitle(self._figure_title(number))
                 fig.blit.invalidate()  # the title is part of the kept background
                 self.needs_layout(fig)
-            self._retitled = True
+            self._restyled = True
+
+    def set_pixel_ratio(self, index: int, ratio: float) -> None:
+        """Render figure ``index`` at ``ratio`` device pixels per CSS pixel (``dpi * ratio``,
+        as ipympl scales a figure for a HiDPI page); the next refresh redraws it."""
+        with self.lock:
+            fig = self.figures[index]
+            if fig.dpi == self.dpi * ratio:
+                return
+            fig.set_dpi(self.dpi * ratio)
+            fig.blit.invalidate()
+            self.needs_layout(fig)
+            self._restyled = True
 
     # -- data -> artists (any thread, no drawing) --------------------------------------
     def color_for(self, key: str) -> str:
@@ -252,7 +265,7 @@ class Dashboard:
             if records:
                 self._shown = (position, records[-1].time)
             keys = self.stream.keys()
-            changed, self._retitled = self._retitled, False
+            changed, self._restyled = self._restyled, False
             for view in self._views:
                 changed |= view.update(keys)
             self.refreshes += 1

@@ -15,8 +15,9 @@ The child is a fresh interpreter, ``python -m resnetlab.live.render_process``, n
 twice and died with multiprocessing's "bootstrapping" error.
 
 Messages are JSON lines. Parent to child (stdin): the configuration first, then
-``{"t": "records", "r": [rows]}`` (the transport's rows), ``{"t": "full", "figure": i}``
-(backend ``"frames"``: figure i's next frame whole) and ``{"t": "finish", "message": s}``;
+``{"t": "records", "r": [rows]}`` (the transport's rows), ``{"t": "full", "figure": i,
+"pixel_ratio": r}`` (backend ``"frames"``: figure i's next frame whole, rendered at r
+device pixels per CSS pixel as the page shows it, e.g. 2 on a HiDPI screen) and ``{"t": "finish", "message": s}``;
 end of file (the parent closed it, or died) ends the child. Child to parent (its
 stdout): ``{"t": "ready", "url": s|null}`` or ``{"t": "error", "message": s}`` once, then
 (backend ``"frames"``) ``{"t": "frame", "figure": i, "mode": "full"|"diff", "png": base64,
@@ -193,10 +194,11 @@ class RenderProcess:
             except (BrokenPipeError, OSError, ValueError):
                 return False
 
-    def request_full(self, figure: int) -> None:
+    def request_full(self, figure: int, pixel_ratio: float = 1.0) -> None:
         """Ask for ``figure``'s next frame whole, not as a diff (backend FRAMES: the page
-        does not show the frame the next diff would be painted over)."""
-        self._send({"t": "full", "figure": figure})
+        does not show the frame the next diff would be painted over), and from then on at
+        ``pixel_ratio`` times the figure's dpi (the page's device pixel ratio)."""
+        self._send({"t": "full", "figure": figure, "pixel_ratio": float(pixel_ratio)})
 
     def _forward(self, records: list[Record]) -> None:
         for start in range(0, len(records), CHUNK):
@@ -292,6 +294,18 @@ class _Child:
             png=base64.b64encode(png).decode(),
         )
 
+    def full_frame(self, figure: int, pixel_ratio: float) -> None:
+        """The next frame of ``figure`` whole, at ``pixel_ratio`` times the dashboard's dpi
+        (what a HiDPI page shows: ipympl scales the kernel's figure the same way)."""
+        if not 0 <= figure < len(self.dash.figures) or not 0.25 <= pixel_ratio <= 8:
+            logger.warning(
+                "render process: ignoring a full-frame request %r", (figure, pixel_ratio)
+            )
+            return
+        with self.dash.lock:
+            self.dash.set_pixel_ratio(figure, pixel_ratio)
+            self.frames.reset(figure)
+
     def start(self) -> bool:
         from resnetlab.live.dashboard import Dashboard
 
@@ -340,7 +354,7 @@ class _Child:
                 except (ConfigError, TypeError) as exc:
                     logger.warning("render process: dropped a malformed batch: %s", exc)
             elif msg.get("t") == "full":
-                self.frames.reset(int(msg.get("figure", 0)))
+                self.full_frame(int(msg.get("figure", 0)), float(msg.get("pixel_ratio", 1.0)))
             elif msg.get("t") == "finish":
                 self.finish(msg.get("message"))
                 self.say(t="finished")

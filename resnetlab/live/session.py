@@ -186,7 +186,8 @@ def live_dashboard(
 def _forwarder(dash: Dashboard, proc: RenderProcess) -> Callable[[dict[str, Any]], None]:
     """What the render process's listener calls with each frame: push it to the widget;
     for a diff the page cannot paint over, ask for the next frame whole; for a page at
-    another pixel size, render this picture here instead."""
+    another pixel size (HiDPI), render this picture here and ask for the next ones at the
+    page's device pixel ratio."""
 
     def forward(msg: dict[str, Any]) -> None:
         png = base64.b64decode(msg["png"])
@@ -197,7 +198,7 @@ def _forwarder(dash: Dashboard, proc: RenderProcess) -> Callable[[dict[str, Any]
         if outcome == "shown":
             dash.frames.append(Frame(figure, time.time(), msg["records"], msg["newest"]))
             return
-        proc.request_full(figure)
+        proc.request_full(figure, driver.pixel_ratio(figure))  # at the page's pixel size
         if outcome == "unfit":
             with dash.lock:
                 dash.refresh()

@@ -111,6 +111,10 @@ class IpymplDriver(BaseDriver):
             for canvas in self.canvases:
                 canvas.draw()
 
+    def pixel_ratio(self, index: int) -> float:
+        """Device pixels per CSS pixel of the page showing figure ``index`` (2 on HiDPI)."""
+        return float(self.canvases[index].device_pixel_ratio)
+
     def show_frame(
         self, index: int, png: bytes, size: tuple[int, int], mode: ImageMode = "full"
     ) -> FrameOutcome:
