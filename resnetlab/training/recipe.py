@@ -35,6 +35,7 @@ from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor, SystemS
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.distributed import DistContext
+from resnetlab.training.heap import keep_training_heap
 from resnetlab.training.precision import resolve_precision
 from resnetlab.training.result import TrainResult
 from resnetlab.training.resume import (
@@ -223,9 +224,11 @@ def use_all_cores() -> int:
 
 
 def set_cpu_threads(ctx: DistContext) -> None:
-    """On a CPU: all cores for one process, a fair share for each of N local ranks."""
+    """On a CPU: all cores for one process, a fair share for each of N local ranks, and
+    a heap that keeps activation memory between steps (:mod:`.heap`)."""
     if ctx.device.type != "cpu":
         return
+    keep_training_heap()
     if ctx.is_distributed and not os.environ.get("OMP_NUM_THREADS", "").strip():
         # N ranks on one machine share its cores: all cores each would oversubscribe.
         torch.set_num_threads(ctx.cpu_threads())
