@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from resnetlab import cli
 from resnetlab.training import heap
 
 PROBE = """
@@ -56,10 +58,16 @@ def test_default_keeps_freed_buffers_mapped() -> None:
     assert faults_kept < 2048 < faults_default
 
 
-def test_unknown_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_mode_stops_train_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(heap.ENV, "always")
-    with pytest.raises(ValueError, match="RESNETLAB_HEAP='always'.*'keep'.*'default'"):
-        heap.heap_mode()
+    assert cli.main(["train", "--epochs", "1", "--live", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "RESNETLAB_HEAP='always'" in err and "RESNETLAB_HEAP=default" in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no run folder, no database
 
 
 @pytest.mark.parametrize(
