@@ -51,9 +51,9 @@ def heap_mode() -> HeapMode:
 def keep_training_heap() -> bool:
     """Apply the training heap settings once per process; True when they are in force."""
     global _applied
+    mode = heap_mode()  # checked on every call: a bad value is an error, not a no-op
     if _applied is not None:
         return _applied == "keep"
-    mode = heap_mode()
     _applied = "default"
     if mode == "default" or not sys.platform.startswith("linux"):
         return False
