@@ -62,6 +62,8 @@ def test_unknown_mode_stops_train_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(heap.ENV, raising=False)
+    heap.keep_training_heap()  # as an earlier run in this process (a kernel) has done
     monkeypatch.setenv(heap.ENV, "always")
     assert cli.main(["train", "--epochs", "1", "--live", "none"]) == 2
     err = capsys.readouterr().err
