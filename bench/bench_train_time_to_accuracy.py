@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_train_time_to_accuracy.py            # the default recipe
     .venv/bin/python bench/bench_train_time_to_accuracy.py --quick    # resnetlab train --quick
+    .venv/bin/python bench/bench_train_time_to_accuracy.py --best     # resnetlab train --best
     .venv/bin/python bench/bench_train_time_to_accuracy.py --epochs 40 -O stem_channels=64 \
         -O "stack_channels=(64,128,256)"
 
@@ -25,10 +26,8 @@ from typing import Any
 
 import resnetlab
 from resnetlab.data import TensorLoader, channel_stats, load, split_validation
-from resnetlab.models import QUICK_MODEL
-from resnetlab.training.args import QUICK_EPOCHS
 from resnetlab.training.config import TrainConfig
-from resnetlab.training.recipe import default_config
+from resnetlab.training.recipe import RECIPE_EPOCHS, RECIPE_MODELS, default_config
 
 TARGETS = (0.93, 0.94, 0.95)
 
@@ -94,6 +93,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="the recipe of resnetlab train --quick"
     )
+    parser.add_argument("--best", action="store_true", help="the recipe of resnetlab train --best")
     parser.add_argument("--model", default=None, help="preset (default: the default model)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument(
@@ -107,7 +107,9 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--runs-db", default=None, help="run store (default: a temp file)")
     args = parser.parse_args()
-    epochs = args.epochs or (QUICK_EPOCHS if args.quick else None)
+    named = "quick" if args.quick else "best" if args.best else "default"
+    epochs = args.epochs or RECIPE_EPOCHS[named]
+    model = args.model or RECIPE_MODELS[named]
     cfg = default_config(
         epochs=epochs,
         batch_size=args.batch_size,
@@ -120,7 +122,7 @@ def main() -> None:
     t0 = time.perf_counter()
     load_avg = os.getloadavg()
     result = resnetlab.train(
-        args.model or (QUICK_MODEL if args.quick else None),
+        model,
         config=cfg,
         data_dir=args.data_dir,
         callbacks=[cb],

@@ -214,6 +214,7 @@ def train(
     test_limit: int | None = None,
     evaluate_test: bool = True,
     quick: bool = False,
+    best: bool = False,
     **config_fields: Any,
 ) -> TrainResult | TrainingJob:
     """Train a model on a dataset with the tuned defaults; returns a :class:`TrainResult`.
@@ -236,7 +237,8 @@ def train(
     ``train_limit``: train on N images, after the validation images were held out;
     ``test_limit``: the first N test images (quick experiments and tests). ``quick``:
     the ~3-minute recipe (``resnetv2-mini`` for 20 epochs, ~93% on Fashion-MNIST) unless
-    a model or ``epochs`` is given. On resume,
+    a model or ``epochs`` is given; ``best``: the best-accuracy recipe
+    (``resnetv2-mini-w96`` for 40 epochs, 94.7% in ~46 minutes on 2 CPU cores). On resume,
     other settings that differ from the checkpoint's (``lr``, ``batch_size``, ...) are a
     ConfigError: a resumed run continues as saved.
     """
@@ -266,6 +268,7 @@ def train(
         test_limit=test_limit,
         evaluate_test=evaluate_test,
         quick=quick,
+        best=best,
         config_fields=config_fields,
     )
     live = resolve_live(live)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from resnetlab.models.config import ResNetV2Config
 from resnetlab.models.layers import ACTIVATIONS, NORMS, PostActLayer, PreActLayer, Projection
 from resnetlab.models.presets import (
+    BEST_MODEL,
     DEFAULT_MODEL,
     QUICK_MODEL,
     PresetInfo,
@@ -32,6 +33,7 @@ __all__ = [
     "ACTIVATIONS",
     "DEFAULT_MODEL",
     "QUICK_MODEL",
+    "BEST_MODEL",
     "NORMS",
     "BasicUnit",
     "BottleneckUnit",

@@ -30,7 +30,7 @@ from resnetlab.distributed import init_distributed
 from resnetlab.errors import ConfigError, StoreError
 from resnetlab.metrics.stream import MetricStream
 from resnetlab.store import RunStore, default_store_path
-from resnetlab.training.args import DEFAULT_STORE, QUICK_EPOCHS, RecipeArgs
+from resnetlab.training.args import BEST_EPOCHS, DEFAULT_STORE, QUICK_EPOCHS, RecipeArgs, RecipeName
 from resnetlab.training.callbacks import ProgressBar, RankSystemMonitor, SystemSamples
 from resnetlab.training.checkpoint import load_checkpoint, model_from_checkpoint
 from resnetlab.training.config import TrainConfig
@@ -88,6 +88,19 @@ def _open_into(cleanup: contextlib.ExitStack, store: Any) -> RunStore | None:
 
 
 # -- configuration ----------------------------------------------------------------------
+# The named recipes: the preset each trains, and its epochs (None: TrainConfig's).
+RECIPE_MODELS: dict[RecipeName, str] = {
+    "default": rmodels.DEFAULT_MODEL,
+    "quick": rmodels.QUICK_MODEL,
+    "best": rmodels.BEST_MODEL,
+}
+RECIPE_EPOCHS: dict[RecipeName, int | None] = {
+    "default": None,
+    "quick": QUICK_EPOCHS,
+    "best": BEST_EPOCHS,
+}
+
+
 @dataclass
 class Plan:
     """The run's config and the data it trains on, after fresh/resume resolution."""
@@ -103,8 +116,9 @@ class Plan:
 def fresh_plan(args: RecipeArgs, ctx: DistContext) -> Plan:
     """A new run: the base config with the asked fields, its LR scaled for the world size."""
     fields = args.asked_config()
-    if args.quick:
-        fields.setdefault("epochs", QUICK_EPOCHS)
+    epochs = RECIPE_EPOCHS[args.recipe]
+    if epochs is not None:
+        fields.setdefault("epochs", epochs)
     if args.device is not None:
         fields["device"] = args.device
     if args.compile:
@@ -345,7 +359,7 @@ def new_model(args: RecipeArgs, plan: Plan, train_ds: Any) -> nn.Module:
         return init_model(args, plan, train_ds)
     if args.model_or_preset is not None and not isinstance(args.model_or_preset, str):
         return args.model_or_preset
-    name = args.model_or_preset or (rmodels.QUICK_MODEL if args.quick else rmodels.DEFAULT_MODEL)
+    name = args.model_or_preset or RECIPE_MODELS[args.recipe]
     overrides = dict(args.model_overrides or {})
     c, h, _ = train_ds.images.shape[1:]
     sized = {"in_channels": int(c), "num_classes": train_ds.num_classes, "image_size": int(h)}

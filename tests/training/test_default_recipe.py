@@ -164,3 +164,40 @@ def test_quick_trains_the_quick_network_for_twenty_epochs(fashion_mnist_dir, tmp
     plan = fresh_plan(RecipeArgs(quick=True), DistContext())
     assert plan.config.epochs == QUICK_EPOCHS == 20
     assert fresh_plan(RecipeArgs(), DistContext()).config.epochs == 25
+
+
+def _tiny_cli_run(flag: str, data_dir, db, name: str) -> int:
+    return main(
+        ["train", flag, "--epochs", "1", "--train-limit", "256", "--val-size", "64"]
+        + ["--test-limit", "128", "--data-dir", str(data_dir), "--runs-db", str(db)]
+        + ["--live", "none", "--no-progress", "--run-name", name]
+    )
+
+
+def test_best_trains_the_widest_network_for_forty_epochs(fashion_mnist_dir, tmp_path):
+    from resnetlab.distributed.context import DistContext
+    from resnetlab.models import BEST_MODEL
+    from resnetlab.training.args import BEST_EPOCHS, RecipeArgs
+    from resnetlab.training.recipe import fresh_plan
+
+    db = tmp_path / "runs.db"
+    assert _tiny_cli_run("--best", fashion_mnist_dir, db, "best") == 0
+    with RunStore(db, read_only=True) as store:
+        run = store.get_run("best")
+    assert run.config["extra"]["model"] == BEST_MODEL and run.config["epochs"] == 1
+    best = create_model(BEST_MODEL, in_channels=1, image_size=28)
+    default = create_model(DEFAULT_MODEL, in_channels=1, image_size=28)
+    assert count_parameters(best) > 3 * count_parameters(default)
+    assert fresh_plan(RecipeArgs(best=True), DistContext()).config.epochs == BEST_EPOCHS == 40
+
+
+def test_quick_and_best_together_are_refused_before_anything_runs(tmp_path, capsys):
+    from resnetlab.errors import ConfigError
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--quick", "--best", "--runs-db", str(tmp_path / "runs.db")])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument --quick" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="ask for one"):
+        resnetlab.train(quick=True, best=True, store=tmp_path / "runs.db", live=None)
+    assert list(tmp_path.iterdir()) == []  # no database, no run folder
