@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 import resnetlab
-from resnetlab.data import TensorLoader, channel_stats, load, split_validation
+from resnetlab.data import Augment, TensorLoader, channel_stats, load, split_validation
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.recipe import RECIPE_EPOCHS, RECIPE_MODELS, default_config
 
@@ -37,8 +37,14 @@ class TestEveryEpoch:
     """Evaluates the test set at each epoch end; its own time is kept off the clock."""
 
     def __init__(
-        self, data: str, data_dir: str | None, cfg: TrainConfig, test_limit: int | None = None
+        self,
+        data: str,
+        data_dir: str | None,
+        cfg: TrainConfig,
+        test_limit: int | None = None,
+        cutout: int = 0,
     ) -> None:
+        self.cutout = cutout
         train = load(data, "train", root=data_dir)
         if cfg.val_size:
             train, _ = split_validation(train, cfg.val_size, seed=cfg.seed)
@@ -59,6 +65,11 @@ class TestEveryEpoch:
 
     def on_fit_start(self, trainer, logs):
         self.t0 = time.perf_counter()
+        if self.cutout:  # no config field: set on the training loader, as ablate_recipe.py
+            aug = trainer.train_loader.augment or Augment()
+            trainer.train_loader.augment = Augment(
+                crop_padding=aug.crop_padding, flip=aug.flip, cutout=self.cutout
+            )
 
     def on_epoch_end(self, trainer, logs):
         t = time.perf_counter()
@@ -70,6 +81,7 @@ class TestEveryEpoch:
         print(
             f"epoch {trainer.epoch:2d}  {clock:7.1f} s  test_accuracy {acc:.4f}  "
             f"val_accuracy {logs.get('val_accuracy', float('nan')):.4f}  "
+            f"train_accuracy {logs.get('accuracy', float('nan')):.4f}  "
             f"epoch {logs['epoch_time']:.1f} s",
             flush=True,
         )
@@ -108,6 +120,9 @@ def main() -> None:
         metavar="FIELD=VALUE",
         help="model config override, as resnetlab train -O",
     )
+    parser.add_argument(
+        "--cutout", type=int, default=0, metavar="SIDE", help="erase a SIDE x SIDE square"
+    )
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--train-limit", type=int, help="train on N images (checks)")
@@ -128,7 +143,7 @@ def main() -> None:
         device=args.device,
         compile=args.compile or None,
     )
-    cb = TestEveryEpoch("fashion-mnist", args.data_dir, cfg, args.test_limit)
+    cb = TestEveryEpoch("fashion-mnist", args.data_dir, cfg, args.test_limit, args.cutout)
     t0 = time.perf_counter()
     load_avg = os.getloadavg()
     result = resnetlab.train(
