@@ -16,13 +16,15 @@ MIN_NEW_FRAMES = 7
 # The stream key the monitor writes once per sample.
 CLOCK_KEY = "sys/cpu_percent"
 
-# Counts the pictures a page paints: ipympl and WebAgg's mpl.js draw each image that
-# arrives from the kernel / server with one drawImage(<img>) onto a canvas.
+# Counts the pictures a page paints: ipympl draws each image that arrives from the kernel
+# with one drawImage(<img>) onto a canvas, our WebAgg page with one drawImage(<bitmap>).
 COUNT_FRAMES_JS = """
 window.__frames = 0;
 const drawImage = CanvasRenderingContext2D.prototype.drawImage;
 CanvasRenderingContext2D.prototype.drawImage = function (source, ...rest) {
-  if (source instanceof HTMLImageElement) { window.__frames += 1; }
+  if (source instanceof HTMLImageElement || source instanceof ImageBitmap) {
+    window.__frames += 1;
+  }
   return drawImage.call(this, source, ...rest);
 };
 """

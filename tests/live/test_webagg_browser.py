@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -29,28 +30,66 @@ def same_picture(a: str, b: str, max_fraction: float = 0.001) -> bool:
     of the pixels differ. A live frame pastes each legend's kept pixels where a full
     draw (after a reload) draws it again; the two may differ in a pixel column of the
     legend's frame, while a stale or other picture differs in thousands."""
-    import io
-
     import numpy as np
-    from PIL import Image
 
-    x, y = (np.asarray(Image.open(io.BytesIO(_SHOTS[h])).convert("RGB")) for h in (a, b))
+    x, y = _pixels(a), _pixels(b)
     if x.shape != y.shape:
         return False
     return np.any(x != y, axis=2).mean() <= max_fraction
 
 
+def _pixels(digest: str):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(_SHOTS[digest])).convert("RGB"))
+
+
+def _blank(digest: str) -> bool:
+    """Whether a screenshot is one flat colour: the canvas has received no frame yet."""
+    x = _pixels(digest)
+    return bool((x == x[0, 0]).all())
+
+
+def _describe(digest: str) -> str:
+    x = _pixels(digest)
+    return f"{x.shape[1]}x{x.shape[0]} px, {'blank' if _blank(digest) else 'drawn'}"
+
+
 def _settled_shot(page, timeout: float = 15.0) -> str:
-    """A screenshot once two consecutive ones agree (the last frame has arrived)."""
+    """A screenshot once the canvas shows a frame and two consecutive shots agree (the
+    last frame has arrived). A blank canvas (no frame received yet) never counts."""
     deadline = time.time() + timeout
     last = _shot(page)
     while time.time() < deadline:
         time.sleep(0.6)
         now = _shot(page)
-        if now == last:
+        if now == last and not _blank(now):
             return now
         last = now
-    raise AssertionError("the page kept changing although no new metrics arrived")
+    raise AssertionError(
+        f"the page never settled on a drawn picture in {timeout:.0f} s (last: {_describe(last)})"
+    )
+
+
+def _shows(page, expected: str, timeout: float = 30.0) -> str:
+    """The screenshot once the page shows the picture ``expected`` (by hash).
+
+    A reloaded page gets its first frame after its websocket's refresh round trip with
+    the server, which on a loaded machine can take seconds: wait for it, not a time."""
+    deadline = time.time() + timeout
+    while True:
+        now = _shot(page)
+        if same_picture(now, expected):
+            return now
+        if time.time() > deadline:
+            raise AssertionError(
+                f"after {timeout:.0f} s the page shows another picture ({_describe(now)}) "
+                f"than the expected one ({_describe(expected)})"
+            )
+        time.sleep(0.3)
 
 
 def _changed_shot(page, previous: str, timeout: float = 20.0) -> str:
@@ -102,9 +141,7 @@ def test_webagg_page_updates_reloads_and_listens_on_localhost_only(chromium_path
 
                 page.reload(wait_until="load")  # a reload gets the current picture
                 page.wait_for_selector("div.resnetlab-figure canvas", timeout=15_000)
-                time.sleep(1.0)
-                after_reload = _settled_shot(page)
-                assert same_picture(after_reload, second)
+                after_reload = _shows(page, second)  # the current picture, whole
                 assert not same_picture(after_reload, first)  # the check can tell them apart
 
                 _feed(stream, 80, 120)  # and keeps updating after the reload
@@ -115,6 +152,58 @@ def test_webagg_page_updates_reloads_and_listens_on_localhost_only(chromium_path
         dash.close()
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass  # the server is gone after close()
+
+
+def test_a_page_reloaded_while_frames_stream_shows_the_whole_picture(chromium_path, caplog):
+    """Frames come faster than a page decodes them while metrics stream in. A page
+    reloaded then must still build on its full frame: losing it under the diffs that
+    follow leaves only the lines that moved, on a blank canvas, until the next full frame.
+    And the page that went away is no error: writes to its closing socket are dropped."""
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from .frame_counting import COUNT_FRAMES_JS
+
+    stream = MetricStream()
+    dash = Dashboard(["loss", "accuracy"], stream=stream, backend="webagg", draw_budget=0.5)
+    _feed(stream, 0, 20)
+    dash.start(rate_hz=20)
+    logged = [20]
+
+    def produce(stop: threading.Event) -> None:
+        while not stop.is_set():
+            _feed(stream, logged[0], logged[0] + 1)
+            logged[0] += 1
+            stop.wait(0.005)  # pacing of the producer, not a synchronisation
+
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1000, "height": 600})
+                page.add_init_script(COUNT_FRAMES_JS)
+                page.goto(dash.url, wait_until="load")
+                for _ in range(4):
+                    stop = threading.Event()
+                    producer = threading.Thread(target=produce, args=(stop,), daemon=True)
+                    producer.start()
+                    page.reload(wait_until="load")
+                    page.wait_for_function("window.__frames >= 4", timeout=30_000)
+                    stop.set()
+                    producer.join(10)
+                    fresh = browser.new_page(viewport={"width": 1000, "height": 600})
+                    fresh.goto(dash.url, wait_until="load")  # loaded with nothing streaming
+                    expected = _settled_shot(fresh)
+                    fresh.close()
+                    assert not _blank(expected)
+                    _shows(page, expected)
+            finally:
+                browser.close()
+    finally:
+        dash.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
 
 
 def test_webagg_port_in_use_is_a_clear_error():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.request
 
 import pytest
@@ -15,7 +14,7 @@ from suite_support import CHROMIUM_ARGS
 from resnetlab.live import MetricStream, live_dashboard
 
 from .image_checks import assert_whole_image
-from .test_webagg_browser import _changed_shot, _feed, _settled_shot, same_picture
+from .test_webagg_browser import _changed_shot, _feed, _settled_shot, _shows
 
 NOTICE = "#resnetlab-status"
 
@@ -112,8 +111,7 @@ def test_an_open_tab_shows_the_end_of_the_run_and_reloads_the_final_picture(
                 page.wait_for_selector("div.resnetlab-figure canvas", timeout=15_000)
                 assert "finished" in page.locator(NOTICE).inner_text()
                 assert page.locator(NOTICE).is_visible()
-                time.sleep(1.0)
-                assert same_picture(_settled_shot(page), final)  # the final figure, whole
+                _shows(page, final)  # the final figure, whole
 
                 session.close()  # an explicit close: the tab says the server is gone
                 page.wait_for_function(

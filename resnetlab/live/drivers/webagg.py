@@ -39,6 +39,7 @@ PAGE = """<!DOCTYPE html>
   <link rel="stylesheet" href="_static/css/mpl.css" type="text/css">
   <script src="_static/js/mpl_tornado.js"></script>
   <script src="js/mpl.js"></script>
+  <script src="js/frames.js"></script>
   <script>
     function ondownload(figure, format) {
       window.open(figure.id + "/download." + format, "_blank");
@@ -93,6 +94,48 @@ PAGE = """<!DOCTYPE html>
 """
 
 
+# mpl.js loads every frame into one Image and draws it with the image mode current when
+# it has loaded. Frames pushed during training come faster than that: a frame that
+# arrives before the previous one has loaded replaces it, and a diff may be drawn as if
+# full (clearing the canvas). A page opened or reloaded mid-run then loses its full frame
+# under the diffs that follow and shows only the lines that moved, until the next full
+# frame. This draws the frames one after another, each in the mode it was sent with; a
+# full frame makes the ones still waiting before it moot.
+FRAMES_JS = """
+(function () {
+  var handler = mpl.figure.prototype._make_on_message_function;
+  mpl.figure.prototype._make_on_message_function = function (fig) {
+    var others = handler(fig);
+    var waiting = [];
+    var drawing = false;
+    function drawNext() {
+      if (drawing || !waiting.length) return;
+      drawing = true;
+      var frame = waiting.shift();
+      createImageBitmap(frame.png)
+        .then(function (bitmap) {
+          if (frame.mode === "full") {
+            fig.context.clearRect(0, 0, fig.canvas.width, fig.canvas.height);
+          }
+          fig.context.drawImage(bitmap, 0, 0);
+          bitmap.close();
+        })
+        .catch(function (err) { console.error("resnetlab: a frame did not decode", err); })
+        .then(function () { drawing = false; drawNext(); });
+    }
+    return function (evt) {
+      if (!(evt.data instanceof Blob)) return others(evt);
+      if (fig.image_mode === "full") waiting.length = 0;
+      waiting.push({png: evt.data, mode: fig.image_mode});
+      drawNext();
+      fig.updated_canvas_event();
+      fig.waiting = false;
+    };
+  };
+})();
+"""
+
+
 def _page_handlers(driver: WebAggDriver) -> list[tuple[str, type]]:
     """The page, its script and icon, and figure downloads."""
     import tornado.template
@@ -122,6 +165,11 @@ def _page_handlers(driver: WebAggDriver) -> list[tuple[str, type]]:
             self.set_header("Content-Type", "application/javascript")
             self.write(core.FigureManagerWebAgg.get_javascript())
 
+    class FramesJs(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "application/javascript")
+            self.write(FRAMES_JS)
+
     class FavIcon(tornado.web.RequestHandler):
         def get(self) -> None:
             self.set_header("Content-Type", "image/png")
@@ -143,11 +191,18 @@ def _page_handlers(driver: WebAggDriver) -> list[tuple[str, type]]:
 
     return [
         (r"/js/mpl\.js", MplJs),
+        (r"/js/frames\.js", FramesJs),
         (r"/favicon\.ico", FavIcon),
         (r"/([0-9]+)/download\.([a-z0-9]+)", Download),
         (r"/status", Status),
         (r"/?", Index),
     ]
+
+
+def _closed_meanwhile(sent: Any) -> None:
+    """Collect a write's outcome: a page that closed while it was under way is no error."""
+    if not sent.cancelled():
+        sent.exception()
 
 
 def _socket_handler(driver: WebAggDriver) -> type:
@@ -178,15 +233,25 @@ def _socket_handler(driver: WebAggDriver) -> type:
                 self.manager.handle_json(msg)
 
         def send_json(self, content: Any) -> None:
-            self.write_message(json.dumps(content))
+            self._send(json.dumps(content))
 
         def send_binary(self, blob: bytes) -> None:
             if self.supports_binary:
-                self.write_message(blob, binary=True)
+                self._send(blob, binary=True)
             else:
                 import base64
 
-                self.write_message("data:image/png;base64," + base64.b64encode(blob).decode())
+                self._send("data:image/png;base64," + base64.b64encode(blob).decode())
+
+        def _send(self, message: str | bytes, binary: bool = False) -> None:
+            # A page that went away (reload, closed tab) is dropped by on_close; until
+            # then a write to it must not raise: matplotlib sends each frame to every
+            # socket in turn, and the pages after it would miss the frame.
+            try:
+                sent = self.write_message(message, binary=binary)
+            except tornado.websocket.WebSocketClosedError:
+                return
+            sent.add_done_callback(_closed_meanwhile)
 
     return WebSocket
 
