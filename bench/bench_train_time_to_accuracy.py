@@ -20,13 +20,12 @@ a result taken on a loaded machine can be rescaled.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import time
-from typing import Any
 
 import resnetlab
 from resnetlab.data import Augment, TensorLoader, channel_stats, load, split_validation
+from resnetlab.training.cli import parse_model_option
 from resnetlab.training.config import TrainConfig
 from resnetlab.training.recipe import RECIPE_EPOCHS, RECIPE_MODELS, default_config
 
@@ -87,18 +86,6 @@ class TestEveryEpoch:
         )
 
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["stem_channels=48", "stack_channels=(48,96,192)"]`` -> a dict of Python values."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, text = pair.partition("=")
-        try:
-            out[key.strip()] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = text
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int)
@@ -151,7 +138,7 @@ def main() -> None:
         config=cfg,
         data_dir=args.data_dir,
         callbacks=[cb],
-        model_overrides=_overrides(args.overrides),
+        model_overrides=dict(parse_model_option(o) for o in args.overrides),
         device=cfg.device,
         compile=cfg.compile,
         train_limit=args.train_limit,

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import resnetlab  # noqa: E402
 from resnetlab.models.presets import create_model  # noqa: E402
+from resnetlab.training.cli import parse_model_option  # noqa: E402
 
 BENCH = ROOT / "bench" / "bench_train_time_to_accuracy.py"
 STEPS_PER_EPOCH = 215  # 55,000 training images (60,000 minus validation) / batch 256
@@ -55,12 +56,6 @@ CANDIDATES: dict[str, tuple[list[str], int]] = {
         80,
     ),
 }
-
-
-def overrides(pairs: list[str]) -> dict:
-    import ast
-
-    return {k: ast.literal_eval(v) for k, _, v in (p.partition("=") for p in pairs)}
 
 
 class CudaPathProbe:
@@ -108,7 +103,12 @@ class CudaPathProbe:
 
 def step_time(pairs: list[str], device: str, steps: int) -> float:
     """Seconds per training step (batch 256, bf16 autocast, channels_last), eager."""
-    model = create_model("resnetv2-mini-w48", in_channels=1, image_size=28, **overrides(pairs))
+    model = create_model(
+        "resnetv2-mini-w48",
+        in_channels=1,
+        image_size=28,
+        **dict(parse_model_option(o) for o in pairs),
+    )
     model = model.to(device, memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     x = torch.randn(256, 1, 28, 28, device=device).to(memory_format=torch.channels_last)

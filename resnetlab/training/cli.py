@@ -21,7 +21,9 @@ DEFAULT_MODEL_NAME = (
 )
 
 
-def _kv(text: str) -> tuple[str, Any]:
+def parse_model_option(text: str) -> tuple[str, Any]:
+    """One ``-O FIELD=VALUE``: ``"stack_channels=(48,96,192)"`` -> ``("stack_channels", (48, 96, 192))``
+    (Python literals; yes/no words as booleans; a bare word stays a string)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE, e.g. dropout=0.1")
     from resnetlab.models.cli import BOOL_WORDS
@@ -72,7 +74,7 @@ def register(subparsers: Any) -> None:
         "--model-option",
         dest="model_option",
         action="append",
-        type=_kv,
+        type=parse_model_option,
         default=[],
         metavar="FIELD=VALUE",
         help="model config override, e.g. --set dropout=0.1 (repeatable; -O is the same)",
